@@ -1,0 +1,1 @@
+"""Scenario actions: steps that change the world (HTTP calls, commands)."""

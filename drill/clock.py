@@ -1,0 +1,90 @@
+"""The only clock: monotonic nanoseconds for arithmetic, UTC for display.
+
+UTC timestamps are derived from one (wall, monotonic) anchor taken at start-up, so a
+wall-clock step during a drill can never distort a measured duration or reorder events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the runner needs of time; tests inject a FakeClock."""
+
+    def monotonic_ns(self) -> int: ...
+
+    def utc_at(self, mono_ns: int) -> datetime: ...
+
+    async def sleep_until(self, mono_ns: int) -> None: ...
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with millisecond precision and an explicit offset."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp written by utc_iso (or any offset-aware one)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text!r}")
+    return moment.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class SystemClock:
+    """Real time: monotonic for durations, one anchored wall reading for UTC."""
+
+    anchor_wall_ns: int = 0
+    anchor_mono_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.anchor_mono_ns:
+            self.anchor_mono_ns = time.monotonic_ns()
+            self.anchor_wall_ns = time.time_ns()
+
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def utc_at(self, mono_ns: int) -> datetime:
+        wall_ns = self.anchor_wall_ns + (mono_ns - self.anchor_mono_ns)
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=wall_ns // 1000)
+
+    def utc_now(self) -> datetime:
+        return self.utc_at(self.monotonic_ns())
+
+    async def sleep_until(self, mono_ns: int) -> None:
+        delay = (mono_ns - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass(slots=True)
+class FakeClock:
+    """A clock tests move by hand; sleep_until advances it instead of waiting."""
+
+    now_ns: int = 1_000_000_000
+    epoch: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def monotonic_ns(self) -> int:
+        return self.now_ns
+
+    def utc_at(self, mono_ns: int) -> datetime:
+        return self.epoch + timedelta(microseconds=mono_ns // 1000)
+
+    def advance(self, delta_ns: int) -> None:
+        self.now_ns += delta_ns
+
+    async def sleep_until(self, mono_ns: int) -> None:
+        self.now_ns = max(self.now_ns, mono_ns)
+        await asyncio.sleep(0)
+
+
+def wall_now() -> datetime:
+    """The current UTC time, for stamps outside a run (report signing time, key files)."""
+    return datetime.now(UTC)

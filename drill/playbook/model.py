@@ -1,0 +1,263 @@
+"""The playbook as typed, frozen data: what the loader produces and every later stage reads.
+
+Durations are exact integer milliseconds (`*_ms`). Strings may hold secret references
+(`${env:NAME}`, `${file:path}`); they stay references here and are resolved only by the runner.
+Probe, action and notifier parameters stay plain JSON-like mappings (`params`) because their
+typed spec is built by the kind's own module, after secrets are resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+TestType = Literal["tabletop", "functional", "full-scale", "switchover"]
+State = Literal["up", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """1-based line and column of a node in the source file (0 when built in code)."""
+
+    line: int = 0
+    col: int = 0
+
+
+NOWHERE = Pos()
+
+
+def _pos() -> Any:
+    return field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    name: str
+    role: str  # drill-lead | decision-maker | independent-observer | operator | participant
+    contact: str = ""
+    organisation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ThirdParty:
+    name: str
+    role: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What an auditor asks of every exercise (NIST SP 800-84, ISO 22301 §8.5, DORA art. 11-12)."""
+
+    name: str
+    owner: str
+    description: str = ""
+    version: str = ""
+    quarter: str = ""
+    test_type: TestType = "functional"
+    objectives: tuple[str, ...] = ()
+    success_criteria: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
+    exclusions: tuple[str, ...] = ()
+    third_parties: tuple[ThirdParty, ...] = ()
+    participants: tuple[Participant, ...] = ()
+    business_impact_ref: str = ""
+    previous_drill: str = ""  # ISO date, YYYY-MM-DD
+    planned_start: str = ""  # ISO 8601 with offset
+    planned_duration_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Run-wide defaults and policy."""
+
+    interval_ms: int = 1000
+    timeout_ms: int = 1000
+    fall: int = 2
+    rise: int = 2
+    pass_tiers: tuple[str, ...] = ()  # empty: the first two tiers decide the verdict
+    max_duration_ms: int = 0  # 0: no limit beyond the steps' own
+    page_on: Literal["declare", "asset-down", "never"] = "declare"
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    name: str
+    rank: int  # 0 = recovers first (the tier's position in the list)
+    rto_ms: int
+    rpo_ms: int | None = None
+    description: str = ""
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    name: str
+    via: str  # a notifier kind: webhook | slack | dingtalk | pagerduty | email
+    ack_within_ms: int
+    params: Mapping[str, Any] = field(default_factory=dict)  # url, to, secret, routing_key ...
+    role: str = ""
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChain:
+    name: str
+    contacts: tuple[Contact, ...]
+    respond_within_ms: int | None = None  # the chain's overall target (e.g. 15m P1 response)
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One check of one aspect of an asset, run every interval_ms with a timeout_ms."""
+
+    name: str
+    kind: str  # a registered probe kind: http | tcp | dns | command | redis | postgres ...
+    params: Mapping[str, Any]
+    interval_ms: int
+    timeout_ms: int
+    fall: int
+    rise: int
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    id: str
+    tier: str
+    probes: tuple[Probe, ...]
+    owner: str = ""
+    description: str = ""
+    depends_on: tuple[str, ...] = ()
+    contact_chain: str = ""
+    rto_ms: int | None = None  # overrides the tier's
+    rpo_ms: int | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    attempts: int = 1
+    wait_ms: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    kind: str  # a registered action kind: http | command
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkStep:
+    name: str
+    mark: str
+    inject: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionStep:
+    name: str
+    action: Action
+    timeout_ms: int = 60_000
+    retry: Retry = Retry()
+    inject: bool = False  # completion of this step is t_inject
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class WaitFor:
+    state: State
+    within_ms: int
+    asset: str = ""
+    tier: str = ""
+    all_assets: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WaitForStep:
+    name: str
+    wait_for: WaitFor
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class PauseStep:
+    name: str
+    pause_ms: int
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class ManualStep:
+    name: str
+    prompt: str
+    timeout_ms: int | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelStep:
+    name: str
+    steps: tuple[Step, ...]
+    pos: Pos = _pos()
+
+
+Step = MarkStep | ActionStep | WaitForStep | PauseStep | ManualStep | ParallelStep
+
+
+def step_kind(step: Step) -> str:
+    """The YAML key that made this step: mark, action, wait_for, pause, manual, parallel."""
+    return {
+        MarkStep: "mark",
+        ActionStep: "action",
+        WaitForStep: "wait_for",
+        PauseStep: "pause",
+        ManualStep: "manual",
+        ParallelStep: "parallel",
+    }[type(step)]
+
+
+@dataclass(frozen=True, slots=True)
+class StopCondition:
+    """Abort the drill when an asset (or any asset of a tier) stays down for down_for_ms."""
+
+    name: str
+    down_for_ms: int
+    asset: str = ""
+    tier: str = ""
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class Playbook:
+    metadata: Metadata
+    tiers: tuple[Tier, ...]
+    assets: tuple[Asset, ...]
+    scenario: tuple[Step, ...]
+    settings: Settings = Settings()
+    chains: tuple[ContactChain, ...] = ()
+    stop_conditions: tuple[StopCondition, ...] = ()
+    rollback: tuple[Step, ...] = ()
+    source: str = ""  # the file it came from
+    sha256: str = ""  # of the file's bytes
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # raw, secrets unresolved
+
+    def tier(self, name: str) -> Tier:
+        return next(t for t in self.tiers if t.name == name)
+
+    def asset(self, asset_id: str) -> Asset:
+        return next(a for a in self.assets if a.id == asset_id)
+
+    def chain(self, name: str) -> ContactChain:
+        return next(c for c in self.chains if c.name == name)
+
+    def rto_ms(self, asset: Asset) -> int:
+        return asset.rto_ms if asset.rto_ms is not None else self.tier(asset.tier).rto_ms
+
+    def rpo_ms(self, asset: Asset) -> int | None:
+        return asset.rpo_ms if asset.rpo_ms is not None else self.tier(asset.tier).rpo_ms
+
+    def pass_tiers(self) -> tuple[str, ...]:
+        return self.settings.pass_tiers or tuple(t.name for t in self.tiers[:2])

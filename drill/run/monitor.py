@@ -1,0 +1,127 @@
+"""Per-asset up/down state from probe observations, with fall/rise hysteresis (DESIGN §2).
+
+A transition's instant is the start of the first probe of the streak that caused it; the lower
+bound of its uncertainty window is the start of the probe before that streak. The monitor is
+pure logic: it returns the events to journal and never touches a clock or a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from drill import events as ev
+from drill.events import EventDraft
+from drill.playbook.model import Asset
+from drill.probes.base import Observation
+
+State = Literal["up", "down"]
+
+
+@dataclass(slots=True)
+class ProbeTrack:
+    """The current streak of one probe."""
+
+    fall: int
+    rise: int
+    state: State | None = None
+    streak_ok: bool | None = None
+    streak_len: int = 0
+    streak_start_ns: int = 0
+    before_streak_ns: int = 0  # start of the probe before the streak: the uncertainty's lower bound
+    last_start_ns: int = 0
+
+    def observe(self, ok: bool, started_ns: int) -> bool:
+        """Count one result; True when this probe's state changed."""
+        if ok is not self.streak_ok:
+            self.streak_ok, self.streak_len = ok, 0
+            self.streak_start_ns, self.before_streak_ns = started_ns, self.last_start_ns
+        self.streak_len += 1
+        self.last_start_ns = started_ns
+        wanted: State = "up" if ok else "down"
+        needed = self.rise if ok else self.fall
+        if self.state != wanted and self.streak_len >= needed:
+            self.state = wanted
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class AssetTrack:
+    asset: str
+    probes: dict[str, ProbeTrack]
+    state: State | None = None
+    since_ns: int = 0
+    last_latency_us: int = 0
+    total: int = 0
+    ok: int = 0
+
+    def combined(self) -> State | None:
+        """Down if any probe is down; up only when every probe is up."""
+        states = [p.state for p in self.probes.values()]
+        if "down" in states:
+            return "down"
+        return "up" if all(s == "up" for s in states) else None
+
+
+@dataclass(slots=True)
+class Monitor:
+    """Turns observations into probe.observed and asset.state events."""
+
+    assets: dict[str, AssetTrack] = field(default_factory=dict)
+
+    @classmethod
+    def for_assets(cls, assets: Iterable[Asset]) -> Monitor:
+        return cls(
+            {
+                a.id: AssetTrack(a.id, {p.name: ProbeTrack(fall=p.fall, rise=p.rise) for p in a.probes})
+                for a in assets
+            }
+        )
+
+    def state(self, asset: str) -> State | None:
+        return self.assets[asset].state
+
+    def down_since_ns(self, asset: str) -> int | None:
+        track = self.assets[asset]
+        return track.since_ns if track.state == "down" else None
+
+    def observe(
+        self, asset: str, probe: str, obs: Observation, started_ns: int, scheduled_ns: int, tick: int
+    ) -> list[EventDraft]:
+        track = self.assets[asset]
+        probe_track = track.probes[probe]
+        track.total += 1
+        track.ok += obs.ok
+        track.last_latency_us = obs.latency_us
+        data = {
+            "probe": probe,
+            "ok": obs.ok,
+            "latency_us": obs.latency_us,
+            "tick": tick,
+            "scheduled_mono_ns": scheduled_ns,
+            "jitter_us": (started_ns - scheduled_ns) // 1000,
+        }
+        if not obs.ok:
+            data["reason"] = obs.reason
+        out = [EventDraft(ev.PROBE_OBSERVED, started_ns, data, asset)]
+        if probe_track.observe(obs.ok, started_ns):
+            out.extend(self._asset_transition(track, probe, probe_track))
+        return out
+
+    def _asset_transition(self, track: AssetTrack, probe: str, cause: ProbeTrack) -> list[EventDraft]:
+        new = track.combined()
+        if new is None or new == track.state:
+            return []
+        initial = track.state is None
+        track.state, track.since_ns = new, cause.streak_start_ns
+        data = {
+            "state": new,
+            "at_mono_ns": cause.streak_start_ns,
+            "lower_mono_ns": cause.before_streak_ns or cause.streak_start_ns,
+            "probe": probe,
+            "streak": cause.streak_len,
+            "initial": initial,
+        }
+        return [EventDraft(ev.ASSET_STATE, cause.streak_start_ns, data, track.asset)]

@@ -1,0 +1,84 @@
+"""Secret references (`${env:NAME}`, `${file:path}`): resolved only when a drill runs, then redacted.
+
+A Secrets object remembers every value it resolved so that every sink (journal, logs, results,
+errors, notifications) can scrub them with `redact`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drill.errors import SecretUnresolved
+
+REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
+REDACTED = "«redacted»"
+
+
+def has_reference(value: str) -> bool:
+    return REFERENCE.search(value) is not None
+
+
+@dataclass
+class Secrets:
+    """Resolves references against an environment and a base folder, and redacts what it resolved."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    base_dir: Path = field(default_factory=Path.cwd)
+    values: set[str] = field(default_factory=set)
+
+    def resolve_text(self, text: str, where: str = "") -> str:
+        def one(match: re.Match[str]) -> str:
+            source, name = match.group(1), match.group(2).strip()
+            value = self._lookup(source, name, where)
+            if value:
+                self.values.add(value)
+            return value
+
+        return REFERENCE.sub(one, text)
+
+    def resolve(self, value: Any, where: str = "") -> Any:
+        """A copy of a JSON-like value with every reference in every string resolved."""
+        if isinstance(value, str):
+            return self.resolve_text(value, where)
+        if isinstance(value, Mapping):
+            return {k: self.resolve(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.resolve(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def redact(self, value: Any) -> Any:
+        """A copy of a JSON-like value with every resolved secret replaced by a marker."""
+        if not self.values:
+            return value
+        if isinstance(value, str):
+            for secret in sorted(self.values, key=len, reverse=True):
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, Mapping):
+            return {k: self.redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact(v) for v in value]
+        return value
+
+    def _lookup(self, source: str, name: str, where: str) -> str:
+        at = f" (at {where})" if where else ""
+        if source == "env":
+            if name not in self.env:
+                raise SecretUnresolved(
+                    f"environment variable {name} is not set{at}", hint=f"export {name}=... before the run"
+                )
+            return self.env[name]
+        path = Path(name).expanduser()
+        path = path if path.is_absolute() else self.base_dir / path
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretUnresolved(
+                f"cannot read secret file {name}{at}: {exc.strerror or exc}",
+                hint="the path is relative to the playbook's folder",
+            ) from None

@@ -1,0 +1,74 @@
+"""Shared fixtures: real servers on 127.0.0.1 port 0, stopped by the test that started them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+def require_binary(name: str) -> str:
+    """Path of a server binary; skip (or fail under DRILL_REQUIRE_INTEGRATION=1) when it is absent."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install it, or see .ci/run)"
+        if os.environ.get("DRILL_REQUIRE_INTEGRATION") == "1":
+            pytest.fail(message + "; DRILL_REQUIRE_INTEGRATION=1 forbids skipping")
+        pytest.skip(message)
+    return path
+
+
+class SwitchableHandler(BaseHTTPRequestHandler):
+    """Answers every request with the server's current status; records each request's path."""
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self._answer()
+
+    def _answer(self) -> None:
+        server: SwitchableServer = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.requests.append(self.path)
+            status = server.statuses.pop(0) if server.statuses else server.status
+        body = b"ok\n" if status < 400 else b"failing\n"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class SwitchableServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), SwitchableHandler)
+        self.lock = threading.Lock()
+        self.status = 200
+        self.statuses: list[int] = []  # answered first, one per request
+        self.requests: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+
+@pytest.fixture
+def http_server() -> Iterator[SwitchableServer]:
+    server = SwitchableServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
