@@ -295,6 +295,8 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, dict[str, Any]
     rto = max(0, _ms(up[1] - inject_mono)) if down and up else (0 if fold.inject and not down else None)
     ack = _asset_ack(info, chains)
     reasons = _asset_reasons(fold, line, down is not None, up is not None, rto, ack)
+    if fold.inject and _state_before(line, inject_seq) == "down":
+        reasons.insert(0, "was already down before the failure was injected")
     verdict = "not-measured" if line.total == 0 else ("fail" if reasons else "pass")
     evidence = [x[3] for x in (down, up) if x] + ([fold.inject[2]] if fold.inject else [])
     return {
@@ -323,6 +325,12 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, dict[str, Any]
         "reasons": reasons,
         "evidence_seqs": sorted(evidence),
     }
+
+
+def _state_before(line: _Timeline, seq: int) -> str | None:
+    """The asset's state as journalled before the injection event."""
+    before = [state for state, _, _, event_seq in line.states if event_seq < seq]
+    return before[-1] if before else None
 
 
 def _asset_reasons(

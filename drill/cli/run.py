@@ -1,0 +1,82 @@
+"""`drill run`: run a playbook against real systems and write the evidence folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
+from drill.log import configure_logging
+from drill.playbook.validate import load_playbook
+from drill.report.evidence import write_evidence
+from drill.run.dryrun import check_readiness
+from drill.run.runner import RunOptions, operator_identity, run_drill
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    """The end-of-run table: one line per asset, then the verdict."""
+    click.echo(f"\n{'asset':<28} {'tier':<10} {'detect':>9} {'switch':>9} {'RTO':>9} {'target':>9}  verdict")
+    for a in results["assets"]:
+        cells = [_ms(a["detection_ms"]), _ms(a["switchover_ms"]), _ms(a["rto_ms"]), _ms(a["targets"]["rto_ms"])]
+        click.echo(f"{a['id']:<28} {a['tier']:<10} " + " ".join(f"{c:>9}" for c in cells) + f"  {a['verdict']}")
+        for reason in a["reasons"]:
+            click.echo(f"{'':<40}↳ {reason}")
+    click.echo(f"\nverdict: {results['verdict'].upper()}" + (f" ({results['reason']})" if results["reason"] else ""))
+
+
+def _ms(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1000:.2f}s"
+
+
+@click.command("run")
+@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--auto-confirm", is_flag=True, help="Confirm manual steps automatically (recorded as such).")
+@click.option("--dry-run", is_flag=True, help="Readiness check: resolve secrets, probe each asset once, run no action.")
+@click.option("--rollback", type=click.Choice(["on-failure", "always", "never"]), default="on-failure", show_default=True)
+@click.option("--log-format", type=click.Choice(["auto", "console", "json"]), default="auto", show_default=True)
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), help="OpenSSH Ed25519 key to sign the report.")
+@click.option("--signer", default="operator", show_default=True, help="Principal name of the signer.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+def run_cmd(
+    playbook: Path,
+    runs_dir: Path,
+    auto_confirm: bool,
+    dry_run: bool,
+    rollback: str,
+    log_format: str,
+    sign_key: Path | None,
+    signer: str,
+    passphrase_file: Path | None,
+) -> None:
+    """Run PLAYBOOK; exit 0 all targets met, 1 a target missed, 3 aborted, 2 bad input."""
+    loaded = load_playbook(playbook)
+    configure_logging(log_format)
+    if dry_run:
+        report = asyncio.run(check_readiness(loaded))
+        for line in report.lines():
+            click.echo(line)
+        sys.exit(0 if report.ready else 1)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    live = interactive and log_format == "auto"
+    who = operator_identity()
+    options = RunOptions(runs_dir=runs_dir, auto_confirm=auto_confirm, interactive=interactive, rollback=rollback, operator=who)
+    display = LiveDisplay(loaded) if live else None
+    prompter = None if auto_confirm else TerminalPrompter(who, display)
+    sinks = [display] if display is not None else [LogSink()]
+    with display if display is not None else contextlib.nullcontext():
+        outcome = asyncio.run(
+            run_drill(loaded, options, prompter=prompter, sinks=sinks, install_signal_handlers=True)
+        )
+    print_summary(outcome.results)
+    passphrase = passphrase_file.read_text().strip() if passphrase_file else None
+    evidence = write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
+    click.echo(f"\nevidence: {outcome.run_dir}")
+    for path in evidence:
+        click.echo(f"  {path.name}")
+    sys.exit(outcome.exit_code)

@@ -1,0 +1,100 @@
+"""`drill run --dry-run`: a readiness check. Resolve every secret, probe every asset once, run no action."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drill.actions.registry import ACTION_KINDS
+from drill.clock import Clock, SystemClock
+from drill.errors import SecretUnresolved
+from drill.playbook.model import ActionStep, ParallelStep, Playbook, Step
+from drill.probes.pool import HttpPool
+from drill.probes.registry import PROBE_KINDS
+from drill.run.scheduler import LiveProbeContext, ScheduledProbe, run_probe_once
+from drill.secrets import Secrets
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    what: str  # "probe api/health", "secret in step 'fail over'"
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    checks: tuple[Check, ...]
+
+    @property
+    def ready(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def lines(self) -> list[str]:
+        out = [f"{'ok ' if c.ok else 'NOT READY'} {c.what}" + (f": {c.reason}" if c.reason else "") for c in self.checks]
+        bad = sum(not c.ok for c in self.checks)
+        out.append("ready: every secret resolves and every asset answers" if not bad else f"not ready: {bad} problem(s)")
+        return out
+
+
+def _steps(steps: Iterable[Step]) -> Iterable[Step]:
+    for step in steps:
+        yield step
+        if isinstance(step, ParallelStep):
+            yield from _steps(step.steps)
+
+
+def _resolve(secrets: Secrets, what: str, params: Mapping[str, Any]) -> tuple[Check | None, Any]:
+    try:
+        return None, secrets.resolve(dict(params), what)
+    except SecretUnresolved as exc:
+        return Check(what, False, exc.message), None
+
+
+async def check_readiness(playbook: Playbook, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> Readiness:
+    """Every problem found, none raised: the operator fixes them all before the real run."""
+    clock = clock or SystemClock()
+    secrets = Secrets(env=dict(env if env is not None else os.environ), base_dir=Path(playbook.source).parent)
+    checks: list[Check] = []
+    probes: list[ScheduledProbe] = []
+    for asset in playbook.assets:
+        for probe in asset.probes:
+            problem, params = _resolve(secrets, f"probe {asset.id}/{probe.name}", probe.params)
+            if problem:
+                checks.append(problem)
+            else:
+                kind = PROBE_KINDS[probe.kind]
+                probes.append(ScheduledProbe(asset.id, probe, kind, kind.parse(params)))
+    for step in _steps((*playbook.scenario, *playbook.rollback)):
+        if isinstance(step, ActionStep):
+            problem, params = _resolve(secrets, f"action in step '{step.name}'", step.action.params)
+            if params is not None:
+                ACTION_KINDS[step.action.kind].parse(params)
+            checks.extend([problem] if problem else [])
+    for chain in playbook.chains:
+        for contact in chain.contacts:
+            problem, _ = _resolve(secrets, f"contact {chain.name}/{contact.name}", contact.params)
+            checks.extend([problem] if problem else [])
+    checks.extend(await _probe_all(probes, clock))
+    return Readiness(tuple(_redact(c, secrets) for c in checks))
+
+
+def _redact(check: Check, secrets: Secrets) -> Check:
+    return Check(check.what, check.ok, str(secrets.redact(check.reason)))
+
+
+async def _probe_all(probes: list[ScheduledProbe], clock: Clock) -> list[Check]:
+    pool = HttpPool()
+    try:
+        async def one(p: ScheduledProbe) -> Check:
+            ctx = LiveProbeContext.for_probe(p, pool, clock, lambda draft: None)
+            obs = await run_probe_once(p, ctx, clock)
+            return Check(f"probe {p.asset}/{p.probe.name}", obs.ok, obs.reason)
+
+        return list(await asyncio.gather(*(one(p) for p in probes)))
+    finally:
+        await pool.aclose()
