@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drill import events as ev
-from drill.clock import parse_utc
 from drill.events import Event
 from drill.playbook.durations import parse_duration_ms
 
@@ -207,11 +206,13 @@ def _page_sent(fold: _Fold, e: Event) -> None:
         "contact": d.get("contact", ""),
         "via": d.get("via", ""),
         "assets": list(d.get("assets") or []),
+        "chains": list(d.get("chains") or [d.get("chain", "")]),
         "sent_utc": e.utc,
         "ok": bool(d.get("ok")),
         "reason": d.get("reason", ""),
         "acked_utc": None,
         "ack_ms": None,
+        "by": "",
         "ack_within_ms": int(d.get("ack_within_ms", 0)),
         "met": None,
     }
@@ -221,7 +222,8 @@ def _page_acked(fold: _Fold, e: Event) -> None:
     page = fold.pages.get(str(e.data.get("page_id")))
     if page is not None:
         ack_ms = int(e.data.get("ack_ms", 0))
-        page.update(acked_utc=e.utc, ack_ms=ack_ms, met=ack_ms <= page["ack_within_ms"])
+        page.update(acked_utc=e.utc, ack_ms=ack_ms, met=ack_ms <= page["ack_within_ms"], by=e.data.get("by", ""))
+        page["since_trigger_ms"] = int(e.data.get("since_trigger_ms", ack_ms))
 
 
 def _exhausted(fold: _Fold, e: Event) -> None:
@@ -359,10 +361,9 @@ def _chains(fold: _Fold) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, raw in declared.items():
         within = raw.get("respond_within")
-        pages = [p for p in fold.pages.values() if p["chain"] == name]
-        acks = [p["ack_ms"] for p in pages if p["ack_ms"] is not None]
+        pages = [p for p in fold.pages.values() if name in p["chains"]]
         first_sent = min((p["sent_utc"] for p in pages), default=None)
-        first_ack = _chain_ack_ms(fold, name) if acks else None
+        first_ack = min((p["since_trigger_ms"] for p in pages if p["ack_ms"] is not None), default=None)
         target = parse_duration_ms(within) if within else None
         out[name] = {
             "name": name,
@@ -373,16 +374,6 @@ def _chains(fold: _Fold) -> dict[str, dict[str, Any]]:
             "paged": first_sent is not None,
         }
     return out
-
-
-def _chain_ack_ms(fold: _Fold, chain: str) -> int | None:
-    """Time from the chain's first page to its first acknowledgement (escalation included)."""
-    pages = [p for p in fold.pages.values() if p["chain"] == chain]
-    return min((p["ack_ms"] + _offset_ms(pages[0], p) for p in pages if p["ack_ms"] is not None), default=None)
-
-
-def _offset_ms(first: dict[str, Any], page: dict[str, Any]) -> int:
-    return int((parse_utc(page["sent_utc"]) - parse_utc(first["sent_utc"])).total_seconds() * 1000)
 
 
 def _asset_ack(info: AssetInfo, chains: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -491,7 +482,7 @@ def _assemble(fold: _Fold, journal_head: str) -> dict[str, Any]:
         "steps": steps,
         "stops": fold.stops,
         "rollback": {"ran": fold.rollback_ran, "status": fold.rollback_status if fold.rollback_ran else "not-run"},
-        "pages": list(fold.pages.values()),
+        "pages": [{k: v for k, v in p.items() if k != "since_trigger_ms"} for p in fold.pages.values()],
         "chains": [{k: v for k, v in c.items() if k != "paged"} for c in chains.values()],
         "events": fold.count,
         "journal_head": journal_head,

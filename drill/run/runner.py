@@ -35,7 +35,9 @@ from drill.probes.pool import HttpPool
 from drill.probes.registry import PROBE_KINDS
 from drill.results import fold_results
 from drill.run.journal import JournalSummary, JournalWriter, read_events, verify_journal
+from drill.notify.escalation import check_contacts
 from drill.run.monitor import Monitor
+from drill.run.paging import Paging, emitter
 from drill.run.scenario import Answer, Changes, OperatorAbort, Prompter, ScenarioRunner
 from drill.run.scheduler import LiveProbeContext, ScheduledProbe, run_probe_loops
 from drill.secrets import Secrets
@@ -114,9 +116,7 @@ def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
     for step in _walk((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):
             ACTION_KINDS[step.action.kind].parse(secrets.resolve(dict(step.action.params), f"step '{step.name}'"))
-    for chain in playbook.chains:
-        for contact in chain.contacts:
-            secrets.resolve(dict(contact.params), f"contacts.{chain.name}.{contact.name}")
+    check_contacts(playbook.chains, secrets)
     return Prepared(tuple(scheduled))
 
 
@@ -139,12 +139,13 @@ class _Run:
     prepared: Prepared
     journal: JournalWriter
     prompter: Prompter
-    sinks: Sequence[Sink]
+    sinks: list[Sink]
     monitor: Monitor = field(init=False)
     changes: Changes = field(default_factory=Changes)
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str = ""
     signals: int = 0
+    paging: Paging | None = None
 
     def __post_init__(self) -> None:
         self.monitor = Monitor.for_assets(self.playbook.assets)
@@ -220,6 +221,8 @@ class _Run:
                 status, reason = await self._scenario_until_stopped(scenario)
                 if self._wants_rollback(status):
                     await self._rollback(scenario, reason)
+                if self.paging is not None:
+                    await self.paging.drain()
                 await self._finish_probes(contexts)
                 stop_probes.set()
         finally:
@@ -334,11 +337,14 @@ async def run_drill(
     run_dir.mkdir(parents=True, exist_ok=False)
     journal_path = run_dir / "journal.jsonl"
     with JournalWriter.create(journal_path, clock, redact=secrets.redact) as journal:
-        run = _Run(playbook, options, clock, secrets, prepared, journal, prompter or AutoConfirm(who), sinks)
+        run = _Run(playbook, options, clock, secrets, prepared, journal, prompter or AutoConfirm(who), list(sinks))
+        run.paging = Paging(playbook, secrets, clock, emitter(run.emit), run_id=run_id, run_dir=run_dir)
+        run.sinks.append(run.paging.sink)
         run.emit_now(ev.RUN_STARTED, _started_data(playbook, options, run_id, clock))
         _install_signals(run, install_signal_handlers)
         try:
-            status = await run.main()
+            async with run.paging:
+                status = await run.main()
         finally:
             _remove_signals(install_signal_handlers)
     summary = verify_journal(journal_path)

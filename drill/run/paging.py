@@ -1,0 +1,115 @@
+"""Contact chains during a run: page when the disaster is declared (or an asset goes down),
+serve acknowledgements, and wait for the chains to answer before the run ends.
+
+It is a sink like the live display: it reacts to journal events and never drives the scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from drill import events as ev
+from drill.clock import Clock
+from drill.events import Event, EventDraft
+from drill.notify.ack import ACK_URL_FILE, AckDesk, AckServer, Emit
+from drill.notify.base import NotifyContext, RetryPolicy, warm_up
+from drill.notify.escalation import PageAbout, affected_chains, escalate
+from drill.playbook.model import Playbook
+from drill.secrets import Secrets
+
+
+class Paging:
+    """Pages each affected chain once per run; an async context manager around the run."""
+
+    def __init__(
+        self,
+        playbook: Playbook,
+        secrets: Secrets,
+        clock: Clock,
+        emit: Emit,
+        *,
+        run_id: str,
+        run_dir: Path,
+        ack_host: str = "127.0.0.1",
+        ack_port: int = 0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.playbook, self.secrets, self.clock, self.emit = playbook, secrets, clock, emit
+        self.run_id, self.run_dir = run_id, run_dir
+        self.retry = retry or RetryPolicy()
+        self.enabled = bool(playbook.chains) and playbook.settings.page_on != "never"
+        self.desk = AckDesk(clock, emit)
+        self.server = AckServer(self.desk, ack_host, ack_port)
+        self.paged: set[str] = set()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.injected = False
+
+    async def __aenter__(self) -> Paging:
+        if self.enabled:
+            await warm_up()
+            await self.server.start()
+            self.server.write_url_file(self.run_dir)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.enabled:
+            self.desk.close()
+            await self.server.close()
+            (self.run_dir / ACK_URL_FILE).unlink(missing_ok=True)  # no stale endpoint for `drill ack`
+
+    def sink(self, event: Event) -> None:
+        """React to the journal: the declared disaster, or an asset going down after it."""
+        if not self.enabled:
+            return
+        policy = self.playbook.settings.page_on
+        if event.type == ev.INJECTED:
+            self.injected = True
+            if policy == "declare":
+                self._page([a.id for a in self.playbook.assets], event.mono_ns)
+        elif event.type == ev.ASSET_STATE and policy == "asset-down" and self.injected and event.data["state"] == "down":
+            self._page([event.asset or ""], int(event.data.get("at_mono_ns", event.mono_ns)))
+
+    def _page(self, asset_ids: list[str], trigger_ns: int) -> None:
+        affected = [a for a in affected_chains(self.playbook, asset_ids) if a.chain.name not in self.paged]
+        if not affected:
+            return
+        self.paged.update(a.chain.name for a in affected)
+        ctx = NotifyContext(clock=self.clock, retry=self.retry, redact=lambda text: str(self.secrets.redact(text)))
+        coro = escalate(
+            affected,
+            trigger_mono_ns=trigger_ns,
+            about=PageAbout(drill=self.playbook.metadata.name, run_id=self.run_id),
+            desk=self.desk,
+            ctx=ctx,
+            emit=self.emit,
+            secrets=self.secrets,
+        )
+        self.tasks.append(asyncio.get_running_loop().create_task(coro, name="escalation"))
+
+    async def drain(self) -> None:
+        """Let running escalations finish: each ends by itself when acked or exhausted."""
+        pending = [t for t in self.tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self._bound_s())
+
+    def _bound_s(self) -> float:
+        per_contact = self.retry.deadline_ms
+        chains = [c for c in self.playbook.chains if c.name in self.paged]
+        return max((sum(x.ack_within_ms + per_contact for x in c.contacts) for c in chains), default=0) / 1000 + 1
+
+
+def emitter(emit: Any) -> Emit:
+    """Pages and acks are journalled with fsync: they are evidence of people, not of probes."""
+
+    def journal(draft: EventDraft) -> None:
+        emit(draft, True)
+
+    return journal
