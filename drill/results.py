@@ -447,9 +447,18 @@ def _pass_tiers(fold: _Fold) -> list[str]:
     return list(configured or [t["name"] for t in (document.get("tiers") or [])[:2]])
 
 
-def _verdict(status: str, assets: dict[str, dict[str, Any]], steps: list[dict[str, Any]], pass_tiers: list[str]) -> str:
+def _verdict(
+    status: str,
+    assets: dict[str, dict[str, Any]],
+    steps: list[dict[str, Any]],
+    pass_tiers: list[str],
+    chains: list[dict[str, Any]] | None = None,
+) -> str:
+    """Aborted, or pass when every deciding asset passed (a contact drill: every chain answered in time)."""
     if status == "aborted":
         return "aborted"
+    if chains is not None:
+        return "pass" if all(c["met"] and not c["exhausted"] for c in chains) else "fail"
     if status != "completed":
         return "fail"
     if any(s["status"] == "failed" and s["phase"] == "scenario" for s in steps):
@@ -474,7 +483,10 @@ def _assemble(fold: _Fold, journal_head: str) -> dict[str, Any]:
         "started_utc": fold.started_utc,
         "finished_utc": fold.finished_utc,
         "duration_ms": duration,
-        "verdict": _verdict(status, assets, steps, pass_tiers),
+        "verdict": _verdict(
+            status, assets, steps, pass_tiers, list(chains.values()) if fold.run.get("mode") == "contacts" else None
+        ),
+        "mode": fold.run.get("mode", "drill"),
         "pass_tiers": pass_tiers,
         "assets": list(assets.values()),
         "tiers": _tiers(fold, assets),

@@ -21,6 +21,13 @@ _COMMANDS: list[tuple[str, str]] = [
     ("drill.cli.playbook", "plan"),
     ("drill.cli.playbook", "schema"),
     ("drill.cli.playbook", "init"),
+    ("drill.cli.ack", "ack"),
+    ("drill.cli.journal", "journal"),
+    ("drill.cli.run", "run_cmd"),
+    ("drill.cli.contacts", "contacts"),
+    ("drill.cli.report", "keygen"),
+    ("drill.cli.report", "verify"),
+    ("drill.cli.report", "report"),
 ]
 
 

@@ -299,7 +299,7 @@ class _Run:
         self.request_stop(f"max_duration {limit_ms} ms exceeded")
 
 
-def _started_data(playbook: Playbook, options: RunOptions, run_id: str, clock: Clock) -> dict[str, Any]:
+def started_data(playbook: Playbook, options: RunOptions, run_id: str, clock: Clock) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "playbook": {
@@ -340,7 +340,7 @@ async def run_drill(
         run = _Run(playbook, options, clock, secrets, prepared, journal, prompter or AutoConfirm(who), list(sinks))
         run.paging = Paging(playbook, secrets, clock, emitter(run.emit), run_id=run_id, run_dir=run_dir)
         run.sinks.append(run.paging.sink)
-        run.emit_now(ev.RUN_STARTED, _started_data(playbook, options, run_id, clock))
+        run.emit_now(ev.RUN_STARTED, started_data(playbook, options, run_id, clock))
         _install_signals(run, install_signal_handlers)
         try:
             async with run.paging:

@@ -1,0 +1,63 @@
+"""`drill contacts test`: page every chain of a playbook and measure the people alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from drill.log import configure_logging
+from drill.notify.ack import AckServer
+from drill.playbook.validate import load_playbook
+from drill.report.evidence import write_evidence
+from drill.run.contacts import ContactTestOptions, run_contact_test
+from drill.run.runner import RunOptions, operator_identity
+
+
+@click.group("contacts")
+def contacts() -> None:
+    """Rehearse contact chains without touching any system."""
+
+
+@contacts.command("test")
+@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--ack-host", default="127.0.0.1", show_default=True, help="Address the ack endpoint listens on.")
+@click.option("--ack-port", type=int, default=0, help="Port of the ack endpoint (0: any free port).")
+@click.option("--public-url", default="", help="Base URL people use to reach the ack endpoint, if not host:port.")
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), help="OpenSSH Ed25519 key to sign the report.")
+@click.option("--signer", default="operator", show_default=True)
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+def test_chains(
+    playbook: Path,
+    runs_dir: Path,
+    ack_host: str,
+    ack_port: int,
+    public_url: str,
+    sign_key: Path | None,
+    signer: str,
+    passphrase_file: Path | None,
+) -> None:
+    """Page every chain of PLAYBOOK now and wait for acks; exit 0 when every chain answered in time."""
+    loaded = load_playbook(playbook)
+    configure_logging("auto")
+    options = RunOptions(runs_dir=runs_dir, operator=operator_identity())
+
+    def ready(server: AckServer) -> None:
+        click.echo(f"paging every chain; acknowledgements at {server.url} (or `drill ack TOKEN`)", err=True)
+
+    outcome = asyncio.run(
+        run_contact_test(loaded, options, ContactTestOptions(ack_host, ack_port, public_url), on_ready=ready)
+    )
+    for page in outcome.results["pages"]:
+        ack = f"acked after {page['ack_ms']} ms" if page["ack_ms"] is not None else "no ack"
+        sent = "sent" if page["ok"] else f"NOT SENT ({page['reason']})"
+        click.echo(f"{page['chain']:<20} {page['contact']:<20} {page['via']:<10} {sent}, {ack}")
+    for chain in outcome.results["chains"]:
+        click.echo(f"chain {chain['name']}: first ack {chain['first_ack_ms']} ms, target {chain['respond_within_ms']} ms, met: {chain['met']}")
+    passphrase = passphrase_file.read_text().strip() if passphrase_file else None
+    write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
+    click.echo(f"verdict: {outcome.results['verdict'].upper()}\nevidence: {outcome.run_dir}")
+    sys.exit(outcome.exit_code)
