@@ -1,0 +1,1 @@
+"""Contact chains: notifiers (one module per `via`), escalation, and the acknowledgement endpoint."""
