@@ -26,7 +26,8 @@ STOP_TRIPPED = "stop.tripped"  # condition, reason
 SIGNAL_RECEIVED = "signal.received"  # signal
 ROLLBACK_STARTED = "rollback.started"  # reason
 ROLLBACK_FINISHED = "rollback.finished"  # status
-RPO_MEASURED = "rpo.measured"  # probe, last_acked_seq, last_acked_utc, last_surviving_seq, surviving_utc, lost_writes, rpo_ms
+# probe, last_acked_seq, last_acked_utc, last_surviving_seq, surviving_utc, lost_writes, rpo_ms
+RPO_MEASURED = "rpo.measured"
 CANARY_WRITTEN = "canary.written"  # probe, seq, utc: only the last acknowledged write matters, kept sparse
 PAGE_SENT = "page.sent"  # page_id, chain, contact, via, assets, ok, reason, attempts
 PAGE_ACKED = "page.acked"  # page_id, chain, contact, by, ack_ms

@@ -75,7 +75,9 @@ def asset_infos(document: Mapping[str, Any]) -> dict[str, AssetInfo]:
         tier = tiers.get(raw.get("tier"), {})
         rto = raw.get("rto", tier.get("rto", "0"))
         rpo = raw.get("rpo", tier.get("rpo"))
-        intervals = [parse_duration_ms(p.get("interval", "0")) or default_interval for p in raw.get("probes") or []]
+        intervals = [
+            parse_duration_ms(p.get("interval", "0")) or default_interval for p in raw.get("probes") or []
+        ]
         out[raw["id"]] = AssetInfo(
             id=raw["id"],
             tier=raw.get("tier", ""),
@@ -167,15 +169,33 @@ def _step_finished(fold: _Fold, e: Event) -> None:
 def _manual(fold: _Fold, e: Event) -> None:
     step = fold.open_steps.get((str(e.data.get("phase", "scenario")), str(e.data.get("step"))))
     if step is not None:
-        step["manual"] = {"answer": e.data.get("answer"), "who": e.data.get("who", ""), "auto": bool(e.data.get("auto"))}
+        step["manual"] = {
+            "answer": e.data.get("answer"),
+            "who": e.data.get("who", ""),
+            "auto": bool(e.data.get("auto")),
+        }
 
 
 def _stop(fold: _Fold, e: Event) -> None:
-    fold.stops.append({"condition": e.data.get("condition", ""), "reason": e.data.get("reason", ""), "utc": e.utc, "seq": e.seq})
+    fold.stops.append(
+        {
+            "condition": e.data.get("condition", ""),
+            "reason": e.data.get("reason", ""),
+            "utc": e.utc,
+            "seq": e.seq,
+        }
+    )
 
 
 def _signal(fold: _Fold, e: Event) -> None:
-    fold.stops.append({"condition": f"signal {e.data.get('signal')}", "reason": "operator interrupted the drill", "utc": e.utc, "seq": e.seq})
+    fold.stops.append(
+        {
+            "condition": f"signal {e.data.get('signal')}",
+            "reason": "operator interrupted the drill",
+            "utc": e.utc,
+            "seq": e.seq,
+        }
+    )
 
 
 def _rollback_started(fold: _Fold, e: Event) -> None:
@@ -222,7 +242,9 @@ def _page_acked(fold: _Fold, e: Event) -> None:
     page = fold.pages.get(str(e.data.get("page_id")))
     if page is not None:
         ack_ms = int(e.data.get("ack_ms", 0))
-        page.update(acked_utc=e.utc, ack_ms=ack_ms, met=ack_ms <= page["ack_within_ms"], by=e.data.get("by", ""))
+        page.update(
+            acked_utc=e.utc, ack_ms=ack_ms, met=ack_ms <= page["ack_within_ms"], by=e.data.get("by", "")
+        )
         page["since_trigger_ms"] = int(e.data.get("since_trigger_ms", ack_ms))
 
 
@@ -280,7 +302,9 @@ def _ms(ns: int) -> int:
     return ns // 1_000_000
 
 
-def _first(states: list[tuple[str, int, str, int]], state: str, after_mono: int, after_seq: int) -> tuple[str, int, str, int] | None:
+def _first(
+    states: list[tuple[str, int, str, int]], state: str, after_mono: int, after_seq: int
+) -> tuple[str, int, str, int] | None:
     for item in states:
         if item[0] == state and (item[1] >= after_mono or item[3] > after_seq):
             return item
@@ -320,7 +344,8 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, dict[str, Any]
         "probes_total": line.total,
         "probes_ok": line.ok,
         "probe_errors": [
-            {"probe": p, "reason": r, "count": c, "first_seq": s} for (p, r), (c, s) in sorted(line.errors.items())
+            {"probe": p, "reason": r, "count": c, "first_seq": s}
+            for (p, r), (c, s) in sorted(line.errors.items())
         ],
         "ack": ack,
         "verdict": verdict,
@@ -346,7 +371,8 @@ def _asset_reasons(
         reasons.append(f"RTO {rto} ms exceeds target {info.rto_target_ms} ms")
     if line.rpo is not None and info.rpo_target_ms is not None and line.rpo["rpo_ms"] > info.rpo_target_ms:
         reasons.append(
-            f"RPO {line.rpo['rpo_ms']} ms ({line.rpo['lost_writes']} lost writes) exceeds target {info.rpo_target_ms} ms"
+            f"RPO {line.rpo['rpo_ms']} ms ({line.rpo['lost_writes']} lost writes) "
+            f"exceeds target {info.rpo_target_ms} ms"
         )
     if ack is not None and not ack["met"]:
         reasons.append(f"contact chain {ack['chain']} did not acknowledge within {ack['target_ms']} ms")
@@ -435,7 +461,9 @@ def _tiers(fold: _Fold, assets: dict[str, dict[str, Any]]) -> list[dict[str, Any
                 "rto_ms": parse_duration_ms(tier.get("rto", "0")),
                 "rpo_ms": parse_duration_ms(tier["rpo"]) if tier.get("rpo") is not None else None,
                 "availability_bp": ok * BP_FULL // total if total else 0,
-                "verdict": "fail" if "fail" in verdicts else ("pass" if "pass" in verdicts else "not-measured"),
+                "verdict": "fail"
+                if "fail" in verdicts
+                else ("pass" if "pass" in verdicts else "not-measured"),
             }
         )
     return out
@@ -478,13 +506,19 @@ def _assemble(fold: _Fold, journal_head: str) -> dict[str, Any]:
     return {
         "run_id": fold.run.get("run_id", ""),
         "status": status,
-        "reason": fold.finished.get("reason", "the journal ends before run.finished" if not fold.finished else ""),
+        "reason": fold.finished.get(
+            "reason", "the journal ends before run.finished" if not fold.finished else ""
+        ),
         "playbook": {k: playbook.get(k, "") for k in ("name", "sha256", "path")},
         "started_utc": fold.started_utc,
         "finished_utc": fold.finished_utc,
         "duration_ms": duration,
         "verdict": _verdict(
-            status, assets, steps, pass_tiers, list(chains.values()) if fold.run.get("mode") == "contacts" else None
+            status,
+            assets,
+            steps,
+            pass_tiers,
+            list(chains.values()) if fold.run.get("mode") == "contacts" else None,
         ),
         "mode": fold.run.get("mode", "drill"),
         "pass_tiers": pass_tiers,
@@ -493,7 +527,10 @@ def _assemble(fold: _Fold, journal_head: str) -> dict[str, Any]:
         "order_violations": _order_violations(fold, assets),
         "steps": steps,
         "stops": fold.stops,
-        "rollback": {"ran": fold.rollback_ran, "status": fold.rollback_status if fold.rollback_ran else "not-run"},
+        "rollback": {
+            "ran": fold.rollback_ran,
+            "status": fold.rollback_status if fold.rollback_ran else "not-run",
+        },
         "pages": [{k: v for k, v in p.items() if k != "since_trigger_ms"} for p in fold.pages.values()],
         "chains": [{k: v for k, v in c.items() if k != "paged"} for c in chains.values()],
         "events": fold.count,

@@ -53,7 +53,9 @@ class ToggleServer:
                         return
                     if self.hang:
                         await asyncio.Event().wait()
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n")
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n"
+                    )
                 else:
                     data = await reader.read(1024)
                     if not data:

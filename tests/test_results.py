@@ -24,7 +24,9 @@ class _Events:
     def __init__(self) -> None:
         self.items: list[Event] = []
 
-    def add(self, kind: str, at_ms: int, data: dict[str, Any] | None = None, asset: str | None = None) -> None:
+    def add(
+        self, kind: str, at_ms: int, data: dict[str, Any] | None = None, asset: str | None = None
+    ) -> None:
         seq = len(self.items) + 1
         utc = f"2026-01-01T00:00:{at_ms // 1000:02d}.{at_ms % 1000:03d}+00:00"
         self.items.append(Event(seq, "0" * 64, at_ms * MS, utc, kind, data or {}, asset))
@@ -38,7 +40,11 @@ class _Events:
 
 def _drill(api_recovers_ms: int = 2500) -> _Events:
     e = _Events()
-    e.add(ev.RUN_STARTED, 0, {"run_id": "r1", "playbook": {"name": "t", "sha256": "ab", "path": "t.yaml", "document": DOC}})
+    e.add(
+        ev.RUN_STARTED,
+        0,
+        {"run_id": "r1", "playbook": {"name": "t", "sha256": "ab", "path": "t.yaml", "document": DOC}},
+    )
     e.state("db", "up", 100)
     e.state("api", "up", 100)
     e.probe("db", True, 100)
@@ -59,9 +65,21 @@ def _drill(api_recovers_ms: int = 2500) -> _Events:
 def test_timings_follow_design_semantics() -> None:
     data = fold_results(_drill().items).data
     db, api = data["assets"]
-    assert (db["detection_ms"], db["switchover_ms"], db["rto_ms"], db["uncertainty_ms"]) == (200, 800, 1000, 200)
-    assert (api["detection_ms"], api["switchover_ms"], api["rto_ms"], api["uncertainty_ms"]) == (300, 1200, 1500, 100)
-    assert db["availability_bp"] == 6666 and db["probe_errors"] == [{"probe": "p", "reason": "refused", "count": 1, "first_seq": 7}]
+    assert (db["detection_ms"], db["switchover_ms"], db["rto_ms"], db["uncertainty_ms"]) == (
+        200,
+        800,
+        1000,
+        200,
+    )
+    assert (api["detection_ms"], api["switchover_ms"], api["rto_ms"], api["uncertainty_ms"]) == (
+        300,
+        1200,
+        1500,
+        100,
+    )
+    assert db["availability_bp"] == 6666 and db["probe_errors"] == [
+        {"probe": "p", "reason": "refused", "count": 1, "first_seq": 7}
+    ]
     assert data["verdict"] == "pass" and data["order_violations"] == []
 
 

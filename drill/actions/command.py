@@ -56,10 +56,13 @@ async def act_command(spec: CommandActionSpec, ctx: ActionContext) -> ActionResu
         tail = output.decode("utf-8", "replace").strip()[-_OUTPUT_LIMIT:]
         return ActionResult(
             ok=False,
-            reason=f"{spec.argv[0]} exited {code}, expected {spec.expect_exit}" + (f": {tail}" if tail else ""),
+            reason=f"{spec.argv[0]} exited {code}, expected {spec.expect_exit}"
+            + (f": {tail}" if tail else ""),
             detail=str(code),
         )
     return ActionResult(ok=True, detail=str(code))
 
 
-KIND = ActionKind(name="command", parse=parse, run=act_command, summary="run a program (argv list); checks its exit code")
+KIND = ActionKind(
+    name="command", parse=parse, run=act_command, summary="run a program (argv list); checks its exit code"
+)

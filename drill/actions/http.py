@@ -41,7 +41,9 @@ async def act_http(spec: HttpActionSpec, ctx: ActionContext) -> ActionResult:
     except httpx.TimeoutException:
         return ActionResult(ok=False, reason=f"{spec.method} {spec.url}: timed out", transient=True)
     except httpx.HTTPError as exc:
-        return ActionResult(ok=False, reason=f"{spec.method} {spec.url}: {type(exc).__name__}: {exc}", transient=True)
+        return ActionResult(
+            ok=False, reason=f"{spec.method} {spec.url}: {type(exc).__name__}: {exc}", transient=True
+        )
     if not status_matches(resp.status_code, spec.expect_status):
         expected = spec.expect_status if spec.expect_status is not None else "2xx"
         return ActionResult(

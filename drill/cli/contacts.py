@@ -23,11 +23,21 @@ def contacts() -> None:
 
 @contacts.command("test")
 @click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--ack-host", default="127.0.0.1", show_default=True, help="Address the ack endpoint listens on.")
+@click.option(
+    "--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True
+)
+@click.option(
+    "--ack-host", default="127.0.0.1", show_default=True, help="Address the ack endpoint listens on."
+)
 @click.option("--ack-port", type=int, default=0, help="Port of the ack endpoint (0: any free port).")
-@click.option("--public-url", default="", help="Base URL people use to reach the ack endpoint, if not host:port.")
-@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), help="OpenSSH Ed25519 key to sign the report.")
+@click.option(
+    "--public-url", default="", help="Base URL people use to reach the ack endpoint, if not host:port."
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="OpenSSH Ed25519 key to sign the report.",
+)
 @click.option("--signer", default="operator", show_default=True)
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
 def test_chains(
@@ -56,7 +66,10 @@ def test_chains(
         sent = "sent" if page["ok"] else f"NOT SENT ({page['reason']})"
         click.echo(f"{page['chain']:<20} {page['contact']:<20} {page['via']:<10} {sent}, {ack}")
     for chain in outcome.results["chains"]:
-        click.echo(f"chain {chain['name']}: first ack {chain['first_ack_ms']} ms, target {chain['respond_within_ms']} ms, met: {chain['met']}")
+        click.echo(
+            f"chain {chain['name']}: first ack {chain['first_ack_ms']} ms, "
+            f"target {chain['respond_within_ms']} ms, met: {chain['met']}"
+        )
     passphrase = passphrase_file.read_text().strip() if passphrase_file else None
     write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
     click.echo(f"verdict: {outcome.results['verdict'].upper()}\nevidence: {outcome.run_dir}")

@@ -77,7 +77,9 @@ class LiveDisplay:
         self.rows = {a.id: _AssetRow(a.tier) for a in self.playbook.assets}
 
     def __enter__(self) -> LiveDisplay:
-        self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=8, transient=False)
+        self.live = Live(
+            get_renderable=self.render, console=self.console, refresh_per_second=8, transient=False
+        )
         self.live.start()
         return self
 
@@ -122,7 +124,15 @@ class LiveDisplay:
             table.add_column(col)
         for asset_id, row in self.rows.items():
             style = {"up": "green", "down": "red"}.get(row.state, "yellow")
-            table.add_row(asset_id, row.tier, Text(row.state, style=style), row.latency_ms, row.detected, row.recovered, row.reason)
+            table.add_row(
+                asset_id,
+                row.tier,
+                Text(row.state, style=style),
+                row.latency_ms,
+                row.detected,
+                row.recovered,
+                row.reason,
+            )
         return Group(table, Text(f"step: {self.step or '-'}"))
 
     def pause(self) -> None:
@@ -154,4 +164,6 @@ class TerminalPrompter:
     @staticmethod
     def _prompt(step: ManualStep) -> str:
         click.echo(f"\nMANUAL STEP '{step.name}': {step.prompt}", err=True)
-        return str(click.prompt("done / skip / abort", type=click.Choice(["done", "skip", "abort"]), err=True))
+        return str(
+            click.prompt("done / skip / abort", type=click.Choice(["done", "skip", "abort"]), err=True)
+        )

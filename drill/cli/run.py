@@ -22,11 +22,20 @@ def print_summary(results: dict[str, Any]) -> None:
     """The end-of-run table: one line per asset, then the verdict."""
     click.echo(f"\n{'asset':<28} {'tier':<10} {'detect':>9} {'switch':>9} {'RTO':>9} {'target':>9}  verdict")
     for a in results["assets"]:
-        cells = [_ms(a["detection_ms"]), _ms(a["switchover_ms"]), _ms(a["rto_ms"]), _ms(a["targets"]["rto_ms"])]
-        click.echo(f"{a['id']:<28} {a['tier']:<10} " + " ".join(f"{c:>9}" for c in cells) + f"  {a['verdict']}")
+        cells = [
+            _ms(a["detection_ms"]),
+            _ms(a["switchover_ms"]),
+            _ms(a["rto_ms"]),
+            _ms(a["targets"]["rto_ms"]),
+        ]
+        click.echo(
+            f"{a['id']:<28} {a['tier']:<10} " + " ".join(f"{c:>9}" for c in cells) + f"  {a['verdict']}"
+        )
         for reason in a["reasons"]:
             click.echo(f"{'':<40}↳ {reason}")
-    click.echo(f"\nverdict: {results['verdict'].upper()}" + (f" ({results['reason']})" if results["reason"] else ""))
+    click.echo(
+        f"\nverdict: {results['verdict'].upper()}" + (f" ({results['reason']})" if results["reason"] else "")
+    )
 
 
 def _ms(value: int | None) -> str:
@@ -35,12 +44,27 @@ def _ms(value: int | None) -> str:
 
 @click.command("run")
 @click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
+@click.option(
+    "--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True
+)
 @click.option("--auto-confirm", is_flag=True, help="Confirm manual steps automatically (recorded as such).")
-@click.option("--dry-run", is_flag=True, help="Readiness check: resolve secrets, probe each asset once, run no action.")
-@click.option("--rollback", type=click.Choice(["on-failure", "always", "never"]), default="on-failure", show_default=True)
-@click.option("--log-format", type=click.Choice(["auto", "console", "json"]), default="auto", show_default=True)
-@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), help="OpenSSH Ed25519 key to sign the report.")
+@click.option(
+    "--dry-run", is_flag=True, help="Readiness check: resolve secrets, probe each asset once, run no action."
+)
+@click.option(
+    "--rollback",
+    type=click.Choice(["on-failure", "always", "never"]),
+    default="on-failure",
+    show_default=True,
+)
+@click.option(
+    "--log-format", type=click.Choice(["auto", "console", "json"]), default="auto", show_default=True
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="OpenSSH Ed25519 key to sign the report.",
+)
 @click.option("--signer", default="operator", show_default=True, help="Principal name of the signer.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
 def run_cmd(
@@ -65,7 +89,9 @@ def run_cmd(
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     live = interactive and log_format == "auto"
     who = operator_identity()
-    options = RunOptions(runs_dir=runs_dir, auto_confirm=auto_confirm, interactive=interactive, rollback=rollback, operator=who)
+    options = RunOptions(
+        runs_dir=runs_dir, auto_confirm=auto_confirm, interactive=interactive, rollback=rollback, operator=who
+    )
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)
     sinks = [display] if display is not None else [LogSink()]

@@ -242,7 +242,9 @@ class Playbook:
     rollback: tuple[Step, ...] = ()
     source: str = ""  # the file it came from
     sha256: str = ""  # of the file's bytes
-    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # raw, secrets unresolved
+    document: Mapping[str, Any] = field(
+        default_factory=dict, compare=False, repr=False
+    )  # raw, secrets unresolved
 
     def tier(self, name: str) -> Tier:
         return next(t for t in self.tiers if t.name == name)

@@ -38,9 +38,14 @@ async def run_contact_test(
 ) -> RunOutcome:
     """Page every chain now, wait for acks or exhaustion, journal it all, fold the results."""
     if not playbook.chains:
-        raise UsageError(f"{playbook.source} has no contact chains to test", hint="add contacts.chains to the playbook")
+        raise UsageError(
+            f"{playbook.source} has no contact chains to test", hint="add contacts.chains to the playbook"
+        )
     clock = clock or SystemClock()
-    secrets = Secrets(env=dict(options.env if options.env is not None else os.environ), base_dir=Path(playbook.source).parent)
+    secrets = Secrets(
+        env=dict(options.env if options.env is not None else os.environ),
+        base_dir=Path(playbook.source).parent,
+    )
     run_id = options.run_id or new_run_id(clock)
     run_dir = options.runs_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -50,7 +55,13 @@ async def run_contact_test(
         def emit(draft: EventDraft) -> None:
             journal.append(draft, sync=True)
 
-        emit(EventDraft(ev.RUN_STARTED, clock.monotonic_ns(), {**started_data(playbook, options, run_id, clock), "mode": "contacts"}))
+        emit(
+            EventDraft(
+                ev.RUN_STARTED,
+                clock.monotonic_ns(),
+                {**started_data(playbook, options, run_id, clock), "mode": "contacts"},
+            )
+        )
         emit(EventDraft(ev.INJECTED, clock.monotonic_ns(), {"step": "contact-chain drill"}))
         outcome = await run_contact_drill(
             playbook,
@@ -70,5 +81,9 @@ async def run_contact_test(
         emit(EventDraft(ev.RUN_FINISHED, clock.monotonic_ns(), {"status": "completed", "reason": reason}))
     summary = verify_journal(journal_path)
     results = fold_results(read_events(journal_path), journal_head=summary.head).data
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return RunOutcome(run_dir, journal_path, results, summary, EXIT_OK if results["verdict"] == "pass" else EXIT_FAILED)
+    (run_dir / "results.json").write_text(
+        json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return RunOutcome(
+        run_dir, journal_path, results, summary, EXIT_OK if results["verdict"] == "pass" else EXIT_FAILED
+    )

@@ -35,9 +35,16 @@ class Readiness:
         return all(c.ok for c in self.checks)
 
     def lines(self) -> list[str]:
-        out = [f"{'ok ' if c.ok else 'NOT READY'} {c.what}" + (f": {c.reason}" if c.reason else "") for c in self.checks]
+        out = [
+            f"{'ok ' if c.ok else 'NOT READY'} {c.what}" + (f": {c.reason}" if c.reason else "")
+            for c in self.checks
+        ]
         bad = sum(not c.ok for c in self.checks)
-        out.append("ready: every secret resolves and every asset answers" if not bad else f"not ready: {bad} problem(s)")
+        out.append(
+            "ready: every secret resolves and every asset answers"
+            if not bad
+            else f"not ready: {bad} problem(s)"
+        )
         return out
 
 
@@ -55,7 +62,9 @@ def _resolve(secrets: Secrets, what: str, params: Mapping[str, Any]) -> tuple[Ch
         return Check(what, False, exc.message), None
 
 
-async def check_readiness(playbook: Playbook, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> Readiness:
+async def check_readiness(
+    playbook: Playbook, env: Mapping[str, str] | None = None, clock: Clock | None = None
+) -> Readiness:
     """Every problem found, none raised: the operator fixes them all before the real run."""
     clock = clock or SystemClock()
     secrets = Secrets(env=dict(env if env is not None else os.environ), base_dir=Path(playbook.source).parent)
@@ -90,6 +99,7 @@ def _redact(check: Check, secrets: Secrets) -> Check:
 async def _probe_all(probes: list[ScheduledProbe], clock: Clock) -> list[Check]:
     pool = HttpPool()
     try:
+
         async def one(p: ScheduledProbe) -> Check:
             ctx = LiveProbeContext.for_probe(p, pool, clock, lambda draft: None)
             obs = await run_probe_once(p, ctx, clock)

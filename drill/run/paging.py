@@ -74,7 +74,12 @@ class Paging:
             self.injected = True
             if policy == "declare":
                 self._page([a.id for a in self.playbook.assets], event.mono_ns)
-        elif event.type == ev.ASSET_STATE and policy == "asset-down" and self.injected and event.data["state"] == "down":
+        elif (
+            event.type == ev.ASSET_STATE
+            and policy == "asset-down"
+            and self.injected
+            and event.data["state"] == "down"
+        ):
             self._page([event.asset or ""], int(event.data.get("at_mono_ns", event.mono_ns)))
 
     def _page(self, asset_ids: list[str], trigger_ns: int) -> None:
@@ -82,7 +87,9 @@ class Paging:
         if not affected:
             return
         self.paged.update(a.chain.name for a in affected)
-        ctx = NotifyContext(clock=self.clock, retry=self.retry, redact=lambda text: str(self.secrets.redact(text)))
+        ctx = NotifyContext(
+            clock=self.clock, retry=self.retry, redact=lambda text: str(self.secrets.redact(text))
+        )
         coro = escalate(
             affected,
             trigger_mono_ns=trigger_ns,
@@ -103,7 +110,10 @@ class Paging:
     def _bound_s(self) -> float:
         per_contact = self.retry.deadline_ms
         chains = [c for c in self.playbook.chains if c.name in self.paged]
-        return max((sum(x.ack_within_ms + per_contact for x in c.contacts) for c in chains), default=0) / 1000 + 1
+        return (
+            max((sum(x.ack_within_ms + per_contact for x in c.contacts) for c in chains), default=0) / 1000
+            + 1
+        )
 
 
 def emitter(emit: Any) -> Emit:

@@ -29,13 +29,13 @@ from drill.actions.registry import ACTION_KINDS
 from drill.clock import Clock, SystemClock, utc_iso
 from drill.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, UsageError
 from drill.events import Event, EventDraft
+from drill.notify.escalation import check_contacts
 from drill.playbook.model import ActionStep, ManualStep, ParallelStep, Playbook, Step
 from drill.probes.base import ProbeKind
 from drill.probes.pool import HttpPool
 from drill.probes.registry import PROBE_KINDS
 from drill.results import fold_results
 from drill.run.journal import JournalSummary, JournalWriter, read_events, verify_journal
-from drill.notify.escalation import check_contacts
 from drill.run.monitor import Monitor
 from drill.run.paging import Paging, emitter
 from drill.run.scenario import Answer, Changes, OperatorAbort, Prompter, ScenarioRunner
@@ -115,7 +115,9 @@ def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
             scheduled.append(ScheduledProbe(asset=asset.id, probe=probe, kind=kind, spec=kind.parse(params)))
     for step in _walk((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):
-            ACTION_KINDS[step.action.kind].parse(secrets.resolve(dict(step.action.params), f"step '{step.name}'"))
+            ACTION_KINDS[step.action.kind].parse(
+                secrets.resolve(dict(step.action.params), f"step '{step.name}'")
+            )
     check_contacts(playbook.chains, secrets)
     return Prepared(tuple(scheduled))
 
@@ -157,10 +159,14 @@ class _Run:
             sink(event)
         return event
 
-    def emit_now(self, kind: str, data: dict[str, Any], *, asset: str | None = None, sync: bool = True) -> Event:
+    def emit_now(
+        self, kind: str, data: dict[str, Any], *, asset: str | None = None, sync: bool = True
+    ) -> Event:
         return self.emit(EventDraft(kind, self.clock.monotonic_ns(), data, asset), sync)
 
-    def on_observation(self, probe: ScheduledProbe, obs: Any, scheduled_ns: int, started_ns: int, tick: int) -> None:
+    def on_observation(
+        self, probe: ScheduledProbe, obs: Any, scheduled_ns: int, started_ns: int, tick: int
+    ) -> None:
         drafts = self.monitor.observe(probe.asset, probe.probe.name, obs, started_ns, scheduled_ns, tick)
         for draft in drafts:
             self.emit(draft, sync=draft.type == ev.ASSET_STATE)
@@ -169,7 +175,11 @@ class _Run:
         self.check_stop_conditions()
 
     def on_overrun(self, probe: ScheduledProbe, missed: int, at_ns: int) -> None:
-        self.emit(EventDraft(ev.PROBE_OVERRUN, at_ns, {"probe": probe.probe.name, "missed_ticks": missed}, probe.asset))
+        self.emit(
+            EventDraft(
+                ev.PROBE_OVERRUN, at_ns, {"probe": probe.probe.name, "missed_ticks": missed}, probe.asset
+            )
+        )
 
     # -- stopping ----------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -182,7 +192,9 @@ class _Run:
             return
         now = self.clock.monotonic_ns()
         for cond in self.playbook.stop_conditions:
-            members = [cond.asset] if cond.asset else [a.id for a in self.playbook.assets if a.tier == cond.tier]
+            members = (
+                [cond.asset] if cond.asset else [a.id for a in self.playbook.assets if a.tier == cond.tier]
+            )
             for asset in members:
                 since = self.monitor.down_since_ns(asset)
                 if since is not None and now - since >= cond.down_for_ms * 1_000_000:
@@ -204,20 +216,30 @@ class _Run:
         pool = HttpPool()
         stop_probes = asyncio.Event()
         try:
-            async with httpx.AsyncClient(trust_env=False, timeout=30) as action_http, asyncio.TaskGroup() as group:
+            async with (
+                httpx.AsyncClient(trust_env=False, timeout=30) as action_http,
+                asyncio.TaskGroup() as group,
+            ):
                 contexts = {
                     (p.asset, p.probe.name): LiveProbeContext.for_probe(p, pool, self.clock, self.emit)
                     for p in self.prepared.probes
                 }
                 group.create_task(
                     run_probe_loops(
-                        self.prepared.probes, contexts, self.clock, self.on_observation, self.on_overrun, stop_probes
+                        self.prepared.probes,
+                        contexts,
+                        self.clock,
+                        self.on_observation,
+                        self.on_overrun,
+                        stop_probes,
                     )
                 )
                 if self.playbook.settings.max_duration_ms:
                     group.create_task(self._deadline(self.playbook.settings.max_duration_ms, stop_probes))
                 await self._baseline()
-                scenario = self._scenario(ActionContext(http=action_http, cwd=str(Path(self.playbook.source).parent or ".")))
+                scenario = self._scenario(
+                    ActionContext(http=action_http, cwd=str(Path(self.playbook.source).parent or "."))
+                )
                 status, reason = await self._scenario_until_stopped(scenario)
                 if self._wants_rollback(status):
                     await self._rollback(scenario, reason)
@@ -272,7 +294,9 @@ class _Run:
 
     def _wants_rollback(self, status: str) -> bool:
         policy = self.options.rollback
-        return bool(self.playbook.rollback) and (policy == "always" or (policy == "on-failure" and status != "completed"))
+        return bool(self.playbook.rollback) and (
+            policy == "always" or (policy == "on-failure" and status != "completed")
+        )
 
     async def _rollback(self, scenario: ScenarioRunner, reason: str) -> None:
         self.emit_now(ev.ROLLBACK_STARTED, {"reason": reason})
@@ -295,7 +319,10 @@ class _Run:
             async with asyncio.timeout(limit_ms / 1000):
                 await done.wait()
                 return
-        self.emit_now(ev.STOP_TRIPPED, {"condition": "max_duration", "reason": f"the drill ran longer than {limit_ms} ms"})
+        self.emit_now(
+            ev.STOP_TRIPPED,
+            {"condition": "max_duration", "reason": f"the drill ran longer than {limit_ms} ms"},
+        )
         self.request_stop(f"max_duration {limit_ms} ms exceeded")
 
 
@@ -328,7 +355,10 @@ async def run_drill(
 ) -> RunOutcome:
     """Run a drill end to end; write runs/<run-id>/journal.jsonl and results.json; never lose events."""
     clock = clock or SystemClock()
-    secrets = Secrets(env=dict(options.env if options.env is not None else os.environ), base_dir=Path(playbook.source).parent)
+    secrets = Secrets(
+        env=dict(options.env if options.env is not None else os.environ),
+        base_dir=Path(playbook.source).parent,
+    )
     prepared = prepare(playbook, secrets)
     check_operator_presence(playbook, options)
     who = options.operator or operator_identity()
@@ -337,7 +367,9 @@ async def run_drill(
     run_dir.mkdir(parents=True, exist_ok=False)
     journal_path = run_dir / "journal.jsonl"
     with JournalWriter.create(journal_path, clock, redact=secrets.redact) as journal:
-        run = _Run(playbook, options, clock, secrets, prepared, journal, prompter or AutoConfirm(who), list(sinks))
+        run = _Run(
+            playbook, options, clock, secrets, prepared, journal, prompter or AutoConfirm(who), list(sinks)
+        )
         run.paging = Paging(playbook, secrets, clock, emitter(run.emit), run_id=run_id, run_dir=run_dir)
         run.sinks.append(run.paging.sink)
         run.emit_now(ev.RUN_STARTED, started_data(playbook, options, run_id, clock))
@@ -349,7 +381,9 @@ async def run_drill(
             _remove_signals(install_signal_handlers)
     summary = verify_journal(journal_path)
     results = fold_results(read_events(journal_path), journal_head=summary.head).data
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (run_dir / "results.json").write_text(
+        json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     code = EXIT_ABORTED if status == "aborted" else (EXIT_OK if results["verdict"] == "pass" else EXIT_FAILED)
     return RunOutcome(run_dir, journal_path, results, summary, code)
 

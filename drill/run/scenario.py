@@ -99,7 +99,7 @@ class ScenarioRunner:
     """Runs steps against the world; emits events; never raises for a failing step."""
 
     playbook: Playbook
-    emit: Callable[[EventDraft, bool], None]  # (draft, sync)
+    emit: Callable[[EventDraft, bool], object]  # (draft, sync)
     now_ns: Callable[[], int]
     states: StateView
     changed: Changes  # notified by the runner after every asset state change
@@ -166,8 +166,14 @@ class ScenarioRunner:
                 async with asyncio.timeout(step.timeout_ms / 1000):
                     result = await kind.run(spec, self.action_ctx)
             except TimeoutError:
-                result = ActionResult(ok=False, reason=f"timed out after {step.timeout_ms} ms", transient=True)
-            self._emit(ev.STEP_ATTEMPT, {"step": step.name, "attempt": attempts, "ok": result.ok, "reason": result.reason}, sync=False)
+                result = ActionResult(
+                    ok=False, reason=f"timed out after {step.timeout_ms} ms", transient=True
+                )
+            self._emit(
+                ev.STEP_ATTEMPT,
+                {"step": step.name, "attempt": attempts, "ok": result.ok, "reason": result.reason},
+                sync=False,
+            )
             if not result.ok and result.transient:
                 raise _Retryable(result)
             return result
@@ -178,6 +184,7 @@ class ScenarioRunner:
             retry=tenacity.retry_if_exception_type(_Retryable),
             reraise=True,
         )
+        result: ActionResult
         try:
             result = await retrying(attempt)
         except _Retryable as exc:
@@ -190,7 +197,9 @@ class ScenarioRunner:
         members = self._members(wait)
         try:
             async with asyncio.timeout(wait.within_ms / 1000):
-                await self.changed.wait_until(lambda: all(self.states.state(a) == wait.state for a in members))
+                await self.changed.wait_until(
+                    lambda: all(self.states.state(a) == wait.state for a in members)
+                )
         except TimeoutError:
             laggards = [a for a in members if self.states.state(a) != wait.state]
             return StepOutcome(
@@ -216,17 +225,29 @@ class ScenarioRunner:
             return StepOutcome("failed", f"no answer from the operator within {step.timeout_ms} ms")
         self._emit(
             ev.MANUAL_ANSWERED,
-            {"step": step.name, "phase": phase, "answer": answer.answer, "who": answer.who, "auto": answer.auto, "prompt": step.prompt},
+            {
+                "step": step.name,
+                "phase": phase,
+                "answer": answer.answer,
+                "who": answer.who,
+                "auto": answer.auto,
+                "prompt": step.prompt,
+            },
             sync=True,
         )
         if answer.answer == "abort":
             raise OperatorAbort(f"operator {answer.who} aborted at '{step.name}'")
-        return StepOutcome("skipped" if answer.answer == "skip" else "ok", "skipped by the operator" if answer.answer == "skip" else "")
+        return StepOutcome(
+            "skipped" if answer.answer == "skip" else "ok",
+            "skipped by the operator" if answer.answer == "skip" else "",
+        )
 
     async def _parallel(self, step: ParallelStep, phase: str) -> StepOutcome:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(self.run_step(sub, phase)) for sub in step.steps]
-        failed = [sub.name for sub, task in zip(step.steps, tasks, strict=True) if task.result().status == "failed"]
+        failed = [
+            sub.name for sub, task in zip(step.steps, tasks, strict=True) if task.result().status == "failed"
+        ]
         return StepOutcome("failed", f"failed: {', '.join(failed)}") if failed else StepOutcome("ok")
 
     def _skip_rest(self, steps: Sequence[Step], phase: str, why: str) -> None:

@@ -37,7 +37,17 @@ def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[bytes], Path]:
     playbook.write_text(PLAYBOOK.format(url=url))
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drill", "run", str(playbook), "--runs-dir", str(runs), "--log-format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "drill",
+            "run",
+            str(playbook),
+            "--runs-dir",
+            str(runs),
+            "--log-format",
+            "json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -46,7 +56,7 @@ def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[bytes], Path]:
 
 
 def _journal_with(runs: Path, needle: bytes, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> Path:
-    """Poll the journal file the subprocess writes until it holds `needle` (an external process: no event to await)."""
+    """Poll the journal the subprocess writes until it holds `needle` (another process: no event to await)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for path in runs.glob("*/journal.jsonl"):
@@ -94,7 +104,9 @@ def test_sigint_aborts_runs_rollback_and_exits_3(tmp_path: Path, http_server: Sw
 def test_non_interactive_manual_step_needs_auto_confirm(tmp_path: Path) -> None:
     playbook = tmp_path / "p.yaml"
     playbook.write_text(
-        PLAYBOOK.format(url="http://127.0.0.1:9").replace("{name: hold, pause: 60s}", '{name: check, manual: "Banner up?"}')
+        PLAYBOOK.format(url="http://127.0.0.1:9").replace(
+            "{name: hold, pause: 60s}", '{name: check, manual: "Banner up?"}'
+        )
     )
     proc = subprocess.run(
         [sys.executable, "-m", "drill", "run", str(playbook), "--runs-dir", str(tmp_path / "runs")],

@@ -40,7 +40,9 @@ async def test_run_pages_escalates_and_measures_time_to_ack(receiver: Receiver, 
         ),
         respond_within_ms=2000,
     )
-    playbook = one_asset_playbook("http", {"url": service.url}, (MarkStep("declare", "disaster"), PauseStep("hold", 100)))
+    playbook = one_asset_playbook(
+        "http", {"url": service.url}, (MarkStep("declare", "disaster"), PauseStep("hold", 100))
+    )
     asset = dataclasses.replace(playbook.assets[0], contact_chain="oncall")
     document = {**playbook.document, "contacts": {"chains": {"oncall": {"respond_within": "2s"}}}}
     document["assets"] = [{**document["assets"][0], "contact_chain": "oncall"}]

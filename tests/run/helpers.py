@@ -28,7 +28,11 @@ def one_asset_playbook(
         "settings": {"interval": f"{interval_ms}ms"},
         "tiers": [{"name": "tier-0", "rto": f"{rto_ms}ms", "rpo": "0"}],
         "assets": [
-            {"id": a.id, "tier": a.tier, "probes": [{"name": p.name, "interval": f"{p.interval_ms}ms"} for p in a.probes]}
+            {
+                "id": a.id,
+                "tier": a.tier,
+                "probes": [{"name": p.name, "interval": f"{p.interval_ms}ms"} for p in a.probes],
+            }
             for a in assets
         ],
     }

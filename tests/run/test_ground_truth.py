@@ -55,7 +55,11 @@ class Outage:
 
 
 def _states(journal: Path) -> dict[str, int]:
-    return {e.data["state"]: e.data["at_mono_ns"] for e in read_events(journal) if e.type == ev.ASSET_STATE and not e.data["initial"]}
+    return {
+        e.data["state"]: e.data["at_mono_ns"]
+        for e in read_events(journal)
+        if e.type == ev.ASSET_STATE and not e.data["initial"]
+    }
 
 
 async def _drill(playbook: Playbook, outage: Outage, tmp_path: Path) -> dict[str, int]:
@@ -81,8 +85,12 @@ async def http_toggle() -> AsyncIterator[ToggleServer]:
 
 
 @pytest.mark.parametrize("repetition", range(3))
-async def test_http_outage_is_timed_against_ground_truth(http_toggle: ToggleServer, tmp_path: Path, repetition: int) -> None:
-    playbook = one_asset_playbook("http", {"url": http_toggle.url}, SCENARIO, interval_ms=INTERVAL_MS, timeout_ms=TIMEOUT_MS)
+async def test_http_outage_is_timed_against_ground_truth(
+    http_toggle: ToggleServer, tmp_path: Path, repetition: int
+) -> None:
+    playbook = one_asset_playbook(
+        "http", {"url": http_toggle.url}, SCENARIO, interval_ms=INTERVAL_MS, timeout_ms=TIMEOUT_MS
+    )
     outage = Outage(http_toggle.stop, http_toggle.start)
     states = await _drill(playbook, outage, tmp_path)
     _assert_within_bound(states["down"], outage.t_off)

@@ -15,7 +15,9 @@ def _monitor(fall: int = 2, rise: int = 2, probes: tuple[str, ...] = ("health",)
     asset = Asset(
         id="api",
         tier="tier-0",
-        probes=tuple(Probe(n, "http", {}, interval_ms=100, timeout_ms=100, fall=fall, rise=rise) for n in probes),
+        probes=tuple(
+            Probe(n, "http", {}, interval_ms=100, timeout_ms=100, fall=fall, rise=rise) for n in probes
+        ),
     )
     return Monitor.for_assets([asset])
 
@@ -31,9 +33,18 @@ def _feed(monitor: Monitor, results: list[tuple[str, Observation, int]]) -> list
 
 def test_down_needs_fall_failures_and_is_dated_at_the_first_one() -> None:
     monitor = _monitor(fall=3)
-    seq = [("health", OK, 100), ("health", OK, 200), ("health", BAD, 300), ("health", BAD, 400), ("health", BAD, 500)]
+    seq = [
+        ("health", OK, 100),
+        ("health", OK, 200),
+        ("health", BAD, 300),
+        ("health", BAD, 400),
+        ("health", BAD, 500),
+    ]
     states = _feed(monitor, seq)
-    assert [(s["state"], s["at_mono_ns"], s["lower_mono_ns"]) for s in states] == [("up", 100, 100), ("down", 300, 200)]
+    assert [(s["state"], s["at_mono_ns"], s["lower_mono_ns"]) for s in states] == [
+        ("up", 100, 100),
+        ("down", 300, 200),
+    ]
 
 
 def test_a_single_failure_below_fall_changes_nothing() -> None:

@@ -70,7 +70,10 @@ async def test_a_hanging_server_fails_at_the_timeout_and_others_keep_their_sched
         playbook = one_asset_playbook(
             "http",
             {"url": hanging.url},
-            (MarkStep("declare", "disaster"), WaitForStep("let it run", WaitFor(state="up", within_ms=1000, asset="svc"))),
+            (
+                MarkStep("declare", "disaster"),
+                WaitForStep("let it run", WaitFor(state="up", within_ms=1000, asset="svc")),
+            ),
             interval_ms=100,
             timeout_ms=250,
             extra_assets=(other,),

@@ -77,9 +77,15 @@ def _finished(recorded: list[EventDraft]) -> list[tuple[str, str]]:
     return [(d.data["step"], d.data["status"]) for d in recorded if d.type == ev.STEP_FINISHED]
 
 
-async def test_http_action_retries_transient_failures_then_succeeds(runner: Any, http_server: SwitchableServer) -> None:
+async def test_http_action_retries_transient_failures_then_succeeds(
+    runner: Any, http_server: SwitchableServer
+) -> None:
     http_server.statuses = [503, 503]
-    step = ActionStep("failover", Action("http", {"url": http_server.url + "/failover"}), retry=Retry(attempts=3, wait_ms=10))
+    step = ActionStep(
+        "failover",
+        Action("http", {"url": http_server.url + "/failover"}),
+        retry=Retry(attempts=3, wait_ms=10),
+    )
     outcome = await runner.run_step(step, "scenario")
     assert (outcome.status, outcome.attempts) == ("ok", 3)
     assert http_server.requests == ["/failover"] * 3
@@ -89,7 +95,9 @@ async def test_http_action_retries_transient_failures_then_succeeds(runner: Any,
 
 async def test_retries_are_bounded(runner: Any, http_server: SwitchableServer) -> None:
     http_server.status = 503
-    step = ActionStep("failover", Action("http", {"url": http_server.url}), retry=Retry(attempts=2, wait_ms=10))
+    step = ActionStep(
+        "failover", Action("http", {"url": http_server.url}), retry=Retry(attempts=2, wait_ms=10)
+    )
     outcome = await runner.run_step(step, "scenario")
     assert (outcome.status, outcome.attempts) == ("failed", 2)
     assert "expected status 2xx, got 503" in outcome.reason
@@ -137,7 +145,9 @@ async def test_failed_step_skips_the_rest(runner: Any) -> None:
 
 
 async def test_parallel_runs_substeps_together_and_reports_failures(runner: Any) -> None:
-    step = ParallelStep("both", (PauseStep("p1", 20), WaitForStep("w", WaitFor(state="down", within_ms=10, asset="api"))))
+    step = ParallelStep(
+        "both", (PauseStep("p1", 20), WaitForStep("w", WaitFor(state="down", within_ms=10, asset="api")))
+    )
     outcome = await runner.run_step(step, "scenario")
     assert (outcome.status, outcome.reason) == ("failed", "failed: w")
 

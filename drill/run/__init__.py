@@ -1,0 +1,1 @@
+"""The runner: scheduler, monitor, scenario, stop conditions and the hash-chained journal."""

@@ -1,0 +1,583 @@
+"""The journal: append-only JSONL, one RFC 8785 canonical object per line, chained by SHA-256.
+
+Each line is `{seq, prev, mono_ns, utc, type, asset?, data}` where `prev` is the hex SHA-256 of
+the previous line's bytes without its newline (64 zeros for the first line); the head is the
+hash of the last line. Every line reaches the OS in one write() of the full line plus "\\n", so
+a SIGKILL loses nothing already appended; `sync()` (or `append(..., sync=True)`) makes the lines
+written so far survive a power loss too. Readers re-check the chain as they stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Self
+
+import rfc8785
+
+from drill.clock import Clock, FakeClock, SystemClock, utc_iso
+from drill.errors import DrillError, JournalInvalid, Location
+from drill.events import Event, EventDraft
+
+__all__ = [
+    "GENESIS",
+    "JournalSummary",
+    "JournalWriter",
+    "canonical_line",
+    "file_sha256",
+    "read_events",
+    "verify_journal",
+]
+
+GENESIS = "0" * 64
+_INT_MAX = 2**53 - 1  # RFC 8785 / I-JSON: integers must be exact as IEEE doubles
+_FIELDS = frozenset({"seq", "prev", "mono_ns", "utc", "type", "data", "asset"})
+_REQUIRED = frozenset({"seq", "prev", "mono_ns", "utc", "type", "data"})
+_HEX = frozenset("0123456789abcdef")
+_CHUNK = 1 << 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+Redactor = Callable[[Any], Any]
+
+
+# Canonical JSON without the cost of a pure-Python serialiser: for the values _check admits
+# (no floats, integers within +-(2**53-1), exact JSON types) the C encoder with sorted keys and
+# compact separators writes the RFC 8785 bytes, as long as the text is ASCII (code-point key
+# order then equals RFC 8785's UTF-16 order). Anything else goes through rfc8785.dumps itself.
+# A property test pins the equality.
+def _make_encoder() -> Callable[[Any, int], Any]:
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is not None:
+        return c_make_encoder(None, None, encode_basestring, None, ":", ",", True, False, False)  # type: ignore[no-any-return]
+    slow = json.JSONEncoder(  # pragma: no cover - interpreters without the C accelerator
+        ensure_ascii=False, check_circular=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+    )
+    return lambda value, _level: (slow.encode(value),)  # pragma: no cover
+
+
+_chunks = _make_encoder()
+_join = "".join
+_quote = encode_basestring
+_sha256 = hashlib.sha256
+
+
+def _encode(value: Any) -> str:
+    return _join(_chunks(value, 0))
+
+
+class _BadValue(Exception):
+    """Internal: a value the journal cannot hold, with the path to it built while unwinding."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        self.reason = reason
+        self.path = path
+
+
+def _check(value: Any) -> bool:
+    """Raise _BadValue for anything but JSON made of integers; True when rfc8785 must serialise it."""
+    kind = type(value)
+    if kind is dict:
+        return _check_dict(value)
+    if kind is list or kind is tuple:
+        return _check_list(value)
+    return _check_scalar(value)
+
+
+def _check_dict(value: dict[Any, Any]) -> bool:
+    unusual = False
+    for key, item in value.items():
+        if type(key) is not str:
+            raise _BadValue(f"key {key!r} is not a string")
+        kind = type(item)
+        # The common scalars are tested inline: this loop is the hot path of every append.
+        if kind is str or kind is bool or item is None or (kind is int and -_INT_MAX <= item <= _INT_MAX):
+            continue
+        try:
+            unusual = _check(item) or unusual
+        except _BadValue as bad:
+            bad.path = f".{key}{bad.path}"
+            raise
+    return unusual
+
+
+def _check_list(value: list[Any] | tuple[Any, ...]) -> bool:
+    unusual = False
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind is str or kind is bool or item is None or (kind is int and -_INT_MAX <= item <= _INT_MAX):
+            continue
+        try:
+            unusual = _check(item) or unusual
+        except _BadValue as bad:
+            bad.path = f"[{index}]{bad.path}"
+            raise
+    return unusual
+
+
+def _check_scalar(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return False
+    if isinstance(value, float):
+        raise _BadValue(f"float {value!r}: the journal holds integers only (use ms, us or basis points)")
+    if isinstance(value, int):
+        if -_INT_MAX <= value <= _INT_MAX:
+            return kind is not int
+        raise _BadValue(f"integer {value} is outside +-(2**53-1), not exact in JSON")
+    # Subclasses (StrEnum, OrderedDict ...) are legal JSON but left to rfc8785 to serialise.
+    if isinstance(value, str):
+        return True
+    if isinstance(value, dict):
+        return _check_dict(value) or True
+    if isinstance(value, list | tuple):
+        return _check_list(value) or True
+    raise _BadValue(f"{type(value).__name__} is not a JSON value")
+
+
+def _dumps(value: Any, what: str) -> str:
+    """Canonical JSON text of value, or TypeError naming where the offending value sits."""
+    try:
+        unusual = _check(value)
+    except _BadValue as bad:
+        raise TypeError(f"journal {what}{bad.path}: {bad.reason}") from None
+    text = _encode(value)
+    if unusual or not text.isascii():
+        try:
+            text = str(rfc8785.dumps(value).decode("utf-8"))
+        except rfc8785.CanonicalizationError as exc:
+            raise TypeError(f"journal {what}: {exc}") from None
+    return text
+
+
+def _string(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        return encode_basestring(str.__str__(value))  # the same escapes as RFC 8785
+    return _not_a(what, "string", value)
+
+
+def _not_a(what: str, expected: str, value: Any) -> str:
+    raise TypeError(f"journal {what}: expected a {expected}, got {type(value).__name__}")
+
+
+def canonical_line(event: Event) -> bytes:
+    """The RFC 8785 bytes of one event, without the newline (the bytes its successor hashes)."""
+    return _line(event.seq, event.prev, event.mono_ns, event.utc, event.type, event.asset, event.data)
+
+
+def _line(seq: int, prev: str, mono_ns: int, utc: str, kind: str, asset: str | None, data: Any) -> bytes:
+    # The hot path of every append, so written flat: one call per C helper, no layers.
+    if type(mono_ns) is not int or not -_INT_MAX <= mono_ns <= _INT_MAX:
+        raise TypeError(f"journal mono_ns: expected an integer within +-(2**53-1), got {mono_ns!r}")
+    if type(data) is dict:
+        try:
+            unusual = _check_dict(data)
+        except _BadValue as bad:
+            raise TypeError(f"journal data{bad.path}: {bad.reason}") from None
+        body = _join(_chunks(data, 0))
+        if unusual or not body.isascii():
+            body = _dumps(data, "data")
+    else:
+        body = _dumps(data, "data") if isinstance(data, dict) else _not_a("data", "dict", data)
+    kind_text = _quote(kind) if type(kind) is str else _string(kind, "type")
+    utc_text = _quote(utc) if type(utc) is str else _string(utc, "utc")
+    # Top-level keys are fixed, so they are laid out in canonical (sorted) order by hand:
+    # asset, data, mono_ns, prev, seq, type, utc. seq and prev come from the writer or are checked.
+    if asset is None:
+        text = (
+            f'{{"data":{body},"mono_ns":{mono_ns},"prev":"{prev}","seq":{seq},'
+            f'"type":{kind_text},"utc":{utc_text}}}'
+        )
+    else:
+        asset_text = _quote(asset) if type(asset) is str else _string(asset, "asset")
+        text = (
+            f'{{"asset":{asset_text},"data":{body},"mono_ns":{mono_ns},"prev":"{prev}","seq":{seq},'
+            f'"type":{kind_text},"utc":{utc_text}}}'
+        )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TypeError(f"journal event {kind!r}: not valid UTF-8 ({exc.reason})") from None
+
+
+class _UtcStamps:
+    """utc_iso(clock.utc_at(mono_ns)), formatting each second once: events come many per second."""
+
+    __slots__ = ("_micros", "_ms", "_offset_ns", "_prefix", "_second", "_text")
+
+    def __init__(self, clock: Clock) -> None:
+        # SystemClock maps mono to wall by one constant offset taken at start-up (see clock.py).
+        self._offset_ns = clock.anchor_wall_ns - clock.anchor_mono_ns if type(clock) is SystemClock else None
+        self._micros = _micros_of(clock)
+        self._second: int | None = None
+        self._ms: int | None = None
+        self._prefix = ""
+        self._text = ""
+
+    def __call__(self, mono_ns: int) -> str:
+        offset = self._offset_ns
+        ms = (mono_ns + offset) // 1_000_000 if offset is not None else self._micros(mono_ns) // 1000
+        if ms == self._ms:  # probes on the same tick report within the same millisecond
+            return self._text
+        second, rest = divmod(ms, 1000)
+        if second == self._second:
+            text = f"{self._prefix}.{rest:03d}+00:00"
+        else:
+            text = utc_iso(_EPOCH + timedelta(milliseconds=ms))
+            self._second, self._prefix = second, text[:-10]  # strip ".mmm+00:00"
+        self._ms, self._text = ms, text
+        return text
+
+
+def _micros_of(clock: Clock) -> Callable[[int], int]:
+    """mono_ns -> microseconds since the epoch, exactly as clock.utc_at maps it.
+
+    FakeClock is computed in integers, like SystemClock in _UtcStamps (a datetime per event
+    costs more than the rest of an append); any other clock goes through its utc_at. A test
+    pins all three against utc_iso(clock.utc_at(mono_ns)).
+    """
+    if type(clock) is FakeClock:
+        fake = clock
+        return lambda mono_ns: (fake.epoch - _EPOCH) // _ONE_US + mono_ns // 1000
+    utc_at = clock.utc_at
+    return lambda mono_ns: (utc_at(mono_ns) - _EPOCH) // _ONE_US
+
+
+# A frozen dataclass __init__ goes through object.__setattr__ per field, which doubles its cost;
+# JournalWriter.append fills the slots of a new Event directly (the same immutable object).
+_new_object = object.__new__
+
+
+def _slot_setter(name: str) -> Callable[[Event, Any], None]:
+    setter: Callable[[Event, Any], None] = getattr(Event, name).__set__
+    return setter
+
+
+_set_seq = _slot_setter("seq")
+_set_prev = _slot_setter("prev")
+_set_mono_ns = _slot_setter("mono_ns")
+_set_utc = _slot_setter("utc")
+_set_type = _slot_setter("type")
+_set_data = _slot_setter("data")
+_set_asset = _slot_setter("asset")
+
+
+class JournalWriter:
+    """Appends events to a new journal file; one writer per file, used from one thread."""
+
+    __slots__ = ("_count", "_fd", "_head", "_path", "_redact", "_stamp", "_synced")
+
+    def __init__(self, fd: int, path: Path, clock: Clock, redact: Redactor | None) -> None:
+        self._fd: int | None = fd
+        self._path = path
+        self._stamp = _UtcStamps(clock)
+        self._redact = redact
+        self._head = GENESIS
+        self._count = 0
+        self._synced = 0
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], clock: Clock, redact: Redactor | None = None) -> Self:
+        """Create a new journal at path; refuses (DrillError) when the file already exists."""
+        target = Path(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(target, flags, 0o644)
+        except FileExistsError:
+            raise DrillError(
+                f"journal {target} already exists; refusing to overwrite evidence",
+                hint="every run writes a fresh journal: use a new run directory or move the old one away",
+            ) from None
+        except OSError as exc:
+            raise DrillError(f"cannot create journal {target}: {exc.strerror}") from None
+        _fsync_dir(target.parent)  # the new directory entry must survive a power loss too
+        return cls(fd, target, clock, redact)
+
+    @property
+    def path(self) -> Path:
+        """Where this journal is written."""
+        return self._path
+
+    @property
+    def head(self) -> str:
+        """Hex SHA-256 of the last line written (64 zeros before the first)."""
+        return self._head
+
+    @property
+    def count(self) -> int:
+        """Number of events written (also the seq of the last one)."""
+        return self._count
+
+    def append(self, draft: EventDraft, *, sync: bool = False) -> Event:
+        """Stamp seq, prev and utc on draft, redact, write one line and hand it to the OS; fsync if sync.
+
+        Raises TypeError (nothing written) for data JSON cannot hold exactly: floats, integers
+        beyond +-(2**53-1), non-string keys. The returned Event shares its data dict with the
+        draft (after redaction): treat both as frozen.
+        """
+        fd = self._fd
+        if fd is None:
+            raise ValueError(f"journal {self._path} is closed")  # a bug in the caller
+        data, asset, kind, mono_ns = draft.data, draft.asset, draft.type, draft.mono_ns
+        if self._redact is not None:
+            data = self._redact(data)
+            if asset is not None:
+                asset = self._redact(asset)
+        seq = self._count + 1
+        prev = self._head
+        utc = self._stamp(mono_ns) if type(mono_ns) is int else ""  # _line rejects a non-int
+        line = _line(seq, prev, mono_ns, utc, kind, asset, data)
+        payload = line + b"\n"
+        try:
+            written = os.write(fd, payload)
+            if written != len(payload):
+                _write_rest(fd, payload[written:])
+        except OSError as exc:
+            raise self._fail("write", exc) from None
+        self._head = _sha256(line).hexdigest()
+        self._count = seq
+        if sync:
+            self.sync()
+        event: Event = _new_object(Event)
+        _set_seq(event, seq)
+        _set_prev(event, prev)
+        _set_mono_ns(event, mono_ns)
+        _set_utc(event, utc)
+        _set_type(event, kind)
+        _set_data(event, data)
+        _set_asset(event, asset)
+        return event
+
+    @property
+    def synced(self) -> int:
+        """Number of events known to be on stable storage (fsynced)."""
+        return self._synced
+
+    def sync(self) -> None:
+        """Make every line written so far durable (fdatasync); cheap when nothing is new.
+
+        Safe to call from a worker thread (asyncio.to_thread) while the loop keeps appending:
+        only the events written before the call are counted as synced.
+        """
+        fd, target = self._fd, self._count
+        if fd is None or self._synced >= target:
+            return
+        try:
+            _fdatasync(fd)
+        except OSError as exc:
+            raise self._fail("sync", exc) from None
+        self._synced = max(self._synced, target)
+
+    def _fail(self, what: str, exc: OSError) -> DrillError:
+        # After a failed write or fsync the file's tail is unknown (a partial line, or pages the
+        # kernel dropped), so appending more could bury a broken line mid-file: stop writing.
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        return DrillError(
+            f"cannot {what} journal {self._path}: {exc.strerror}; the journal is closed",
+            hint="free disk space or fix the file system; `drill journal verify --allow-torn-tail` "
+            "checks what was written",
+        )
+
+    def close(self) -> None:
+        """Sync and close; closing twice is harmless."""
+        if self._fd is None:
+            return
+        try:
+            self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _write_rest(fd: int, rest: bytes) -> None:
+    # One write() normally takes the whole line; after a short write (disk nearly full, signal)
+    # the remainder follows at once, so the line's bytes stay contiguous in the file.
+    while rest:
+        rest = rest[os.write(fd, rest) :]
+
+
+def _fdatasync(fd: int) -> None:
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not supported here (e.g. some platforms); the file itself is still synced
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSummary:
+    """What a verified journal is: file SHA-256, number of intact events, chain head.
+
+    sha256 is of the whole file as it is on disk (what `sha256sum journal.jsonl` prints);
+    torn_bytes counts an incomplete last line ignored under allow_torn_tail (0 when none).
+    """
+
+    sha256: str
+    count: int
+    head: str
+    torn_bytes: int = 0
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_journal(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> JournalSummary:
+    """Check every line of a journal; raise JournalInvalid naming the first broken line.
+
+    With allow_torn_tail, an incomplete last line (no newline: a write cut short by a crash)
+    is left out and the summary covers the intact prefix.
+    """
+    scan = _Scan(path, allow_torn_tail)
+    for _ in scan:
+        pass
+    return JournalSummary(scan.file_sha256, scan.count, scan.head, scan.torn_bytes)
+
+
+def read_events(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> Iterator[Event]:
+    """Stream the events of a journal, checking the chain as it goes (JournalInvalid at a broken line)."""
+    for raw in _Scan(path, allow_torn_tail):
+        yield Event(
+            seq=raw["seq"],
+            prev=raw["prev"],
+            mono_ns=raw["mono_ns"],
+            utc=raw["utc"],
+            type=raw["type"],
+            data=raw["data"],
+            asset=raw.get("asset"),
+        )
+
+
+class _Scan:
+    """One streaming pass over a journal: yields each checked line as a dict, keeps the totals."""
+
+    def __init__(self, path: str | os.PathLike[str], allow_torn_tail: bool) -> None:
+        self.path = Path(path)
+        self.allow_torn_tail = allow_torn_tail
+        self.count = 0
+        self.head = GENESIS
+        self.torn_bytes = 0
+        self._digest = hashlib.sha256()
+
+    @property
+    def file_sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            stream: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in finally across yields
+        except OSError as exc:
+            raise JournalInvalid(
+                f"cannot read journal: {exc.strerror}", location=Location(str(self.path))
+            ) from None
+        try:
+            yield from self._lines(stream)
+        finally:
+            stream.close()
+
+    def _lines(self, stream: BinaryIO) -> Iterator[dict[str, Any]]:
+        for number, raw_line in enumerate(stream, start=1):
+            self._digest.update(raw_line)
+            if not raw_line.endswith(b"\n"):
+                self._torn(number, raw_line)
+                return
+            line = raw_line[:-1]
+            yield self._check_line(number, line)
+            self.head = hashlib.sha256(line).hexdigest()
+            self.count = number
+
+    def _torn(self, number: int, raw_line: bytes) -> None:
+        if not self.allow_torn_tail:
+            raise self._error(
+                number,
+                f"incomplete last line ({len(raw_line)} bytes, no newline): a write cut short",
+                hint="a crash can leave this; `drill journal verify --allow-torn-tail` checks the rest",
+            )
+        self.torn_bytes = len(raw_line)
+
+    def _check_line(self, number: int, line: bytes) -> dict[str, Any]:
+        try:
+            raw = json.loads(line)
+        except (UnicodeDecodeError, ValueError):
+            raise self._error(number, "not valid JSON") from None
+        if type(raw) is not dict:
+            raise self._error(number, "not a JSON object")
+        self._check_fields(number, raw)
+        if raw["seq"] != number:
+            raise self._error(number, f"seq {raw['seq']} expected {number}")
+        if raw["prev"] != self.head:
+            what = "the genesis hash (64 zeros)" if number == 1 else f"line {number - 1}"
+            raise self._error(number, f"prev hash does not match {what}")
+        try:
+            canonical = _line(
+                raw["seq"],
+                raw["prev"],
+                raw["mono_ns"],
+                raw["utc"],
+                raw["type"],
+                raw.get("asset"),
+                raw["data"],
+            )
+        except TypeError as exc:
+            raise self._error(number, str(exc).removeprefix("journal ")) from None
+        if canonical != line:
+            raise self._error(number, "not in RFC 8785 canonical form (edited by hand?)")
+        return raw
+
+    def _check_fields(self, number: int, raw: dict[str, Any]) -> None:
+        missing = _REQUIRED - raw.keys()
+        if missing:
+            raise self._error(number, f"missing field(s) {', '.join(sorted(missing))}")
+        extra = raw.keys() - _FIELDS
+        if extra:
+            raise self._error(number, f"unknown field(s) {', '.join(sorted(extra))}")
+        for name in ("seq", "mono_ns"):
+            if type(raw[name]) is not int:
+                raise self._error(number, f"{name} is not an integer")
+        for name in ("utc", "type"):
+            if type(raw[name]) is not str:
+                raise self._error(number, f"{name} is not a string")
+        if "asset" in raw and type(raw["asset"]) is not str:
+            raise self._error(number, "asset is not a string")
+        if type(raw["data"]) is not dict:
+            raise self._error(number, "data is not an object")
+        prev = raw["prev"]
+        if type(prev) is not str or len(prev) != 64 or not _HEX.issuperset(prev):
+            raise self._error(number, "prev is not a lowercase hex SHA-256")
+
+    def _error(self, number: int, message: str, hint: str = "") -> JournalInvalid:
+        return JournalInvalid(f"line {number}: {message}", hint=hint, location=Location(str(self.path)))
