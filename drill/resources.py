@@ -17,6 +17,14 @@ def schema_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "schemas"
 
 
+def shipped_playbook(name: str) -> Path:
+    """An example playbook shipped with drill (the demo's), in a wheel or a checkout."""
+    shipped = Path(str(resources.files("drill"))) / "_playbooks" / name
+    if shipped.is_file():
+        return shipped
+    return Path(__file__).resolve().parent.parent / "playbooks" / name
+
+
 @cache
 def load_schema(relative: str) -> dict[str, Any]:
     """A JSON Schema by its path relative to the schema folder, e.g. 'probes/http.schema.json'."""

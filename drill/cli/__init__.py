@@ -25,6 +25,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("drill.cli.journal", "journal"),
     ("drill.cli.run", "run_cmd"),
     ("drill.cli.contacts", "contacts"),
+    ("drill.cli.demo", "demo"),
     ("drill.cli.report", "keygen"),
     ("drill.cli.report", "verify"),
     ("drill.cli.report", "report"),
