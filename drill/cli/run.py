@@ -20,22 +20,22 @@ from drill.run.runner import RunOptions, operator_identity, run_drill
 
 def print_summary(results: dict[str, Any]) -> None:
     """The end-of-run table: one line per asset, then the verdict."""
-    click.echo(f"\n{'asset':<28} {'tier':<10} {'detect':>9} {'switch':>9} {'RTO':>9} {'target':>9}  verdict")
-    for a in results["assets"]:
-        cells = [
-            _ms(a["detection_ms"]),
-            _ms(a["switchover_ms"]),
-            _ms(a["rto_ms"]),
-            _ms(a["targets"]["rto_ms"]),
-        ]
-        click.echo(
-            f"{a['id']:<28} {a['tier']:<10} " + " ".join(f"{c:>9}" for c in cells) + f"  {a['verdict']}"
-        )
-        for reason in a["reasons"]:
-            click.echo(f"{'':<40}↳ {reason}")
+    assets = results["assets"]
+    wide = max([len("asset"), *(len(a["id"]) for a in assets)])
+    tier = max([len("tier"), *(len(a["tier"]) for a in assets)])
     click.echo(
-        f"\nverdict: {results['verdict'].upper()}" + (f" ({results['reason']})" if results["reason"] else "")
+        f"\n{'asset':<{wide}}  {'tier':<{tier}} {'detect':>8} {'switch':>8} {'RTO':>8} {'target':>8}  verdict"
     )
+    for a in assets:
+        cells = [_ms(a[k]) for k in ("detection_ms", "switchover_ms", "rto_ms")] + [
+            _ms(a["targets"]["rto_ms"])
+        ]
+        row = " ".join(f"{c:>8}" for c in cells)
+        click.echo(f"{a['id']:<{wide}}  {a['tier']:<{tier}} {row}  {a['verdict']}")
+        for reason in a["reasons"]:
+            click.echo(f"{'':<{wide + 2}}↳ {reason}")
+    reason = f" ({results['reason']})" if results["reason"] else ""
+    click.echo(f"\nverdict: {results['verdict'].upper()}{reason}")
 
 
 def _ms(value: int | None) -> str:
