@@ -8,10 +8,12 @@ from pathlib import Path
 
 import click
 
+from drill.cli.report import read_passphrase_file
 from drill.log import configure_logging
 from drill.notify.ack import AckServer
 from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
+from drill.report.sign import signer_identity
 from drill.run.contacts import ContactTestOptions, run_contact_test
 from drill.run.runner import RunOptions, operator_identity
 
@@ -52,6 +54,9 @@ def test_chains(
 ) -> None:
     """Page every chain of PLAYBOOK now and wait for acks; exit 0 when every chain answered in time."""
     loaded = load_playbook(playbook)
+    passphrase = read_passphrase_file(passphrase_file)
+    if sign_key is not None:
+        signer_identity(sign_key, signer, passphrase)  # a bad key fails now, not after the drill
     configure_logging("auto")
     options = RunOptions(runs_dir=runs_dir, operator=operator_identity())
 
@@ -70,7 +75,6 @@ def test_chains(
             f"chain {chain['name']}: first ack {chain['first_ack_ms']} ms, "
             f"target {chain['respond_within_ms']} ms, met: {chain['met']}"
         )
-    passphrase = passphrase_file.read_text().strip() if passphrase_file else None
     write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
     click.echo(f"verdict: {outcome.results['verdict'].upper()}\nevidence: {outcome.run_dir}")
     sys.exit(outcome.exit_code)

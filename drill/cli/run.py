@@ -11,9 +11,11 @@ from typing import Any
 import click
 
 from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
+from drill.cli.report import read_passphrase_file
 from drill.log import configure_logging
 from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
+from drill.report.sign import signer_identity
 from drill.run.dryrun import check_readiness
 from drill.run.runner import RunOptions, operator_identity, run_drill
 
@@ -80,6 +82,9 @@ def run_cmd(
 ) -> None:
     """Run PLAYBOOK; exit 0 all targets met, 1 a target missed, 3 aborted, 2 bad input."""
     loaded = load_playbook(playbook)
+    passphrase = read_passphrase_file(passphrase_file)
+    if sign_key is not None:
+        signer_identity(sign_key, signer, passphrase)  # a bad key fails now, not after the drill
     configure_logging(log_format)
     if dry_run:
         report = asyncio.run(check_readiness(loaded))
@@ -100,7 +105,6 @@ def run_cmd(
             run_drill(loaded, options, prompter=prompter, sinks=sinks, install_signal_handlers=True)
         )
     print_summary(outcome.results)
-    passphrase = passphrase_file.read_text().strip() if passphrase_file else None
     evidence = write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
     click.echo(f"\nevidence: {outcome.run_dir}")
     for path in evidence:

@@ -1,0 +1,581 @@
+"""Verify a signed evidence folder: signatures against an OpenSSH allowed_signers file, the
+report against its schema, the journal's digest and hash chain, and every evidence file's digest.
+
+Trust decisions follow `ssh-keygen -Y verify` (sshsig.c): a signature is accepted when some
+allowed_signers line lists the signing key for a pattern matching the principal, and that
+line's namespaces= and valid-after/valid-before options accept it. drill checks the validity
+window at the report's signing time (its generated_utc), so rotating a key later does not
+invalidate reports it signed while it was valid; `ssh-keygen -Y verify -Overify-time=...`
+gives the same answer. Any failure is a VerificationFailed with one line saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drill.clock import parse_utc
+from drill.errors import JournalInvalid, UsageError, VerificationFailed
+from drill.report.canonical import is_canonical
+from drill.report.sign import (
+    NAMESPACE,
+    REPORT_FILE,
+    ParsedSignature,
+    SignatureMalformed,
+    check_principal,
+    existing_signatures,
+    fingerprint,
+    parse_signature,
+    principal_of,
+    signature_matches,
+)
+
+SCHEMA_FILE = "report.schema.json"
+_KRL_MAGIC = b"SSHKRL\n\0"
+_KEY_TYPE = re.compile(r"(ssh-|ecdsa-|sk-)[A-Za-z0-9@._-]+")
+_TIMESTAMP = re.compile(r"(\d{8})(\d{4}(\d{2})?)?(Z?)")
+
+
+# ---------------------------------------------------------------- allowed_signers
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedSigner:
+    """One line of an OpenSSH allowed_signers file."""
+
+    principals: str  # the pattern list as written, e.g. "lead,*@example.com,!bob@example.com"
+    key_type: str
+    key_blob: bytes  # SSH wire-format public key
+    namespaces: str | None = None  # a pattern list; None = any namespace
+    valid_after: datetime | None = None
+    valid_before: datetime | None = None
+    cert_authority: bool = False
+    source: str = "allowed_signers"
+    line: int = 0
+
+    @property
+    def where(self) -> str:
+        """file:line of this entry, for messages."""
+        return f"{self.source}:{self.line}"
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA256:... of the listed key."""
+        return fingerprint(self.key_blob)
+
+
+def load_allowed_signers(path: Path | str) -> tuple[AllowedSigner, ...]:
+    """Read and parse an allowed_signers file (VerificationFailed naming file:line on errors)."""
+    return parse_allowed_signers(_read_text(Path(path), "allowed signers file"), source=str(path))
+
+
+def parse_allowed_signers(text: str, *, source: str = "allowed_signers") -> tuple[AllowedSigner, ...]:
+    """Parse allowed_signers text: `principals [options] keytype base64 [comment]` per line."""
+    entries = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            entries.append(_parse_signer_line(line, source, number))
+        except ValueError as exc:
+            raise VerificationFailed(f"{source}:{number}: {exc}") from None
+    return tuple(entries)
+
+
+def _parse_signer_line(line: str, source: str, number: int) -> AllowedSigner:
+    principals, rest = _first_token(line)
+    if not principals or not rest:
+        raise ValueError("expected: principals [options] keytype base64-key [comment]")
+    options = ""
+    key = _try_key(rest)
+    if key is None:
+        options, rest = _split_options(rest)
+        key = _try_key(rest)
+        if key is None:
+            raise ValueError("missing or invalid public key")
+    parsed = _parse_options(options)
+    return AllowedSigner(
+        principals=principals,
+        key_type=key[0],
+        key_blob=key[1],
+        namespaces=parsed.get("namespaces"),
+        valid_after=_timestamp(parsed["valid-after"]) if "valid-after" in parsed else None,
+        valid_before=_timestamp(parsed["valid-before"]) if "valid-before" in parsed else None,
+        cert_authority="cert-authority" in parsed,
+        source=source,
+        line=number,
+    )
+
+
+def _first_token(text: str) -> tuple[str, str]:
+    """The principals field (double quotes allowed, as OpenSSH's strdelimw) and the rest."""
+    if text.startswith('"'):
+        end = text.find('"', 1)
+        if end < 0:
+            raise ValueError("unterminated quote in principals")
+        return text[1:end], text[end + 1 :].lstrip()
+    parts = text.split(None, 1)
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def _split_options(text: str) -> tuple[str, str]:
+    """Options run up to the first white space outside double quotes."""
+    quoted = False
+    for i, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif char in " \t" and not quoted:
+            return text[:i], text[i:].lstrip()
+    if quoted:
+        raise ValueError("unterminated quote in options")
+    return text, ""
+
+
+def _try_key(text: str) -> tuple[str, bytes] | None:
+    """(key type, wire blob) if text starts with `keytype base64`, else None."""
+    parts = text.split(None, 2)
+    if len(parts) < 2 or not _KEY_TYPE.fullmatch(parts[0]):
+        return None
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    declared = blob[4 : 4 + int.from_bytes(blob[:4], "big")] if len(blob) >= 4 else b""
+    if declared != parts[0].encode():
+        return None
+    return parts[0], blob
+
+
+def _parse_options(text: str) -> dict[str, str]:
+    """cert-authority, namespaces="...", valid-after="...", valid-before="..." (as sshsigopt_parse)."""
+    found: dict[str, str] = {}
+    rest = text
+    while rest:
+        match = re.match(
+            r'(cert-authority|namespaces|valid-after|valid-before)(="([^"]*)")?(,|$)', rest, re.I
+        )
+        if match is None:
+            bad = rest.split(",", 1)[0]
+            raise ValueError(f"unknown or malformed option {bad!r}")
+        name = match.group(1).lower()
+        if name in found:
+            raise ValueError(f"option {name} given twice")
+        if (name == "cert-authority") != (match.group(2) is None):
+            raise ValueError(
+                f'option {name} needs a quoted value ({name}="...")'
+                if name != "cert-authority"
+                else "option cert-authority takes no value"
+            )
+        found[name] = match.group(3) or ""
+        rest = rest[match.end() :]
+    return found
+
+
+def _timestamp(text: str) -> datetime:
+    """YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z]; local time unless Z, as ssh-keygen reads them."""
+    match = _TIMESTAMP.fullmatch(text)
+    if match is None:
+        raise ValueError(f"bad timestamp {text!r} (expected YYYYMMDD[HHMM[SS]][Z])")
+    digits = match.group(1) + (match.group(2) or "0000") + ("" if match.group(3) else "00")
+    try:
+        naive = datetime.strptime(digits, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise ValueError(f"bad timestamp {text!r}") from None
+    if match.group(4):
+        return naive.replace(tzinfo=UTC)
+    return naive.astimezone(UTC)  # naive = the system's local time zone, as ssh-keygen
+
+
+def match_pattern_list(name: str, patterns: str) -> bool:
+    """OpenSSH pattern-list matching (ssh_config PATTERNS): * and ?, comma lists, ! negates."""
+    positive = False
+    for pattern in patterns.split(","):
+        negated = pattern.startswith("!")
+        body = pattern[1:] if negated else pattern
+        if _glob(body).fullmatch(name):
+            if negated:
+                return False
+            positive = True
+    return positive
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.S)
+
+
+# ---------------------------------------------------------------- revoked keys
+
+
+def load_revoked_keys(path: Path | str) -> frozenset[bytes]:
+    """Public key blobs listed in a revoked-keys file (one OpenSSH public key per line)."""
+    source = Path(path)
+    try:
+        head = source.read_bytes()[: len(_KRL_MAGIC)]
+    except OSError as exc:
+        raise VerificationFailed(f"cannot read revoked keys file {source}: {exc.strerror}") from None
+    if head == _KRL_MAGIC:
+        raise VerificationFailed(
+            f"{source} is a binary KRL, which drill verify does not read; list the revoked public keys "
+            "one per line (ssh-keygen -Y verify -r accepts both)"
+        )
+    return parse_revoked_keys(_read_text(source, "revoked keys file"), source=str(source))
+
+
+def parse_revoked_keys(text: str, *, source: str = "revoked_keys") -> frozenset[bytes]:
+    """Parse public key lines (`[options] keytype base64 [comment]`); comments and blanks skipped."""
+    blobs = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key = _try_key(line)
+        if key is None:
+            try:
+                key = _try_key(_split_options(line)[1])
+            except ValueError:
+                key = None
+        if key is None:
+            raise VerificationFailed(f"{source}:{number}: not a public key line")
+        blobs.add(key[1])
+    return frozenset(blobs)
+
+
+# ---------------------------------------------------------------- one signature
+
+
+@dataclass(frozen=True, slots=True)
+class SignerInfo:
+    """Who made an accepted signature, and which allowed_signers line vouched for the key."""
+
+    principal: str
+    fingerprint: str
+    key_type: str
+    namespace: str
+    allowed_by: str  # file:line
+    file: str = ""
+
+
+def verify_signature(
+    data: bytes,
+    armored_sig: str | bytes,
+    allowed_signers: Sequence[AllowedSigner],
+    principal: str,
+    namespace: str,
+    at: datetime,
+    *,
+    revoked: Collection[bytes] = (),
+    source: str = "signature",
+) -> SignerInfo:
+    """Check one SSHSIG signature of data as `ssh-keygen -Y verify` does, at time `at`."""
+    try:
+        parsed = parse_signature(armored_sig)
+    except SignatureMalformed as exc:
+        raise VerificationFailed(f"{source}: {exc}") from None
+    if parsed.namespace != namespace:
+        raise VerificationFailed(
+            f"{source}: signed for namespace {parsed.namespace!r}, expected {namespace!r}"
+        )
+    try:
+        intact = signature_matches(data, parsed)
+    except SignatureMalformed as exc:
+        raise VerificationFailed(f"{source}: {exc}") from None
+    if not intact:
+        raise VerificationFailed(
+            f"{source}: signature does not match {REPORT_FILE} (altered after signing, or not its signature)"
+        )
+    if parsed.public_key in revoked:
+        raise VerificationFailed(f"{source}: key {parsed.fingerprint} is revoked")
+    entry = _trusted_entry(parsed, allowed_signers, principal, at, source)
+    return SignerInfo(principal, parsed.fingerprint, parsed.key_type, parsed.namespace, entry.where)
+
+
+def _trusted_entry(
+    parsed: ParsedSignature, allowed: Sequence[AllowedSigner], principal: str, at: datetime, source: str
+) -> AllowedSigner:
+    """The first allowed_signers line accepting this key for principal at `at` (as sshsig.c)."""
+    same_key = [e for e in allowed if e.key_blob == parsed.public_key and not e.cert_authority]
+    candidates = [e for e in same_key if match_pattern_list(principal, e.principals)]
+    if not candidates:
+        if any(e.cert_authority and match_pattern_list(principal, e.principals) for e in allowed):
+            raise VerificationFailed(
+                f"{source}: {principal!r} is trusted only through a cert-authority entry, which drill "
+                "verify does not support (use ssh-keygen -Y verify, or list the signer's key)"
+            )
+        listed = f" (listed for {', '.join(repr(e.principals) for e in same_key)})" if same_key else ""
+        raise VerificationFailed(
+            f"{source}: key {parsed.fingerprint} is not allowed to sign as {principal!r}{listed}"
+        )
+    at = at.replace(microsecond=0)  # ssh-keygen compares whole seconds
+    reasons = []
+    for entry in candidates:
+        reason = _entry_rejects(entry, parsed.namespace, at)
+        if reason is None:
+            return entry
+        reasons.append(reason)
+    raise VerificationFailed(f"{source}: {reasons[0]}")
+
+
+def _entry_rejects(entry: AllowedSigner, namespace: str, at: datetime) -> str | None:
+    if entry.namespaces is not None and not match_pattern_list(namespace, entry.namespaces):
+        return f'namespace {namespace!r} not allowed by {entry.where} (namespaces="{entry.namespaces}")'
+    when = at.isoformat()
+    if entry.valid_after is not None and at < entry.valid_after:
+        limit = entry.valid_after.isoformat()
+        return f"key {entry.fingerprint} not yet valid at {when} (valid-after {limit}, {entry.where})"
+    if entry.valid_before is not None and at > entry.valid_before:
+        limit = entry.valid_before.isoformat()
+        return f"key {entry.fingerprint} expired at {when} (valid-before {limit}, {entry.where})"
+    return None
+
+
+# ---------------------------------------------------------------- a report folder
+
+
+@dataclass(frozen=True, slots=True)
+class JournalCheck:
+    """The journal as verified against the signed report's journal block."""
+
+    file: str
+    sha256: str
+    events: int
+    head: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A verified evidence folder: who signed, when, and what was checked."""
+
+    report_id: str
+    signed_at: str
+    signers: tuple[SignerInfo, ...]
+    journal: JournalCheck
+    evidence: tuple[str, ...]  # evidence file names whose digests matched
+    notes: tuple[str, ...] = ()  # checks that could not run (e.g. no schema shipped)
+
+
+def verify_report_dir(
+    report_dir: Path | str,
+    allowed_signers_path: Path | str,
+    require: Iterable[str] = (),
+    revoked_path: Path | str | None = None,
+) -> Verification:
+    """Verify an evidence folder; VerificationFailed with one line saying why on the first failure."""
+    directory = Path(report_dir)
+    data = _read_report(directory)
+    signatures = existing_signatures(directory)
+    if not signatures:
+        raise VerificationFailed(f"no signatures ({REPORT_FILE}.*.sig) in {directory}")
+    parsed = _untrusted_check(data, signatures)
+    allowed = load_allowed_signers(allowed_signers_path)
+    revoked = load_revoked_keys(revoked_path) if revoked_path is not None else frozenset()
+    report = _report_document(data)
+    signed_at = _signing_time(report)
+    signers = tuple(
+        _with_file(
+            verify_signature(
+                data,
+                text,
+                allowed,
+                principal_of(sig),
+                NAMESPACE,
+                parse_utc(signed_at),
+                revoked=revoked,
+                source=sig.name,
+            ),
+            sig.name,
+        )
+        for sig, text in zip(signatures, parsed, strict=True)
+    )
+    _check_required(signers, require)
+    _check_preparer(report, signers)
+    notes = _check_schema(report)
+    journal = _check_journal(directory, report)
+    evidence = _check_evidence(directory, report)
+    return Verification(str(report.get("report_id", "")), signed_at, signers, journal, evidence, notes)
+
+
+def _read_report(directory: Path) -> bytes:
+    path = directory / REPORT_FILE
+    if not directory.is_dir():
+        raise VerificationFailed(f"{directory} is not a folder")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise VerificationFailed(f"{path} is missing") from None
+    except OSError as exc:
+        raise VerificationFailed(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _untrusted_check(data: bytes, signatures: Sequence[Path]) -> list[str]:
+    """Every signature must match the bytes before anything in them is believed."""
+    texts = []
+    for sig in signatures:
+        try:
+            check_principal(principal_of(sig))
+        except UsageError:
+            raise VerificationFailed(f"{sig.name}: the file name does not hold a valid principal") from None
+        text = _read_text(sig, "signature")
+        try:
+            intact = signature_matches(data, parse_signature(text))
+        except SignatureMalformed as exc:
+            raise VerificationFailed(f"{sig.name}: {exc}") from None
+        if not intact:
+            raise VerificationFailed(
+                f"{sig.name}: signature does not match {REPORT_FILE} (the report was altered after signing)"
+            )
+        texts.append(text)
+    return texts
+
+
+def _report_document(data: bytes) -> dict[str, Any]:
+    try:
+        report = json.loads(data)
+    except ValueError as exc:
+        raise VerificationFailed(f"{REPORT_FILE} is not JSON ({exc})") from None
+    if not isinstance(report, dict):
+        raise VerificationFailed(f"{REPORT_FILE} is not a JSON object")
+    if not is_canonical(data):
+        raise VerificationFailed(f"{REPORT_FILE} is not stored as RFC 8785 canonical JSON")
+    return report
+
+
+def _signing_time(report: dict[str, Any]) -> str:
+    value = report.get("signed_at") or report.get("generated_utc")
+    if not isinstance(value, str):
+        raise VerificationFailed(f"{REPORT_FILE} has no generated_utc (the signing time keys are checked at)")
+    try:
+        parse_utc(value)
+    except ValueError:
+        raise VerificationFailed(
+            f"{REPORT_FILE}: generated_utc {value!r} is not an ISO 8601 time with offset"
+        ) from None
+    return value
+
+
+def _with_file(info: SignerInfo, name: str) -> SignerInfo:
+    return SignerInfo(info.principal, info.fingerprint, info.key_type, info.namespace, info.allowed_by, name)
+
+
+def _check_required(signers: Sequence[SignerInfo], require: Iterable[str]) -> None:
+    present = [s.principal for s in signers]
+    for principal in require:
+        if principal not in present:
+            raise VerificationFailed(
+                f"required signer {principal!r} has not signed (signed by: {', '.join(present)})"
+            )
+
+
+def _check_preparer(report: dict[str, Any], signers: Sequence[SignerInfo]) -> None:
+    """A report that names who prepared it must carry that person's valid signature."""
+    prepared = report.get("prepared_by")
+    if not isinstance(prepared, dict):
+        return
+    principal, fpr = prepared.get("principal"), prepared.get("fingerprint")
+    if not any(s.principal == principal and s.fingerprint == fpr for s in signers):
+        raise VerificationFailed(
+            f"{REPORT_FILE} names {principal!r} ({fpr}) as preparer, but has no signature by that key"
+        )
+
+
+def _check_schema(report: dict[str, Any]) -> tuple[str, ...]:
+    import jsonschema
+
+    from drill.resources import schema_dir
+
+    path = schema_dir() / SCHEMA_FILE
+    if not path.is_file():
+        return (f"schema check skipped: {SCHEMA_FILE} is not shipped with this drill",)
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(report))
+    if error is not None:
+        where = error.json_path
+        message = " ".join(error.message.split())
+        message = message if len(message) <= 200 else message[:197] + "..."
+        raise VerificationFailed(f"{REPORT_FILE} does not match its schema at {where}: {message}")
+    return ()
+
+
+def _check_journal(directory: Path, report: dict[str, Any]) -> JournalCheck:
+    from drill.run.journal import verify_journal
+
+    block = report.get("journal")
+    if not isinstance(block, dict):
+        raise VerificationFailed(f"{REPORT_FILE} has no journal block")
+    path = _evidence_path(directory, block.get("file"), "journal")
+    try:
+        summary = verify_journal(path)
+    except JournalInvalid as exc:
+        raise VerificationFailed(f"{path.name}: {exc.message}") from None
+    expected = block.get("events")
+    if summary.count != expected:
+        tail = (
+            f"lines after {summary.count} are missing"
+            if isinstance(expected, int) and summary.count < expected
+            else f"lines after {expected} are not covered by the report"
+        )
+        raise VerificationFailed(
+            f"{path.name}: {summary.count} events, the signed report says {expected} ({tail})"
+        )
+    if summary.head != block.get("head"):
+        raise VerificationFailed(f"{path.name}: chain head {summary.head} differs from the signed report's")
+    if summary.sha256 != block.get("sha256"):
+        raise VerificationFailed(
+            f"{path.name}: SHA-256 {summary.sha256} differs from the signed report's {block.get('sha256')}"
+        )
+    return JournalCheck(path.name, summary.sha256, summary.count, summary.head)
+
+
+def _check_evidence(directory: Path, report: dict[str, Any]) -> tuple[str, ...]:
+    from drill.run.journal import file_sha256
+
+    entries = report.get("evidence", [])
+    if not isinstance(entries, list):
+        raise VerificationFailed(f"{REPORT_FILE}: evidence is not a list")
+    checked = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise VerificationFailed(f"{REPORT_FILE}: evidence entry {entry!r} is not an object")
+        path = _evidence_path(directory, entry.get("file"), "evidence")
+        digest = file_sha256(path)
+        if digest != entry.get("sha256"):
+            raise VerificationFailed(
+                f"{path.name}: SHA-256 {digest} differs from the signed report's {entry.get('sha256')}"
+            )
+        checked.append(path.name)
+    return tuple(checked)
+
+
+def _evidence_path(directory: Path, name: Any, what: str) -> Path:
+    """A file the report names, which must sit in the report's own folder."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or Path(name).name != name
+        or "\\" in name
+    ):
+        raise VerificationFailed(f"{REPORT_FILE} names {what} file {name!r}, which is not a plain file name")
+    path = directory / name
+    if not path.is_file():
+        raise VerificationFailed(f"{what} file {name} listed in the signed report is missing")
+    return path
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VerificationFailed(f"{what} {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise VerificationFailed(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise VerificationFailed(f"cannot read {what} {path}: {exc.strerror}") from None
