@@ -1,0 +1,32 @@
+"""`drill journal verify FILE`: check a journal's hash chain and name the first broken line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from drill.run.journal import verify_journal
+
+
+@click.group()
+def journal() -> None:
+    """Inspect a drill journal (journal.jsonl: the hash-chained record of a run)."""
+
+
+@journal.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--allow-torn-tail",
+    is_flag=True,
+    help="Accept an incomplete last line (a write cut short by a crash) and verify the rest.",
+)
+def verify(file: Path, allow_torn_tail: bool) -> None:
+    """Check every line and the SHA-256 chain of FILE; exit 1 naming the first broken line."""
+    summary = verify_journal(file, allow_torn_tail=allow_torn_tail)
+    click.echo(f"ok: {summary.count} events, head {summary.head}, sha256 {summary.sha256}")
+    if summary.torn_bytes:
+        click.echo(
+            f"note: ignored an incomplete last line ({summary.torn_bytes} bytes) after line {summary.count}; "
+            "the file's sha256 above includes it"
+        )

@@ -1,0 +1,1 @@
+"""The signed drill report: build, canonicalise, sign, verify, render."""

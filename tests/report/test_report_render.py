@@ -1,0 +1,154 @@
+"""Renderers: golden Markdown and JUnit from the fixed journal; self-contained, escaped HTML.
+
+Regenerate the golden files after an intended change with DRILL_UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drill.report._view import fmt_bp, fmt_ms, fmt_pm
+from drill.report.render_html import render_html
+from drill.report.render_junit import render_junit
+from drill.report.render_md import render_markdown
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("DRILL_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"missing {path}: run with DRILL_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+def test_markdown_golden(report: dict[str, Any]) -> None:
+    _golden("report.md", render_markdown(report))
+
+
+def test_junit_golden(report: dict[str, Any]) -> None:
+    _golden("report.junit.xml", render_junit(report))
+
+
+def test_junit_has_one_case_per_objective(report: dict[str, Any]) -> None:
+    root = ET.fromstring(render_junit(report).encode())
+    cases = {str(c.get("name")): c for c in root.iter("testcase")}
+    # RTO for every asset; RPO where a target is set (tier-2 has none); ack where a chain was paged.
+    assert sorted(cases) == sorted(
+        [
+            "payments-db RTO", "payments-db RPO", "payments-db ack",
+            "payments-api RTO", "payments-api RPO", "payments-api ack",
+            "ledger RTO", "ledger RPO", "ledger ack",
+            "reports RTO", "reports RPO",
+            "search RTO",
+        ]
+    )  # fmt: skip
+    failure = cases["reports RTO"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "RTO 2 min 30 s ± 1.0 s exceeds target 2 min"
+    rpo = cases["payments-db RPO"].find("failure")
+    assert rpo is not None and rpo.get("message") == "RPO 1.2 s (3 lost writes) exceeds target 0 ms"
+    assert cases["ledger RPO"].find("skipped") is not None  # no canary: not measured, not passed
+    assert cases["payments-api RTO"].find("failure") is None
+    assert cases["payments-api RTO"].get("time") == "20.500"
+    assert (root.get("tests"), root.get("failures")) == ("12", "3")
+    assert [s.get("name") for s in root.iter("testsuite")] == [
+        "payments-q4.tier-0",
+        "payments-q4.tier-1",
+        "payments-q4.tier-2",
+    ]
+
+
+def test_markdown_escapes_table_cells(report: dict[str, Any]) -> None:
+    evil = copy.deepcopy(report)
+    evil["findings"][0]["title"] = "a | b\nc"
+    text = render_markdown(evil)
+    assert "a \\| b c" in text
+    for line in text.splitlines():
+        if line.startswith("| F-001"):
+            assert len(re.split(r"(?<!\\)\|", line)) == 7  # five cells: the escaped pipe splits nothing
+
+
+def test_html_is_self_contained_and_complete(report: dict[str, Any]) -> None:
+    html = render_html(report)
+    assert "<script" not in html.lower()
+    # No network: the only URL is the SVG namespace identifier.
+    assert re.findall(r"https?://[^\s\"'<]+", html) == ["http://www.w3.org/2000/svg"]
+    assert not re.search(r"""(src|href)\s*=""", html)
+    assert html.index("FAIL") < html.index("Targets vs achieved") < html.index("Recovery timeline")
+    for needle in (
+        "Findings",
+        "People",
+        "Step timeline",
+        "Verification",
+        report["journal"]["sha256"],
+        report["prepared_by"]["fingerprint"],
+        "@media print",
+        "<svg",
+        "ledger-oncall",
+    ):
+        assert needle in html
+    assert html.count("<circle") == 4  # one recovery marker per recovered asset (search never went down)
+
+
+def test_html_escapes_report_text(report: dict[str, Any]) -> None:
+    evil = copy.deepcopy(report)
+    evil["assets"][0]["description"] = "<script>alert(1)</script>"
+    evil["findings"][0]["detail"] = '"><img src=x onerror=alert(1)>'
+    html = render_html(evil)
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_renderers_are_deterministic(report: dict[str, Any]) -> None:
+    for render in (render_html, render_markdown, render_junit):
+        assert render(report) == render(copy.deepcopy(report))
+
+
+def test_html_handles_a_drill_without_injection(report: dict[str, Any]) -> None:
+    quiet = copy.deepcopy(report)
+    for a in quiet["assets"]:
+        a.update(
+            t_inject_utc=None,
+            t_detect_utc=None,
+            t_recover_utc=None,
+            rto_ms=None,
+            detection_ms=None,
+            switchover_ms=None,
+            verdict="not-measured",
+        )
+    quiet["findings"] = []
+    html = render_html(quiet)
+    assert "Recovery timeline" not in html and "No findings." in html
+    assert "not measured" in render_junit(quiet)
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (None, "—"),
+        (0, "0 ms"),
+        (999, "999 ms"),
+        (1000, "1.0 s"),
+        (59_960, "1 min"),
+        (90_000, "1 min 30 s"),
+        (3_600_000, "1 h"),
+        (5_430_000, "1 h 31 min"),
+    ],
+)
+def test_fmt_ms(ms: int | None, text: str) -> None:
+    assert fmt_ms(ms) == text
+
+
+def test_fmt_bp_and_pm() -> None:
+    assert (fmt_bp(10_000), fmt_bp(8_927), fmt_bp(5)) == ("100.00 %", "89.27 %", "0.05 %")
+    assert fmt_pm(1500, 500) == "1.5 s ± 500 ms"
+    assert fmt_pm(None, 500) == "—"
