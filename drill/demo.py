@@ -41,7 +41,10 @@ def demo_playbook() -> Playbook:
 async def run_demo(playbook: Playbook, runs_dir: Path, sinks: Sequence[Sink] = ()) -> DemoOutcome:
     """One complete drill over the lab, ending with a report signed by a throw-away key and verified."""
     async with Lab.start() as lab:
-        options = RunOptions(runs_dir=runs_dir, auto_confirm=True, env={**os.environ, **lab.env()})
+        # rollback always: the demo shows the return to normal, not only the failover
+        options = RunOptions(
+            runs_dir=runs_dir, auto_confirm=True, rollback="always", env={**os.environ, **lab.env()}
+        )
         outcome = await run_drill(playbook, options, sinks=sinks, install_signal_handlers=True)
     with tempfile.TemporaryDirectory(prefix="drill-demo-key-") as keys:
         key = Path(keys) / "demo_ed25519"

@@ -280,7 +280,7 @@ def _run(results: Mapping[str, Any], meta: Mapping[str, Any], started: Mapping[s
     return {
         "status": str(results.get("status") or ""),
         "reason": str(results.get("reason") or ""),
-        "operator": f"{user}@{host}" if user or host else "",
+        "operator": user if "@" in user else (f"{user}@{host}" if user or host else ""),
         "run_tool_version": _str(started.get("tool_version")),
         "planned_start_utc": planned_start_utc,
         "planned_end_utc": planned_end,
