@@ -28,6 +28,7 @@ ROLLBACK_STARTED = "rollback.started"  # reason
 ROLLBACK_FINISHED = "rollback.finished"  # status
 # probe, last_acked_seq, last_acked_utc, last_surviving_seq, surviving_utc, lost_writes, rpo_ms
 RPO_MEASURED = "rpo.measured"
+RPO_UNMEASURED = "rpo.unmeasured"  # probe, reason, last_acked_seq, last_acked_utc: survivors unreadable
 CANARY_WRITTEN = "canary.written"  # probe, seq, utc: only the last acknowledged write matters, kept sparse
 PAGE_SENT = "page.sent"  # page_id, chain, contact, via, assets, ok, reason, attempts
 PAGE_ACKED = "page.acked"  # page_id, chain, contact, by, ack_ms

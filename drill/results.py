@@ -42,6 +42,7 @@ class _Timeline:
     ok: int = 0
     errors: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (probe, reason) -> [count, seq]
     rpo: dict[str, Any] | None = None
+    rpo_unmeasured: str = ""
 
 
 @dataclass(slots=True)
@@ -65,10 +66,15 @@ class _Fold:
     head_prev: str = ""
 
 
+def _duration(value: Any) -> int:
+    """A playbook duration; the schema also allows a bare integer 0."""
+    return value if isinstance(value, int) else parse_duration_ms(str(value))
+
+
 def asset_infos(document: Mapping[str, Any]) -> dict[str, AssetInfo]:
     """Targets and dependencies of every asset, from the raw playbook document."""
     settings = document.get("settings") or {}
-    default_interval = parse_duration_ms(settings.get("interval", "1s"))
+    default_interval = _duration(settings.get("interval", "1s"))
     tiers = {t["name"]: t for t in document.get("tiers") or []}
     out = {}
     for raw in document.get("assets") or []:
@@ -76,7 +82,7 @@ def asset_infos(document: Mapping[str, Any]) -> dict[str, AssetInfo]:
         rto = raw.get("rto", tier.get("rto", "0"))
         rpo = raw.get("rpo", tier.get("rpo"))
         intervals = [
-            parse_duration_ms(p.get("interval", "0")) or default_interval for p in raw.get("probes") or []
+            _duration(p.get("interval", 0)) or default_interval for p in raw.get("probes") or []
         ]
         out[raw["id"]] = AssetInfo(
             id=raw["id"],
@@ -84,8 +90,8 @@ def asset_infos(document: Mapping[str, Any]) -> dict[str, AssetInfo]:
             owner=raw.get("owner", ""),
             depends_on=tuple(raw.get("depends_on") or ()),
             contact_chain=raw.get("contact_chain", ""),
-            rto_target_ms=parse_duration_ms(rto),
-            rpo_target_ms=parse_duration_ms(rpo) if rpo is not None else None,
+            rto_target_ms=_duration(rto),
+            rpo_target_ms=_duration(rpo) if rpo is not None else None,
             interval_ms=max(intervals or [default_interval]),
         )
     return out
@@ -218,6 +224,12 @@ def _rpo(fold: _Fold, e: Event) -> None:
         }
 
 
+def _rpo_unmeasured(fold: _Fold, e: Event) -> None:
+    line = fold.assets.get(e.asset or "")
+    if line is not None and line.rpo is None:
+        line.rpo_unmeasured = str(e.data.get("reason", "the surviving canary writes could not be read"))
+
+
 def _page_sent(fold: _Fold, e: Event) -> None:
     d = e.data
     fold.pages[str(d.get("page_id"))] = {
@@ -266,6 +278,7 @@ _HANDLERS = {
     ev.ROLLBACK_STARTED: _rollback_started,
     ev.ROLLBACK_FINISHED: _rollback_finished,
     ev.RPO_MEASURED: _rpo,
+    ev.RPO_UNMEASURED: _rpo_unmeasured,
     ev.PAGE_SENT: _page_sent,
     ev.PAGE_ACKED: _page_acked,
     ev.CHAIN_EXHAUSTED: _exhausted,
@@ -374,6 +387,8 @@ def _asset_reasons(
             f"RPO {line.rpo['rpo_ms']} ms ({line.rpo['lost_writes']} lost writes) "
             f"exceeds target {info.rpo_target_ms} ms"
         )
+    if line.rpo is None and line.rpo_unmeasured and info.rpo_target_ms is not None:
+        reasons.append(f"RPO not measured: {line.rpo_unmeasured}")
     if ack is not None and not ack["met"]:
         reasons.append(f"contact chain {ack['chain']} did not acknowledge within {ack['target_ms']} ms")
     if fold.inject is None and line.total:
@@ -390,7 +405,7 @@ def _chains(fold: _Fold) -> dict[str, dict[str, Any]]:
         pages = [p for p in fold.pages.values() if name in p["chains"]]
         first_sent = min((p["sent_utc"] for p in pages), default=None)
         first_ack = min((p["since_trigger_ms"] for p in pages if p["ack_ms"] is not None), default=None)
-        target = parse_duration_ms(within) if within else None
+        target = _duration(within) if within else None
         out[name] = {
             "name": name,
             "respond_within_ms": target,
@@ -458,8 +473,8 @@ def _tiers(fold: _Fold, assets: dict[str, dict[str, Any]]) -> list[dict[str, Any
             {
                 "name": tier["name"],
                 "rank": rank,
-                "rto_ms": parse_duration_ms(tier.get("rto", "0")),
-                "rpo_ms": parse_duration_ms(tier["rpo"]) if tier.get("rpo") is not None else None,
+                "rto_ms": _duration(tier.get("rto", 0)),
+                "rpo_ms": _duration(tier["rpo"]) if tier.get("rpo") is not None else None,
                 "availability_bp": ok * BP_FULL // total if total else 0,
                 "verdict": "fail"
                 if "fail" in verdicts

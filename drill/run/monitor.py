@@ -1,8 +1,11 @@
 """Per-asset up/down state from probe observations, with fall/rise hysteresis (DESIGN §2).
 
-A transition's instant is the start of the first probe of the streak that caused it; the lower
-bound of its uncertainty window is the start of the probe before that streak. The monitor is
-pure logic: it returns the events to journal and never touches a clock or a file.
+A down transition is dated at the start of the first failing probe of the streak; an up
+transition at the *completion* of the first successful probe (a refinement of DESIGN: a request
+that hung through a failover and was then answered started before the service was back, so its
+start would flatter the RTO by up to the probe timeout). The lower bound of the uncertainty window
+is the start of the probe before the streak. The monitor is pure logic: it returns the events to
+journal and never touches a clock or a file.
 """
 
 from __future__ import annotations
@@ -28,15 +31,16 @@ class ProbeTrack:
     state: State | None = None
     streak_ok: bool | None = None
     streak_len: int = 0
-    streak_start_ns: int = 0
+    streak_start_ns: int = 0  # when the streak's state began: see the module docstring
     before_streak_ns: int = 0  # start of the probe before the streak: the uncertainty's lower bound
     last_start_ns: int = 0
 
-    def observe(self, ok: bool, started_ns: int) -> bool:
+    def observe(self, ok: bool, started_ns: int, finished_ns: int) -> bool:
         """Count one result; True when this probe's state changed."""
         if ok is not self.streak_ok:
             self.streak_ok, self.streak_len = ok, 0
-            self.streak_start_ns, self.before_streak_ns = started_ns, self.last_start_ns
+            self.streak_start_ns = finished_ns if ok else started_ns
+            self.before_streak_ns = self.last_start_ns
         self.streak_len += 1
         self.last_start_ns = started_ns
         wanted: State = "up" if ok else "down"
@@ -106,7 +110,7 @@ class Monitor:
         if not obs.ok:
             data["reason"] = obs.reason
         out = [EventDraft(ev.PROBE_OBSERVED, started_ns, data, asset)]
-        if probe_track.observe(obs.ok, started_ns):
+        if probe_track.observe(obs.ok, started_ns, started_ns + obs.latency_us * 1000):
             out.extend(self._asset_transition(track, probe, probe_track))
         return out
 

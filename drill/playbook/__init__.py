@@ -1,0 +1,1 @@
+"""Playbooks: loading with positions, validation (schema + semantic rules), the typed model."""

@@ -1,0 +1,1 @@
+"""Probes: one module per kind, one registry (registry.py), one schema fragment each."""

@@ -1,0 +1,183 @@
+"""RPO canaries shared by the redis, postgres and kv probes.
+
+A canary writer records (sequence, UTC) on the primary at every tick and remembers, with a
+monotonic stamp, every write the server acknowledged. After the switchover the reader lists the
+sequences that survived on the new primary. DESIGN §2: RPO is the time between an acknowledged
+write that was lost and the last write that survived before it; the count of lost acknowledged
+writes is reported too. Arithmetic uses the monotonic stamps only; the UTC texts are for people.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from drill.clock import utc_iso, wall_now
+from drill.events import CANARY_WRITTEN, RPO_MEASURED, RPO_UNMEASURED, EventDraft
+from drill.probes.base import ProbeContext
+
+_STATE = "canary"
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One acknowledged canary write."""
+
+    seq: int
+    mono_ns: int
+    utc: str
+
+
+@dataclass(slots=True)
+class CanaryState:
+    """What one canary probe remembers between ticks (lives in ProbeContext.memory)."""
+
+    run: str = field(default_factory=lambda: secrets.token_hex(6))
+    next_seq: int = 1
+    acked: dict[int, Write] = field(default_factory=dict)
+    last_acked: Write | None = None
+    failing: bool = False  # the previous write failed: the next ack starts a new streak
+
+    def claim(self) -> tuple[int, str]:
+        """The next sequence number and the UTC text to store with it."""
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq, utc_iso(wall_now())
+
+
+def state(ctx: ProbeContext) -> CanaryState:
+    """The canary state of this probe, created on first use."""
+    current = ctx.memory.get(_STATE)
+    if not isinstance(current, CanaryState):
+        current = CanaryState()
+        ctx.memory[_STATE] = current
+    return current
+
+
+def record_ack(ctx: ProbeContext, seq: int, utc: str) -> None:
+    """Remember an acknowledged write (and journal the first write and each first after failures)."""
+    st = state(ctx)
+    write = Write(seq=seq, mono_ns=ctx.monotonic_ns(), utc=utc)
+    st.acked[seq] = write
+    first = st.last_acked is None
+    if st.last_acked is None or seq > st.last_acked.seq:
+        st.last_acked = write
+    if first or st.failing:
+        _emit_written(ctx, write)
+    st.failing = False
+
+
+def record_failure(ctx: ProbeContext) -> None:
+    """A write failed: journal the last acknowledged one once, at the start of the failure streak."""
+    st = state(ctx)
+    if not st.failing and st.last_acked is not None:
+        _emit_written(ctx, st.last_acked)
+    st.failing = True
+
+
+def _emit_written(ctx: ProbeContext, write: Write) -> None:
+    ctx.emit(
+        EventDraft(
+            type=CANARY_WRITTEN,
+            mono_ns=write.mono_ns,
+            asset=ctx.asset,
+            data={"probe": ctx.probe, "seq": write.seq, "utc": write.utc},
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RpoResult:
+    """The outcome of comparing acknowledged writes with the surviving ones."""
+
+    last_acked_seq: int
+    last_acked_utc: str | None
+    last_surviving_seq: int
+    surviving_utc: str | None
+    lost_writes: int
+    rpo_ms: int
+
+    def as_data(self, probe: str) -> dict[str, Any]:
+        return {
+            "probe": probe,
+            "last_acked_seq": self.last_acked_seq,
+            "last_acked_utc": self.last_acked_utc,
+            "last_surviving_seq": self.last_surviving_seq,
+            "surviving_utc": self.surviving_utc,
+            "lost_writes": self.lost_writes,
+            "rpo_ms": self.rpo_ms,
+        }
+
+
+def compute_rpo(acked: dict[int, Write], surviving: Iterable[int]) -> RpoResult:
+    """Lost = acknowledged but not surviving; RPO = the widest gap between a lost write and the
+    surviving write just before it (the first acknowledged write stands in when none survived)."""
+    alive = set(surviving)
+    order = sorted(acked)
+    lost = [seq for seq in order if seq not in alive]
+    last_acked = acked[order[-1]] if order else None
+    survivors = [seq for seq in order if seq in alive]
+    last_surviving = acked[survivors[-1]] if survivors else None
+    rpo_ns = 0
+    previous: Write | None = None
+    for seq in order:
+        write = acked[seq]
+        if seq in alive:
+            previous = write
+            continue
+        base = previous if previous is not None else acked[order[0]]
+        rpo_ns = max(rpo_ns, write.mono_ns - base.mono_ns)
+    # The surviving write just before the last loss is what a restore would give back.
+    anchor = last_surviving
+    if lost:
+        before = [seq for seq in survivors if seq < lost[-1]]
+        anchor = acked[before[-1]] if before else None
+    return RpoResult(
+        last_acked_seq=(lost[-1] if lost else last_acked.seq) if last_acked else 0,
+        last_acked_utc=(acked[lost[-1]].utc if lost else last_acked.utc) if last_acked else None,
+        last_surviving_seq=anchor.seq if anchor else 0,
+        surviving_utc=anchor.utc if anchor else None,
+        lost_writes=len(lost),
+        rpo_ms=rpo_ns // 1_000_000,
+    )
+
+
+def emit_rpo(ctx: ProbeContext, surviving: Iterable[int]) -> RpoResult:
+    """Compare what this probe saw acknowledged with what survived, and journal rpo.measured."""
+    result = compute_rpo(state(ctx).acked, surviving)
+    ctx.emit(
+        EventDraft(
+            type=RPO_MEASURED,
+            mono_ns=ctx.monotonic_ns(),
+            asset=ctx.asset,
+            data=result.as_data(ctx.probe),
+        )
+    )
+    return result
+
+
+def emit_unmeasured(ctx: ProbeContext, reason: str) -> None:
+    """Journal that the surviving writes could not be read: RPO stays null in results, with the reason."""
+    st = state(ctx)
+    last = st.last_acked
+    ctx.emit(
+        EventDraft(
+            type=RPO_UNMEASURED,
+            mono_ns=ctx.monotonic_ns(),
+            asset=ctx.asset,
+            data={
+                "probe": ctx.probe,
+                "reason": reason,
+                "last_acked_seq": last.seq if last else 0,
+                "last_acked_utc": last.utc if last else None,
+            },
+        )
+    )
+
+
+def format_ms(seconds: float) -> str:
+    """'2 s' or '500 ms' for messages."""
+    ms = round(seconds * 1000)
+    return f"{ms // 1000} s" if ms % 1000 == 0 else f"{ms} ms"

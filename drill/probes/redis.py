@@ -1,0 +1,209 @@
+"""The `redis` probe: liveness (PING) and an RPO canary, optionally following Sentinel.
+
+With `sentinels` and `master_name`, every tick asks the sentinels for the current master, so the
+probe measures when Sentinel's promotion really lets writes through. Client retries are
+disabled (NOTES: redis-py's default retries hide a failover for a second or more); a failed
+command is a failed probe, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from drill.probes import canary
+from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+
+_CANARY_TTL_S = 86_400  # the canary set is evidence for a day, then Redis forgets it
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelAddr:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSpec:
+    """Where the Redis server (or its Sentinel-managed master) is, and whether to write canaries."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    password: str | None = None
+    db: int = 0
+    sentinels: tuple[SentinelAddr, ...] = ()
+    master_name: str = ""
+    canary: bool = False
+    canary_key: str = "drill:canary"
+
+
+def parse_redis(params: Mapping[str, Any]) -> RedisSpec:
+    """Build a RedisSpec from schema-valid parameters."""
+    return RedisSpec(
+        host=str(params.get("host", "127.0.0.1")),
+        port=int(params.get("port", 6379)),
+        password=str(params["password"]) if params.get("password") else None,
+        db=int(params.get("db", 0)),
+        sentinels=tuple(
+            SentinelAddr(str(s.get("host", "127.0.0.1")), int(s["port"])) for s in params.get("sentinels", ())
+        ),
+        master_name=str(params.get("master_name", "")),
+        canary=bool(params.get("canary", False)),
+        canary_key=str(params.get("canary_key", "drill:canary")),
+    )
+
+
+def _client(host: str, port: int, timeout_s: float, *, password: str | None = None, db: int = 0) -> Redis:
+    # retry=Retry(NoBackoff(), 0): measure the server, not the client's patience.
+    return Redis(
+        host=host,
+        port=port,
+        password=password,
+        db=db,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+
+
+async def _close(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        await client.aclose()
+
+
+async def _master_address(spec: RedisSpec, ctx: ProbeContext) -> tuple[str, int]:
+    """The current master: asked of the sentinels in turn, or the configured address."""
+    if not spec.sentinels:
+        return spec.host, spec.port
+    clients: dict[SentinelAddr, Redis] = ctx.memory.setdefault("redis_sentinels", {})
+    problems: list[str] = []
+    for addr in spec.sentinels:
+        client = clients.get(addr)
+        if client is None:
+            client = clients[addr] = _client(addr.host, addr.port, ctx.timeout_s)
+        try:
+            ask: Any = client.execute_command  # untyped in redis-py
+            answer = await ask("SENTINEL", "get-master-addr-by-name", spec.master_name)
+        except (RedisError, OSError) as exc:
+            problems.append(f"sentinel {addr.host}:{addr.port}: {_describe(exc)}")
+            continue
+        if answer:
+            return str(answer[0]), int(answer[1])
+        problems.append(f"sentinel {addr.host}:{addr.port} does not know master {spec.master_name!r}")
+    raise _NoMaster("; ".join(problems))
+
+
+class _NoMaster(Exception):
+    """No sentinel named a master (a probe failure, not a bug)."""
+
+
+async def _master_client(spec: RedisSpec, ctx: ProbeContext) -> tuple[Redis, str]:
+    host, port = await _master_address(spec, ctx)
+    where = f"{host}:{port}"
+    client: Redis | None = ctx.memory.get("redis_client")
+    if client is None or ctx.memory.get("redis_where") != where:
+        if client is not None:
+            await _close(client)
+        client = _client(host, port, ctx.timeout_s, password=spec.password, db=spec.db)
+        ctx.memory["redis_client"] = client
+        ctx.memory["redis_where"] = where
+    return client, where
+
+
+async def _drop_client(ctx: ProbeContext) -> None:
+    """Forget the master connection after an error, so the next tick reconnects from scratch."""
+    client = ctx.memory.pop("redis_client", None)
+    ctx.memory.pop("redis_where", None)
+    if client is not None:
+        await _close(client)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+async def probe_redis(spec: RedisSpec, ctx: ProbeContext) -> Observation:
+    """PING the master, or with canary=true write the next canary (sequence + UTC) to it."""
+    where = f"{spec.host}:{spec.port}"
+    # Answer with our own reason just before the runner's deadline.
+    budget = max(ctx.timeout_s - min(0.05, ctx.timeout_s * 0.05), 0.01)
+    try:
+        async with asyncio.timeout(budget):
+            client, where = await _master_client(spec, ctx)
+            if not spec.canary:
+                await client.ping()
+                return ok(master=where)
+            return await _write_canary(spec, ctx, client, where)
+    except _NoMaster as exc:
+        return _failed(ctx, spec, f"no master from Sentinel: {exc}")
+    except TimeoutError:
+        await _drop_client(ctx)
+        what = "write not acknowledged" if spec.canary else "no answer"
+        return _failed(
+            ctx, spec, f"{what} by {where} within {canary.format_ms(ctx.timeout_s)}", transient=True
+        )
+    except (RedisError, OSError) as exc:
+        await _drop_client(ctx)
+        return _failed(ctx, spec, f"{where}: {_describe(exc)}", transient=True)
+
+
+def _failed(ctx: ProbeContext, spec: RedisSpec, reason: str, *, transient: bool = False) -> Observation:
+    if spec.canary:
+        canary.record_failure(ctx)
+    return fail(reason, transient=transient)
+
+
+async def _write_canary(spec: RedisSpec, ctx: ProbeContext, client: Redis, where: str) -> Observation:
+    st = canary.state(ctx)
+    seq, utc = st.claim()
+    await client.zadd(spec.canary_key, {f"{st.run}:{seq}:{utc}": seq})
+    canary.record_ack(ctx, seq, utc)
+    if seq == 1 or ctx.memory.get("redis_expiry_at") != where:
+        await client.expire(spec.canary_key, _CANARY_TTL_S)
+        ctx.memory["redis_expiry_at"] = where
+    return ok(master=where, seq=seq)
+
+
+async def finish_redis(spec: RedisSpec, ctx: ProbeContext) -> None:
+    """Read which canary writes survived on the current master, emit rpo.measured, close clients."""
+    try:
+        if spec.canary and canary.state(ctx).acked:
+            await _read_survivors(spec, ctx)
+    finally:
+        await _drop_client(ctx)
+        for client in ctx.memory.pop("redis_sentinels", {}).values():
+            await _close(client)
+
+
+async def _read_survivors(spec: RedisSpec, ctx: ProbeContext) -> None:
+    run = canary.state(ctx).run
+    try:
+        async with asyncio.timeout(max(ctx.timeout_s, 1.0) * 3):
+            await _drop_client(ctx)  # a fresh connection to whoever is master now
+            client, _ = await _master_client(spec, ctx)
+            members = await client.zrangebyscore(spec.canary_key, "-inf", "+inf")
+    except (_NoMaster, TimeoutError, RedisError, OSError) as exc:
+        canary.emit_unmeasured(ctx, f"cannot read surviving canary writes: {_describe(exc) or 'timeout'}")
+        return
+    texts = [m if isinstance(m, str) else str(m) for m in members]
+    surviving = [int(m.split(":")[1]) for m in texts if m.startswith(f"{run}:")]
+    canary.emit_rpo(ctx, surviving)
+
+
+KIND: ProbeKind[RedisSpec] = ProbeKind(
+    name="redis",
+    parse=parse_redis,
+    run=probe_redis,
+    summary="Redis liveness (PING) or canary writes for RPO, following Sentinel when configured",
+    finish=finish_redis,
+)

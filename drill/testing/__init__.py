@@ -1,0 +1,1 @@
+"""Helpers for testing drill and playbooks against real servers."""

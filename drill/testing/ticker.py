@@ -1,0 +1,83 @@
+"""Run one probe on a fixed, drift-free schedule outside the runner, for probe-level ground-truth tests.
+
+Each tick is its own task (a stuck tick never delays the next one, as in the real scheduler),
+and every observation is kept with the monotonic instant its tick started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from drill.probes.base import Observation, ProbeContext, ProbeKind, fail
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    started_ns: int
+    obs: Observation
+
+
+@dataclass
+class Ticker:
+    """Ticks `kind.run(spec, ctx)` every interval_s until stop() is called."""
+
+    kind: ProbeKind[Any]
+    spec: Any
+    ctx: ProbeContext
+    interval_s: float
+    ticks: list[Tick] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _one(self, started_ns: int) -> None:
+        try:
+            async with asyncio.timeout(self.ctx.timeout_s):
+                obs = await self.kind.run(self.spec, self.ctx)
+        except TimeoutError:
+            obs = fail("runner deadline")
+        self.ticks.append(Tick(started_ns, obs))
+
+    async def run(self) -> list[Tick]:
+        start = time.monotonic_ns()
+        step = int(self.interval_s * 1e9)
+        n = 0
+        async with asyncio.TaskGroup() as group:
+            while not self._stop.is_set():
+                at = start + n * step
+                delay = (at - time.monotonic_ns()) / 1e9
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                        break
+                    except TimeoutError:
+                        pass
+                group.create_task(self._one(time.monotonic_ns()))
+                n += 1
+        self.ticks.sort(key=lambda t: t.started_ns)
+        return self.ticks
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def first(self, ok: bool, after_ns: int) -> Tick | None:
+        """The first tick started after after_ns whose observation has this ok value."""
+        for tick in sorted(self.ticks, key=lambda t: t.started_ns):
+            if tick.started_ns >= after_ns and tick.obs.ok is ok:
+                return tick
+        return None
+
+    async def wait_for(self, ok: bool, after_ns: int, count: int = 1, timeout_s: float = 30.0) -> int:
+        """Wait until `count` consecutive completed ticks after after_ns have this ok value; return the
+        start instant of the first of them."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                run: list[Tick] = []
+                for tick in sorted(self.ticks, key=lambda t: t.started_ns):
+                    if tick.started_ns < after_ns:
+                        continue
+                    run = [*run, tick] if tick.obs.ok is ok else []
+                    if len(run) >= count:
+                        return run[0].started_ns
+                await asyncio.sleep(self.interval_s / 4)

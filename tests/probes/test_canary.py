@@ -1,0 +1,40 @@
+"""RPO arithmetic of the canary (DESIGN §2): lost acknowledged writes and the widest loss window."""
+
+from __future__ import annotations
+
+from drill.probes.canary import Write, compute_rpo
+
+MS = 1_000_000
+
+
+def _acked(*seqs: int) -> dict[int, Write]:
+    return {s: Write(seq=s, mono_ns=s * 100 * MS, utc=f"t{s}") for s in seqs}
+
+
+def test_nothing_lost_is_rpo_zero() -> None:
+    result = compute_rpo(_acked(1, 2, 3), [1, 2, 3, 4])  # 4 survived but was never acknowledged
+    assert (result.lost_writes, result.rpo_ms, result.last_acked_seq, result.last_surviving_seq) == (
+        0,
+        0,
+        3,
+        3,
+    )
+
+
+def test_gap_then_writes_on_the_new_primary() -> None:
+    # 1-3 replicated, 4-6 acknowledged by the old primary and lost, 7-8 written after the switchover.
+    result = compute_rpo(_acked(1, 2, 3, 4, 5, 6, 7, 8), [1, 2, 3, 7, 8])
+    assert result.lost_writes == 3
+    assert result.rpo_ms == 300  # last lost (6) minus last surviving before it (3): 3 ticks of 100 ms
+    assert (result.last_acked_seq, result.last_acked_utc) == (6, "t6")
+    assert (result.last_surviving_seq, result.surviving_utc) == (3, "t3")
+
+
+def test_nothing_survived_measures_from_the_first_write() -> None:
+    result = compute_rpo(_acked(1, 2, 3), [])
+    assert (result.lost_writes, result.rpo_ms, result.last_surviving_seq, result.surviving_utc) == (
+        3,
+        200,
+        0,
+        None,
+    )

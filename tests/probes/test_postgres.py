@@ -1,0 +1,166 @@
+"""The postgres probe against a real primary + streaming standby: timing, RPO and the sync gotcha."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from drill.clock import SystemClock
+from drill.events import RPO_MEASURED, EventDraft
+from drill.probes import canary
+from drill.probes import postgres as pg_probe
+from drill.probes.pool import HttpPool
+from drill.run.scheduler import LiveProbeContext
+from drill.testing.servers import PostgresPair, free_port, start_or_skip
+from drill.testing.ticker import Ticker
+
+INTERVAL_S = 0.1
+SLACK_NS = 80_000_000
+
+
+@pytest.fixture
+def pg_async() -> Iterator[PostgresPair]:
+    pair = start_or_skip(lambda: PostgresPair.start(synchronous=False))
+    yield pair
+    pair.stop()
+
+
+@pytest.fixture
+def pg_sync() -> Iterator[PostgresPair]:
+    pair = start_or_skip(lambda: PostgresPair.start(synchronous=True))
+    yield pair
+    pair.stop()
+
+
+def _ctx(events: list[EventDraft], timeout_s: float = 0.5) -> LiveProbeContext:
+    return LiveProbeContext("db", "canary", timeout_s, SystemClock(), HttpPool(), events.append)
+
+
+async def test_liveness_ok_then_refused_with_reason(pg_async: PostgresPair) -> None:
+    ctx = _ctx([])
+    spec = pg_probe.parse_postgres({"dsn": pg_async.dsn(both=False)})
+    obs = await pg_probe.probe_postgres(spec, ctx)
+    assert obs.ok, obs.reason
+    assert obs.detail["server"] == f"127.0.0.1:{pg_async.primary_port}"
+    await pg_probe.finish_postgres(spec, ctx)
+    dead = pg_probe.parse_postgres({"dsn": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"})
+    other = _ctx([])
+    obs = await pg_probe.probe_postgres(dead, other)
+    assert not obs.ok
+    assert "refused" in obs.reason.lower(), obs.reason
+    await pg_probe.finish_postgres(dead, other)
+
+
+async def _await_promoted(pair: PostgresPair) -> int:
+    """Ground truth: the first instant the standby says it is out of recovery (polled every 10 ms)."""
+    while True:
+        answer = await asyncio.to_thread(pair.sql, pair.standby_port, "SELECT pg_is_in_recovery()")
+        if answer == "f":
+            return time.monotonic_ns()
+        await asyncio.sleep(0.01)
+
+
+def _cut_replication(pair: PostgresPair) -> int:
+    """Freeze the standby's WAL receiver and end the primary's WAL sender: replication stops here."""
+    receiver = int(pair.sql(pair.standby_port, "SELECT pid FROM pg_stat_wal_receiver"))
+    import os
+
+    os.kill(receiver, signal.SIGSTOP)
+    pair.sql(pair.primary_port, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+    pair.cut_receiver = receiver  # type: ignore[attr-defined]
+    return time.monotonic_ns()
+
+
+def _resume_receiver(pair: PostgresPair) -> None:
+    import os
+
+    os.kill(pair.cut_receiver, signal.SIGCONT)  # type: ignore[attr-defined]
+
+
+async def _surviving(pair: PostgresPair, run: str) -> set[int]:
+    dsn = f"postgresql://postgres@127.0.0.1:{pair.standby_port}/postgres"
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute("SELECT seq FROM drill_canary WHERE run = %s", (run,))
+        return {int(r[0]) for r in await cur.fetchall()}
+
+
+async def _failover_with_cut(pair: PostgresPair, ticker: Ticker) -> tuple[int, int, int]:
+    await ticker.wait_for(True, 0, count=3)
+    t_cut = await asyncio.to_thread(_cut_replication, pair)
+    await asyncio.sleep(0.5)
+    pair.stop_primary_immediately()
+    t_kill = time.monotonic_ns()
+    _resume_receiver(pair)
+    promoted = asyncio.create_task(_await_promoted(pair))
+    await asyncio.to_thread(pair.promote_standby)
+    return t_cut, t_kill, await promoted
+
+
+async def test_async_promotion_measures_rto_and_lost_writes(pg_async: PostgresPair) -> None:
+    events: list[EventDraft] = []
+    ctx = _ctx(events)
+    spec = pg_probe.parse_postgres({"dsn": pg_async.dsn(), "canary": True})
+    ticker = Ticker(pg_probe.KIND, spec, ctx, INTERVAL_S)
+    loop = asyncio.create_task(ticker.run())
+    t_cut, t_kill, t_promoted = await _failover_with_cut(pg_async, ticker)
+    t_ok = await ticker.wait_for(True, t_promoted - SLACK_NS, count=3)
+    ticker.stop()
+    await loop
+    await pg_probe.finish_postgres(spec, ctx)
+
+    t_fail = ticker.first(False, t_kill)
+    assert t_fail is not None
+    detection_ns = t_fail.started_ns - t_kill
+    assert 0 <= detection_ns <= INTERVAL_S * 1e9 + SLACK_NS
+    assert -SLACK_NS <= t_ok - t_promoted <= INTERVAL_S * 1e9 + SLACK_NS
+    ok_after = next(t for t in ticker.ticks if t.started_ns >= t_ok and t.obs.ok)
+    assert ok_after.obs.detail["server"] == f"127.0.0.1:{pg_async.standby_port}"
+
+    acked = {t.obs.detail["seq"] for t in ticker.ticks if t.obs.ok}
+    run = canary.state(ctx).run
+    lost_truth = acked - await _surviving(pg_async, run)
+    rpo = next(e for e in events if e.type == RPO_MEASURED).data
+    assert rpo["lost_writes"] == len(lost_truth) >= 3
+    truth_ms = (t_kill - t_cut) / 1e6
+    assert abs(rpo["rpo_ms"] - truth_ms) <= INTERVAL_S * 1000 + SLACK_NS / 1e6
+    print(
+        f"postgres async: detection {detection_ns / 1e6:.0f} ms, writes ok {(t_ok - t_kill) / 1e6:.0f} ms after"
+        f" stop (promotion done {(t_promoted - t_kill) / 1e6:.0f} ms), lost {rpo['lost_writes']},"
+        f" rpo {rpo['rpo_ms']} ms (truth {truth_ms:.0f} ms)"
+    )
+
+
+async def test_sync_promotion_hangs_writes_until_fixed_and_loses_nothing(pg_sync: PostgresPair) -> None:
+    events: list[EventDraft] = []
+    ctx = _ctx(events)
+    spec = pg_probe.parse_postgres({"dsn": pg_sync.dsn(), "canary": True})
+    ticker = Ticker(pg_probe.KIND, spec, ctx, INTERVAL_S)
+    loop = asyncio.create_task(ticker.run())
+    t_cut, _, t_promoted = await _failover_with_cut(pg_sync, ticker)
+    # The promoted standby inherited synchronous_standby_names: writes wait forever. The probe
+    # must say so at its deadline, never hang.
+    t_hung = await ticker.wait_for(False, t_promoted, count=3)
+    hung = [t for t in ticker.ticks if t.started_ns >= t_hung and not t.obs.ok]
+    assert any(t.obs.reason == "write not acknowledged within 500 ms" for t in hung), {
+        t.obs.reason for t in hung
+    }
+    await asyncio.to_thread(pg_sync.sql, pg_sync.standby_port, "ALTER SYSTEM RESET synchronous_standby_names")
+    await asyncio.to_thread(pg_sync.sql, pg_sync.standby_port, "SELECT pg_reload_conf()")
+    t_fixed = time.monotonic_ns()
+    await ticker.wait_for(True, t_fixed, count=3)
+    ticker.stop()
+    await loop
+    await pg_probe.finish_postgres(spec, ctx)
+
+    in_window = [t for t in ticker.ticks if t_cut < t.started_ns < t_promoted]
+    assert not any(t.obs.ok for t in in_window)  # nothing is acknowledged without the sync standby
+    acked = {t.obs.detail["seq"] for t in ticker.ticks if t.obs.ok}
+    run = canary.state(ctx).run
+    assert acked <= await _surviving(pg_sync, run)
+    rpo = next(e for e in events if e.type == RPO_MEASURED).data
+    assert (rpo["lost_writes"], rpo["rpo_ms"]) == (0, 0)
