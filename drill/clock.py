@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+# Monotonic time counts from shortly before this process started, not from boot: after 104 days
+# of uptime nanoseconds since boot pass 2**53, which RFC 8785 canonical JSON cannot carry.
+_ORIGIN_NS = time.monotonic_ns() - 1_000_000_000
+
+
+def monotonic_ns() -> int:
+    """The process's monotonic clock in nanoseconds: the one source of every duration."""
+    return time.monotonic_ns() - _ORIGIN_NS
+
 
 class Clock(Protocol):
     """What the runner needs of time; tests inject a FakeClock."""
@@ -45,11 +54,11 @@ class SystemClock:
 
     def __post_init__(self) -> None:
         if not self.anchor_mono_ns:
-            self.anchor_mono_ns = time.monotonic_ns()
+            self.anchor_mono_ns = monotonic_ns()
             self.anchor_wall_ns = time.time_ns()
 
     def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
+        return monotonic_ns()
 
     def utc_at(self, mono_ns: int) -> datetime:
         wall_ns = self.anchor_wall_ns + (mono_ns - self.anchor_mono_ns)
@@ -59,7 +68,7 @@ class SystemClock:
         return self.utc_at(self.monotonic_ns())
 
     async def sleep_until(self, mono_ns: int) -> None:
-        delay = (mono_ns - time.monotonic_ns()) / 1e9
+        delay = (mono_ns - monotonic_ns()) / 1e9
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+
+from drill.clock import monotonic_ns
 
 
 class ToggleServer:
@@ -29,11 +30,11 @@ class ToggleServer:
         """Listen (again) on the same port; returns the monotonic instant it became reachable."""
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
         self.port = self.server.sockets[0].getsockname()[1]
-        return time.monotonic_ns()
+        return monotonic_ns()
 
     async def stop(self) -> int:
         """Close the listener and every connection; returns the instant before it began."""
-        at = time.monotonic_ns()
+        at = monotonic_ns()
         assert self.server is not None
         self.server.close()
         for writer in list(self.writers):

@@ -19,7 +19,8 @@ def parse_duration_ms(text: str) -> int:
     s = text.strip()
     if s == "0":
         return 0
-    pos, total, seen = 0, 0, []
+    pos, total = 0, 0
+    seen: list[str] = []
     for match in _PART.finditer(s):
         if match.start() != pos:
             break

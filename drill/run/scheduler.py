@@ -28,6 +28,8 @@ from drill.probes.base import Observation, ProbeKind, fail
 from drill.probes.pool import HttpPool
 
 NS_PER_MS = 1_000_000
+LEAD_IN_NS = 10 * NS_PER_MS
+LEAD_IN_PER_PROBE_NS = 50_000  # measured: creating and first-stepping a loop takes ~30 us here
 
 # on_observation(probe, observation, scheduled_mono_ns, started_mono_ns, tick)
 ObservationCallback = Callable[["ScheduledProbe", Observation, int, int, int], None]
@@ -192,11 +194,15 @@ async def run_probe_loops(
 ) -> None:
     """Run every probe's loop in one TaskGroup until `stop` is set (or every loop did `ticks`).
 
-    contexts maps (asset, probe name) to that probe's context. spread=False fires every probe's
-    first tick at start_ns (benchmarks); otherwise first ticks are spread across the interval.
+    contexts maps (asset, probe name) to that probe's context. start_ns defaults to now + 10 ms + 50 us per probe.
+    spread=False fires every probe's first tick at start_ns (benchmarks); otherwise first ticks
+    are spread across the interval.
     A callback that raises is a bug: it cancels every loop and propagates.
     """
-    start = clock.monotonic_ns() if start_ns is None else start_ns
+    # Without an explicit start, the first ticks come a little later than now: starting a
+    # thousand loops takes tens of milliseconds, and ticks due meanwhile would all begin late.
+    lead_in = LEAD_IN_NS + LEAD_IN_PER_PROBE_NS * len(probes)
+    start = clock.monotonic_ns() + lead_in if start_ns is None else start_ns
     phases = spread_phases(probes) if spread else [0] * len(probes)
     async with asyncio.TaskGroup() as group:
         loops = [

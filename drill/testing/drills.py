@@ -6,13 +6,12 @@ import asyncio
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drill.clock import SystemClock, parse_utc
+from drill.clock import SystemClock, monotonic_ns, parse_utc
 from drill.playbook.model import ManualStep
 from drill.playbook.validate import load_playbook
 from drill.run.runner import RunOptions, RunOutcome, run_drill
@@ -25,7 +24,7 @@ def exit_watch(popen: subprocess.Popen[bytes]) -> Callable[[], int | None]:
 
     def wait() -> None:
         popen.wait()
-        seen.append(time.monotonic_ns())
+        seen.append(monotonic_ns())
 
     threading.Thread(target=wait, daemon=True).start()
     return lambda: seen[0] if seen else None
@@ -36,7 +35,7 @@ async def poll_until(check: Callable[[], bool], every_s: float = 0.01, timeout_s
     async with asyncio.timeout(timeout_s):
         while True:
             if await asyncio.to_thread(check):
-                return time.monotonic_ns()
+                return monotonic_ns()
             await asyncio.sleep(every_s)
 
 
@@ -51,7 +50,7 @@ class HookPrompter:
         hook = self.hooks.get(step.name)
         if hook is not None:
             await asyncio.to_thread(hook)
-            self.instants[step.name] = time.monotonic_ns()
+            self.instants[step.name] = monotonic_ns()
         return Answer("done", "integration-test", auto=True)
 
 

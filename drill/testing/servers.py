@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from drill.clock import monotonic_ns
+
 REQUIRE_ENV = "DRILL_REQUIRE_INTEGRATION"
 T = TypeVar("T")
 
@@ -47,9 +49,9 @@ def port_open(port: int, timeout_s: float = 0.2) -> bool:
 
 def wait_until(what: str, check: Callable[[], T | None], timeout_s: float = 20.0, every_s: float = 0.02) -> T:
     """Poll check until it returns something truthy; raise naming what never happened."""
-    deadline = time.monotonic_ns() + int(timeout_s * 1e9)
+    deadline = monotonic_ns() + int(timeout_s * 1e9)
     last_error: Exception | None = None
-    while time.monotonic_ns() < deadline:
+    while monotonic_ns() < deadline:
         try:
             result = check()
         except Exception as exc:  # the server may still be starting

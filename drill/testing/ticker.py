@@ -7,10 +7,10 @@ and every observation is kept with the monotonic instant its tick started.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from drill.clock import monotonic_ns
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail
 
 
@@ -40,20 +40,20 @@ class Ticker:
         self.ticks.append(Tick(started_ns, obs))
 
     async def run(self) -> list[Tick]:
-        start = time.monotonic_ns()
+        start = monotonic_ns()
         step = int(self.interval_s * 1e9)
         n = 0
         async with asyncio.TaskGroup() as group:
             while not self._stop.is_set():
                 at = start + n * step
-                delay = (at - time.monotonic_ns()) / 1e9
+                delay = (at - monotonic_ns()) / 1e9
                 if delay > 0:
                     try:
                         await asyncio.wait_for(self._stop.wait(), delay)
                         break
                     except TimeoutError:
                         pass
-                group.create_task(self._one(time.monotonic_ns()))
+                group.create_task(self._one(monotonic_ns()))
                 n += 1
         self.ticks.sort(key=lambda t: t.started_ns)
         return self.ticks

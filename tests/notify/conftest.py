@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from drill.clock import monotonic_ns
 from drill.events import EventDraft
 
 
@@ -52,7 +52,7 @@ class Receiver:
             request.raw_path.partition("?")[2],  # as sent: query_string would be decoded
             dict(request.headers),
             await request.read(),
-            time.monotonic_ns(),
+            monotonic_ns(),
         )
         self.requests.append(got)
         async with self._changed:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from drill.cli.ack import ack
-from drill.clock import FakeClock, SystemClock
+from drill.clock import FakeClock, SystemClock, monotonic_ns
 from drill.events import CHAIN_EXHAUSTED, PAGE_ACKED, PAGE_SENT, EventDraft
 from drill.notify.ack import AckDesk, AckServer
 from drill.notify.base import Message, NotifierKind, NotifyContext, RetryPolicy, SendResult, warm_up
@@ -53,7 +52,7 @@ class Bot:
             return
         body = body["payload"]["custom_details"] if "payload" in body else body  # PagerDuty
         await asyncio.sleep(self.delays[got.path])
-        self.acked_ns[got.path] = time.monotonic_ns()
+        self.acked_ns[got.path] = monotonic_ns()
         if self.via_cli is not None:
             token = body["ack_command"].split()[-1]
             args = ["ack", token, "--run-dir", str(self.via_cli), "--by", "bot"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from drill.clock import SystemClock
+from drill.clock import SystemClock, monotonic_ns
 from drill.events import RPO_MEASURED, EventDraft
 from drill.probes import canary
 from drill.probes import postgres as pg_probe
@@ -61,7 +60,7 @@ async def _await_promoted(pair: PostgresPair) -> int:
     while True:
         answer = await asyncio.to_thread(pair.sql, pair.standby_port, "SELECT pg_is_in_recovery()")
         if answer == "f":
-            return time.monotonic_ns()
+            return monotonic_ns()
         await asyncio.sleep(0.01)
 
 
@@ -73,7 +72,7 @@ def _cut_replication(pair: PostgresPair) -> int:
     os.kill(receiver, signal.SIGSTOP)
     pair.sql(pair.primary_port, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
     pair.cut_receiver = receiver  # type: ignore[attr-defined]
-    return time.monotonic_ns()
+    return monotonic_ns()
 
 
 def _resume_receiver(pair: PostgresPair) -> None:
@@ -94,7 +93,7 @@ async def _failover_with_cut(pair: PostgresPair, ticker: Ticker) -> tuple[int, i
     t_cut = await asyncio.to_thread(_cut_replication, pair)
     await asyncio.sleep(0.5)
     pair.stop_primary_immediately()
-    t_kill = time.monotonic_ns()
+    t_kill = monotonic_ns()
     _resume_receiver(pair)
     promoted = asyncio.create_task(_await_promoted(pair))
     await asyncio.to_thread(pair.promote_standby)
@@ -151,7 +150,7 @@ async def test_sync_promotion_hangs_writes_until_fixed_and_loses_nothing(pg_sync
     }
     await asyncio.to_thread(pg_sync.sql, pg_sync.standby_port, "ALTER SYSTEM RESET synchronous_standby_names")
     await asyncio.to_thread(pg_sync.sql, pg_sync.standby_port, "SELECT pg_reload_conf()")
-    t_fixed = time.monotonic_ns()
+    t_fixed = monotonic_ns()
     await ticker.wait_for(True, t_fixed, count=3)
     ticker.stop()
     await loop

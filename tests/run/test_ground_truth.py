@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from drill import events as ev
+from drill.clock import monotonic_ns
 from drill.events import Event
 from drill.playbook.model import MarkStep, Playbook, WaitFor, WaitForStep
 from drill.run.journal import read_events
@@ -114,7 +115,6 @@ async def test_tcp_outage_is_timed_against_ground_truth(tmp_path: Path, repetiti
 
 
 async def test_dns_answer_switch_is_timed_against_ground_truth(tmp_path: Path) -> None:
-    import time
 
     loop = asyncio.get_running_loop()
     transport, zone = await loop.create_datagram_endpoint(Zone, local_addr=("127.0.0.1", 0))
@@ -122,7 +122,7 @@ async def test_dns_answer_switch_is_timed_against_ground_truth(tmp_path: Path) -
     port = transport.get_extra_info("sockname")[1]
 
     async def flip(value: str) -> int:
-        at = time.monotonic_ns()
+        at = monotonic_ns()
         zone.records[("app.drill.test", "A")] = [value]
         return at
 
