@@ -1,0 +1,199 @@
+"""The http probe: one request; healthy when status, headers and body match what is expected."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from drill.errors import UsageError
+from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.tcp import connect_failure_reason
+
+BODY_LIMIT = 1024 * 1024  # body bytes examined by body checks; the rest is not read
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSpec:
+    """One HTTP request and what its answer must look like. Empty expect_status means any 2xx."""
+
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
+    expect_status: frozenset[int] = frozenset()
+    body_contains: str | None = None
+    body_regex: re.Pattern[str] | None = None
+    json_equals: tuple[tuple[str, Any], ...] = ()
+    expect_headers: tuple[tuple[str, str], ...] = ()
+    verify_tls: bool = True
+    follow_redirects: bool = False
+
+    @property
+    def reads_body(self) -> bool:
+        return bool(self.body_contains is not None or self.body_regex or self.json_equals)
+
+
+def parse(params: Mapping[str, Any]) -> HttpSpec:
+    """Build the spec from resolved, schema-valid params; a bad body_regex is a usage error."""
+    status = params.get("expect_status")
+    statuses = frozenset() if status is None else frozenset(_as_list(status))
+    regex = params.get("body_regex")
+    try:
+        pattern = re.compile(str(regex)) if regex is not None else None
+    except re.error as exc:
+        raise UsageError(
+            f"http probe: body_regex {regex!r} is not a valid regular expression: {exc}",
+            hint="check the pattern's escaping (YAML single quotes keep backslashes as written)",
+        ) from exc
+    return HttpSpec(
+        url=str(params["url"]),
+        method=str(params.get("method", "GET")).upper(),
+        headers=_pairs(params.get("headers")),
+        body=None if params.get("body") is None else str(params["body"]),
+        expect_status=statuses,
+        body_contains=None if params.get("body_contains") is None else str(params["body_contains"]),
+        body_regex=pattern,
+        json_equals=tuple((str(k), v) for k, v in (params.get("json_equals") or {}).items()),
+        expect_headers=_pairs(params.get("expect_headers")),
+        verify_tls=bool(params.get("verify_tls", True)),
+        follow_redirects=bool(params.get("follow_redirects", False)),
+    )
+
+
+def _as_list(value: Any) -> list[int]:
+    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
+
+
+def _pairs(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in (mapping or {}).items())
+
+
+async def probe_http(spec: HttpSpec, ctx: ProbeContext) -> Observation:
+    """Send the request; check status, headers, then the body (first BODY_LIMIT bytes)."""
+    client = ctx.http(spec.verify_tls)
+    try:
+        request = client.build_request(
+            spec.method, _parsed(spec.url), headers=spec.headers, content=spec.body
+        )
+        response = await client.send(request, stream=True, follow_redirects=spec.follow_redirects)
+        try:
+            problem = _check_head(spec, response)
+            if problem or not spec.reads_body:
+                body = b""
+            else:
+                body = await _read_body(response)
+        finally:
+            await response.aclose()
+    except httpx.InvalidURL as exc:
+        return fail(f"invalid URL {spec.url!r}: {exc}")
+    except httpx.UnsupportedProtocol:
+        return fail(f"unsupported URL scheme in {spec.url!r} (use http:// or https://)")
+    except httpx.TooManyRedirects:
+        return fail(f"too many redirects from {spec.url}")
+    except httpx.ConnectError as exc:
+        return fail(connect_failure_reason(exc, *_endpoint(spec.url)), transient=True)
+    except httpx.RemoteProtocolError as exc:
+        host, port = _endpoint(spec.url)
+        return fail(f"{host}:{port} broke the HTTP exchange: {exc}", transient=True)
+    except (httpx.HTTPError, OSError) as exc:
+        host, port = _endpoint(spec.url)
+        return fail(
+            f"{spec.method} {spec.url} failed: {connect_failure_reason(exc, host, port)}", transient=True
+        )
+    if problem:
+        return fail(problem, status=response.status_code)
+    problem = _check_body(spec, body)
+    if problem:
+        return fail(problem, status=response.status_code)
+    return ok(status=response.status_code)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(url: str) -> httpx.URL:
+    """Parse each probe URL once, not at every tick (parsing is a tenth of a request's CPU)."""
+    return httpx.URL(url)
+
+
+def _endpoint(url: str) -> tuple[str, int | None]:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url, None
+    default = 443 if parsed.scheme == "https" else 80
+    return parsed.host, parsed.port or default
+
+
+async def _read_body(response: httpx.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= BODY_LIMIT:
+            break
+    return b"".join(chunks)[:BODY_LIMIT]
+
+
+def _check_head(spec: HttpSpec, response: httpx.Response) -> str:
+    code = response.status_code
+    if spec.expect_status and code not in spec.expect_status:
+        wanted = " or ".join(str(s) for s in sorted(spec.expect_status))
+        return f"expected status {wanted}, got {code}"
+    if not spec.expect_status and not 200 <= code < 300:
+        return f"expected status 2xx, got {code}"
+    for name, value in spec.expect_headers:
+        got = response.headers.get(name)
+        if got is None:
+            return f"expected header {name}: {value!r}, header missing"
+        if got != value:
+            return f"expected header {name}: {value!r}, got {got!r}"
+    return ""
+
+
+def _check_body(spec: HttpSpec, raw: bytes) -> str:
+    text = raw.decode("utf-8", errors="replace")
+    if spec.body_contains is not None and spec.body_contains not in text:
+        return f"body does not contain {spec.body_contains!r} (body starts {text[:60]!r})"
+    if spec.body_regex is not None and not spec.body_regex.search(text):
+        return f"body does not match /{spec.body_regex.pattern}/ (body starts {text[:60]!r})"
+    if not spec.json_equals:
+        return ""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return f"body is not JSON ({exc.args[0] if exc.args else exc}); body starts {text[:60]!r}"
+    for path, wanted in spec.json_equals:
+        got = _dig(document, path)
+        if got is _MISSING:
+            return f"JSON field {path} missing"
+        if got != wanted or isinstance(got, bool) != isinstance(wanted, bool):
+            return f"JSON field {path}: expected {json.dumps(wanted)}, got {json.dumps(got)}"
+    return ""
+
+
+def _dig(document: Any, path: str) -> Any:
+    """Follow a dotted path; integer parts index lists (items.0.name)."""
+    node = document
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+KIND: ProbeKind[HttpSpec] = ProbeKind(
+    name="http",
+    parse=parse,
+    run=probe_http,
+    summary="one HTTP request; checks status, headers, body substring/regex, JSON fields",
+)

@@ -1,0 +1,263 @@
+"""The http probe against real servers on 127.0.0.1 (aiohttp, port 0), including TLS and a hanging one."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from drill.clock import SystemClock
+from drill.errors import UsageError
+from drill.probes import http
+from drill.probes.base import Observation
+from drill.probes.pool import AsyncioBackend, HttpPool
+from drill.run.scheduler import LiveProbeContext, run_probe_once
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.Response(status=int(request.match_info["code"]), text="status page")
+
+
+async def _json(request: web.Request) -> web.Response:
+    doc = {"role": "primary", "db": {"ok": True, "lag": 0}, "nodes": [{"name": "a"}, {"name": "b"}]}
+    return web.json_response(doc, headers={"X-Role": "primary"})
+
+
+async def _echo(request: web.Request) -> web.Response:
+    body = await request.text()
+    return web.Response(text=f"{request.method} {request.headers.get('X-Token', '-')} {body}")
+
+
+async def _cookie(request: web.Request) -> web.Response:
+    response = web.Response(text=f"cookie={request.headers.get('Cookie', '')}")
+    response.set_cookie("session", "abc")
+    return response
+
+
+async def _redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/status/200")
+
+
+async def _hang(request: web.Request) -> web.Response:
+    await asyncio.Event().wait()  # never answers; cancelled when the server stops
+    raise AssertionError("unreachable")
+
+
+def _app() -> web.Application:
+    app = web.Application()
+    app.router.add_route("*", "/status/{code}", _status)
+    app.router.add_get("/json", _json)
+    app.router.add_route("*", "/echo", _echo)
+    app.router.add_get("/redirect", _redirect)
+    app.router.add_get("/cookie", _cookie)
+    app.router.add_get("/hang", _hang)
+    return app
+
+
+async def _serve(ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(_app(), shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.Server)
+    return runner, server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    runner, port = await _serve()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def _self_signed(tmp: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "drill-test")])
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
+            False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    return context
+
+
+async def _probe(ctx: LiveProbeContext, **params: Any) -> Observation:
+    return await http.probe_http(http.parse(params), ctx)
+
+
+async def test_2xx_is_ok_and_status_is_kept(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    obs = await _probe(probe_ctx, url=f"{base_url}/status/204")
+    assert (obs.ok, obs.reason, obs.detail["status"]) == (True, "", 204)
+
+
+async def test_503_is_down_with_the_status_in_the_reason(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    obs = await _probe(probe_ctx, url=f"{base_url}/status/503")
+    assert (obs.ok, obs.reason) == (False, "expected status 2xx, got 503")
+
+
+async def test_expect_status_list(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    assert (await _probe(probe_ctx, url=f"{base_url}/status/404", expect_status=[404, 410])).ok
+    obs = await _probe(probe_ctx, url=f"{base_url}/status/200", expect_status=[204, 202])
+    assert obs.reason == "expected status 202 or 204, got 200"
+
+
+async def test_body_contains_and_regex(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    url = f"{base_url}/status/200"
+    assert (await _probe(probe_ctx, url=url, body_contains="status", body_regex=r"^stat\w+ page$")).ok
+    miss = await _probe(probe_ctx, url=url, body_contains="healthy")
+    assert miss.reason == "body does not contain 'healthy' (body starts 'status page')"
+    nomatch = await _probe(probe_ctx, url=url, body_regex=r"^ok$")
+    assert nomatch.reason == "body does not match /^ok$/ (body starts 'status page')"
+
+
+async def test_json_equals_follows_dotted_paths(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    url = f"{base_url}/json"
+    good = await _probe(
+        probe_ctx, url=url, json_equals={"role": "primary", "db.ok": True, "nodes.1.name": "b"}
+    )
+    assert good.ok, good.reason
+    wrong = await _probe(probe_ctx, url=url, json_equals={"db.lag": 5})
+    assert wrong.reason == "JSON field db.lag: expected 5, got 0"
+    missing = await _probe(probe_ctx, url=url, json_equals={"db.replica": "x"})
+    assert missing.reason == "JSON field db.replica missing"
+    # true is not 1: a health flag must be the boolean it claims to be
+    assert not (await _probe(probe_ctx, url=url, json_equals={"db.ok": 1})).ok
+    not_json = await _probe(probe_ctx, url=f"{base_url}/status/200", json_equals={"a": 1})
+    assert not_json.reason.startswith("body is not JSON")
+
+
+async def test_expect_headers(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    url = f"{base_url}/json"
+    assert (await _probe(probe_ctx, url=url, expect_headers={"x-role": "primary"})).ok
+    wrong = await _probe(probe_ctx, url=url, expect_headers={"X-Role": "replica"})
+    assert wrong.reason == "expected header X-Role: 'replica', got 'primary'"
+    missing = await _probe(probe_ctx, url=url, expect_headers={"X-Region": "eu"})
+    assert missing.reason == "expected header X-Region: 'eu', header missing"
+
+
+async def test_method_headers_and_body_are_sent(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    obs = await _probe(
+        probe_ctx,
+        url=f"{base_url}/echo",
+        method="post",
+        headers={"X-Token": "t0k"},
+        body="hi",
+        body_contains="POST t0k hi",
+    )
+    assert obs.ok, obs.reason
+
+
+async def test_redirects_are_not_followed_unless_asked(base_url: str, probe_ctx: LiveProbeContext) -> None:
+    assert (await _probe(probe_ctx, url=f"{base_url}/redirect")).reason == "expected status 2xx, got 302"
+    followed = await _probe(probe_ctx, url=f"{base_url}/redirect", follow_redirects=True)
+    assert (followed.ok, followed.detail["status"]) == (True, 200)
+
+
+async def test_connection_refused_names_the_endpoint(probe_ctx: LiveProbeContext) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    obs = await _probe(probe_ctx, url=f"http://127.0.0.1:{port}/")
+    assert (obs.ok, obs.reason, obs.transient) == (False, f"connection refused to 127.0.0.1:{port}", True)
+
+
+async def test_bad_urls_are_reasons_not_exceptions(probe_ctx: LiveProbeContext) -> None:
+    assert (await _probe(probe_ctx, url="ftp://127.0.0.1/x")).reason.startswith("unsupported URL scheme")
+    assert not (await _probe(probe_ctx, url="http://[::1")).ok
+
+
+def test_a_bad_regex_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="body_regex"):
+        http.parse({"url": "http://127.0.0.1/", "body_regex": "("})
+
+
+async def test_tls_verification_on_and_off(tmp_path: Path, probe_ctx: LiveProbeContext) -> None:
+    runner, port = await _serve(_self_signed(tmp_path))
+    try:
+        url = f"https://127.0.0.1:{port}/status/200"
+        strict = await _probe(probe_ctx, url=url)
+        assert not strict.ok
+        assert strict.reason.startswith(f"TLS certificate of 127.0.0.1:{port} not trusted"), strict.reason
+        relaxed = await _probe(probe_ctx, url=url, verify_tls=False)
+        assert relaxed.ok, relaxed.reason
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_hanging_server_fails_at_the_deadline(
+    base_url: str, pool: HttpPool, make_scheduled: Any
+) -> None:
+    clock = SystemClock()
+    probe = make_scheduled(http.KIND, {"url": f"{base_url}/hang"}, timeout_ms=200)
+    ctx = LiveProbeContext.for_probe(probe, pool, clock, lambda _: None)
+    t0 = clock.monotonic_ns()
+    obs = await run_probe_once(probe, ctx, clock)
+    elapsed_ms = (clock.monotonic_ns() - t0) / 1e6
+    assert (obs.ok, obs.reason) == (False, "timed out after 200 ms")
+    assert 200 <= elapsed_ms < 400 and 200_000 <= obs.latency_us < 400_000
+
+
+async def test_the_pool_grows_under_load_and_every_lease_is_returned(
+    base_url: str, make_scheduled: Any
+) -> None:
+    pool = HttpPool(per_client=5)
+    clock = SystemClock()
+    probe = make_scheduled(http.KIND, {"url": f"{base_url}/status/200"})
+    contexts = [LiveProbeContext.for_probe(probe, pool, clock, lambda _: None) for _ in range(60)]
+    try:
+        results = await asyncio.gather(*(run_probe_once(probe, ctx, clock) for ctx in contexts))
+        assert all(obs.ok for obs in results)
+        assert pool.size >= 60 // 5
+        assert all(slot.load == 0 for slots in pool._slots.values() for slot in slots)
+        client = pool.client()
+        assert isinstance(client, httpx.AsyncClient) and client._trust_env is False
+    finally:
+        await pool.aclose()
+    with pytest.raises(RuntimeError):
+        pool.client()
+
+
+async def test_pool_clients_run_on_the_asyncio_backend(pool: HttpPool) -> None:
+    # httpx does not expose httpcore's network backend; the pool swaps it in, and this pins that.
+    transport = pool.client()._transport
+    assert isinstance(transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+
+
+async def test_probes_sharing_a_client_never_carry_cookies(base_url: str, pool: HttpPool) -> None:
+    pool.per_client = 100  # every request below goes through the same client
+    ctx = LiveProbeContext("a", "p", 2.0, SystemClock(), pool, lambda _: None)
+    for _ in range(2):
+        obs = await _probe(ctx, url=f"{base_url}/cookie", body_regex="^cookie=$")
+        assert obs.ok, obs.reason
+    assert pool.size == 1
