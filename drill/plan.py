@@ -1,0 +1,310 @@
+"""The recovery plan of a playbook: order of recovery, targets, steps, and the worst-case duration.
+
+Order: tiers in list order; inside a tier, waves by dependency depth (an asset's wave is one
+past the latest wave of the same-tier assets it depends on), so the assets of one wave can
+recover in parallel. Dependencies on an earlier tier are met by tier order; dependencies on a
+later tier (warned by validation) are listed as `waits_on_later_tier`.
+
+The worst-case duration is the sum of the scenario's step bounds (pause, wait_for within,
+action timeout x attempts + waits, manual timeout; a parallel step takes its longest child),
+plus the rollback's. A manual step without a timeout makes it unbounded (None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drill.playbook.durations import format_duration_ms
+from drill.playbook.load import gc_paused
+from drill.playbook.model import (
+    ActionStep,
+    Asset,
+    ManualStep,
+    MarkStep,
+    ParallelStep,
+    PauseStep,
+    Playbook,
+    Step,
+    WaitForStep,
+    step_kind,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAsset:
+    id: str
+    tier: str
+    wave: int  # 1-based, within its tier
+    depends_on: tuple[str, ...]
+    contact_chain: str
+    rto_ms: int
+    rpo_ms: int | None
+    detection_bound_ms: int  # longest interval x fall of its probes
+    probes: tuple[str, ...]
+    waits_on_later_tier: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTier:
+    name: str
+    rank: int
+    rto_ms: int
+    rpo_ms: int | None
+    waves: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    phase: str  # scenario | rollback
+    number: str  # "3" or "3.2" inside a parallel step
+    name: str
+    kind: str
+    summary: str
+    bound_ms: int | None  # None: unbounded (manual step without timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What `drill plan` shows; everything in integer milliseconds."""
+
+    name: str
+    sha256: str
+    tiers: tuple[PlanTier, ...]
+    assets: tuple[PlanAsset, ...]  # in recovery order
+    steps: tuple[PlanStep, ...]
+    scenario_ms: int | None
+    rollback_ms: int | None
+    worst_case_ms: int | None  # scenario + rollback, capped by settings.max_duration; None: unbounded
+    pass_tiers: tuple[str, ...]
+    max_duration_ms: int = 0  # settings.max_duration: the runner aborts the scenario then
+
+
+def build_plan(playbook: Playbook) -> Plan:
+    """The recovery plan of a validated playbook (the dependency graph is a DAG by then)."""
+    with gc_paused():  # a big playbook is ~10^6 objects the collector would walk for nothing
+        return _build_plan(playbook)
+
+
+def _build_plan(playbook: Playbook) -> Plan:
+    index = {a.id: a for a in playbook.assets}
+    waves = _waves(playbook, index)
+    rank = {t.name: t.rank for t in playbook.tiers}
+    assets: list[PlanAsset] = []
+    tiers: list[PlanTier] = []
+    by_tier: dict[str, list[str]] = {t.name: [] for t in playbook.tiers}
+    for asset in playbook.assets:
+        by_tier[asset.tier].append(asset.id)
+    for tier in playbook.tiers:
+        ids = sorted(by_tier[tier.name], key=lambda i: (waves[i], i))
+        grouped: dict[int, list[str]] = {}
+        for asset_id in ids:
+            grouped.setdefault(waves[asset_id], []).append(asset_id)
+        tiers.append(
+            PlanTier(tier.name, tier.rank, tier.rto_ms, tier.rpo_ms, tuple(map(tuple, grouped.values())))
+        )
+        for asset_id in ids:
+            asset = index[asset_id]
+            later = tuple(d for d in asset.depends_on if rank[index[d].tier] > tier.rank)
+            assets.append(
+                PlanAsset(
+                    id=asset.id,
+                    tier=asset.tier,
+                    wave=waves[asset.id],
+                    depends_on=asset.depends_on,
+                    contact_chain=asset.contact_chain,
+                    rto_ms=playbook.rto_ms(asset),
+                    rpo_ms=playbook.rpo_ms(asset),
+                    detection_bound_ms=max(p.interval_ms * p.fall for p in asset.probes),
+                    probes=tuple(f"{p.name} ({p.kind})" for p in asset.probes),
+                    waits_on_later_tier=later,
+                )
+            )
+    steps = [*_steps(playbook.scenario, "scenario", ""), *_steps(playbook.rollback, "rollback", "")]
+    scenario_ms = _total(playbook.scenario)
+    rollback_ms = _total(playbook.rollback)
+    scenario_capped = scenario_ms
+    cap = playbook.settings.max_duration_ms
+    if cap:  # the runner aborts the scenario at max_duration, then rolls back
+        scenario_capped = cap if scenario_ms is None else min(scenario_ms, cap)
+    worst = None if scenario_capped is None or rollback_ms is None else scenario_capped + rollback_ms
+    return Plan(
+        name=playbook.metadata.name,
+        sha256=playbook.sha256,
+        tiers=tuple(tiers),
+        assets=tuple(assets),
+        steps=tuple(steps),
+        scenario_ms=scenario_ms,
+        rollback_ms=rollback_ms,
+        worst_case_ms=worst,
+        pass_tiers=playbook.pass_tiers(),
+        max_duration_ms=cap,
+    )
+
+
+def _waves(playbook: Playbook, index: dict[str, Asset]) -> dict[str, int]:
+    """Asset id -> 1-based wave within its tier (longest same-tier dependency chain), iteratively."""
+    wave: dict[str, int] = {}
+    for asset in playbook.assets:
+        if asset.id in wave:
+            continue
+        stack, on_stack = [asset], {asset.id}
+        while stack:
+            current = stack[-1]
+            same = [index[d] for d in current.depends_on if index[d].tier == current.tier]
+            pending = [d for d in same if d.id not in wave and d.id not in on_stack]
+            if pending:  # depth first, one at a time: the stack is exactly the current path
+                stack.append(pending[0])
+                on_stack.add(pending[0].id)
+                continue
+            wave[current.id] = 1 + max((wave.get(d.id, 0) for d in same), default=0)
+            on_stack.discard(current.id)
+            stack.pop()
+    return wave
+
+
+def step_bound_ms(step: Step) -> int | None:
+    """Longest time a step can take; None when it has no bound (a manual step without timeout)."""
+    if isinstance(step, MarkStep):
+        return 0
+    if isinstance(step, PauseStep):
+        return step.pause_ms
+    if isinstance(step, WaitForStep):
+        return step.wait_for.within_ms
+    if isinstance(step, ActionStep):
+        attempts = step.retry.attempts
+        return step.timeout_ms * attempts + step.retry.wait_ms * (attempts - 1)
+    if isinstance(step, ManualStep):
+        return step.timeout_ms
+    bounds = [step_bound_ms(s) for s in step.steps]
+    return None if any(b is None for b in bounds) else max((b for b in bounds if b is not None), default=0)
+
+
+def _total(steps: tuple[Step, ...]) -> int | None:
+    total = 0
+    for step in steps:
+        bound = step_bound_ms(step)
+        if bound is None:
+            return None
+        total += bound
+    return total
+
+
+def _summary(step: Step) -> str:
+    if isinstance(step, MarkStep):
+        return f"mark {step.mark}" + (" (t_inject)" if step.inject or step.mark == "disaster" else "")
+    if isinstance(step, PauseStep):
+        return f"pause {format_duration_ms(step.pause_ms)}"
+    if isinstance(step, WaitForStep):
+        w = step.wait_for
+        target = f"asset {w.asset}" if w.asset else (f"tier {w.tier}" if w.tier else "all assets")
+        return f"wait for {target} {w.state} within {format_duration_ms(w.within_ms)}"
+    if isinstance(step, ActionStep):
+        retry = f", {step.retry.attempts} attempts" if step.retry.attempts > 1 else ""
+        inject = " (t_inject)" if step.inject else ""
+        return f"{step.action.kind} action, timeout {format_duration_ms(step.timeout_ms)}{retry}{inject}"
+    if isinstance(step, ManualStep):
+        limit = f" (timeout {format_duration_ms(step.timeout_ms)})" if step.timeout_ms else " (no timeout)"
+        return f"manual: {step.prompt}{limit}"
+    return f"parallel: {len(step.steps)} steps"
+
+
+def _steps(steps: tuple[Step, ...], phase: str, prefix: str) -> list[PlanStep]:
+    out: list[PlanStep] = []
+    for i, step in enumerate(steps, 1):
+        number = f"{prefix}{i}"
+        out.append(PlanStep(phase, number, step.name, step_kind(step), _summary(step), step_bound_ms(step)))
+        if isinstance(step, ParallelStep):
+            out.extend(_steps(step.steps, phase, f"{number}."))
+    return out
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-ready data (integers only)."""
+    return {
+        "name": plan.name,
+        "sha256": plan.sha256,
+        "pass_tiers": list(plan.pass_tiers),
+        "tiers": [
+            {
+                "name": t.name,
+                "rank": t.rank,
+                "rto_ms": t.rto_ms,
+                "rpo_ms": t.rpo_ms,
+                "waves": [list(w) for w in t.waves],
+            }
+            for t in plan.tiers
+        ],
+        "assets": [
+            {
+                "id": a.id,
+                "tier": a.tier,
+                "wave": a.wave,
+                "depends_on": list(a.depends_on),
+                "contact_chain": a.contact_chain,
+                "rto_ms": a.rto_ms,
+                "rpo_ms": a.rpo_ms,
+                "detection_bound_ms": a.detection_bound_ms,
+                "probes": list(a.probes),
+                "waits_on_later_tier": list(a.waits_on_later_tier),
+            }
+            for a in plan.assets
+        ],
+        "steps": [
+            {
+                "phase": s.phase,
+                "number": s.number,
+                "name": s.name,
+                "kind": s.kind,
+                "summary": s.summary,
+                "bound_ms": s.bound_ms,
+            }
+            for s in plan.steps
+        ],
+        "scenario_ms": plan.scenario_ms,
+        "rollback_ms": plan.rollback_ms,
+        "worst_case_ms": plan.worst_case_ms,
+        "max_duration_ms": plan.max_duration_ms,
+    }
+
+
+def _dur(ms: int | None) -> str:
+    return "unbounded" if ms is None else format_duration_ms(ms)
+
+
+def plan_to_text(plan: Plan) -> str:
+    """The plan as a person reads it."""
+    lines = [f"Plan for {plan.name} (playbook sha256 {plan.sha256[:12]})", "", "Recovery order"]
+    for tier in plan.tiers:
+        rpo = f", RPO {_dur(tier.rpo_ms)}" if tier.rpo_ms is not None else ""
+        decides = " [decides the verdict]" if tier.name in plan.pass_tiers else ""
+        lines.append(f"  {tier.rank + 1}. {tier.name}: RTO {_dur(tier.rto_ms)}{rpo}{decides}")
+        for w, wave in enumerate(tier.waves, 1):
+            lines.append(f"     wave {w}: {', '.join(wave)}")
+    lines += ["", "Assets"]
+    for asset in plan.assets:
+        rpo = f" RPO {_dur(asset.rpo_ms)}" if asset.rpo_ms is not None else ""
+        chain = f" chain {asset.contact_chain}" if asset.contact_chain else " no contact chain"
+        deps = f" after {', '.join(asset.depends_on)}" if asset.depends_on else ""
+        lines.append(
+            f"  {asset.id} [{asset.tier}, wave {asset.wave}] RTO {_dur(asset.rto_ms)}{rpo},"
+            f" detects within {_dur(asset.detection_bound_ms)};{chain}{deps}"
+        )
+        if asset.waits_on_later_tier:
+            lines.append(f"    ! waits on a later tier: {', '.join(asset.waits_on_later_tier)}")
+    for phase in ("scenario", "rollback"):
+        steps = [s for s in plan.steps if s.phase == phase]
+        if not steps:
+            continue
+        lines += ["", phase.capitalize()]
+        for s in steps:
+            indent = "  " * s.number.count(".")
+            lines.append(f"  {indent}{s.number}. {s.name}: {s.summary} [at most {_dur(s.bound_ms)}]")
+    scenario = f"scenario {_dur(plan.scenario_ms)}"
+    if plan.max_duration_ms and (plan.scenario_ms is None or plan.scenario_ms > plan.max_duration_ms):
+        scenario += f" capped by max_duration {_dur(plan.max_duration_ms)}"
+    lines += [
+        "",
+        f"Worst-case duration: {_dur(plan.worst_case_ms)} ({scenario} + rollback {_dur(plan.rollback_ms)})",
+    ]
+    return "\n".join(lines) + "\n"

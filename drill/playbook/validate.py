@@ -1,0 +1,615 @@
+"""Validate a loaded playbook document: schema in two passes, then the rules a schema cannot say.
+
+Pass 1 checks the envelope (playbook.schema.json) where each probe, action and contact leaves
+its kind's parameters open; pass 2 checks each of those against its own kind's fragment. So a
+typo names the wrong field ("unknown key 'metod' (did you mean 'method'?)"), never "is not
+valid under any of the given schemas". Then the semantic rules: unique ids, references that
+exist (with suggestions), a dependency DAG, tier order, detection bounds. Every problem is
+collected, each with the line:col of the node it is about.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+
+from drill.errors import Diagnostic, PlaybookInvalid
+from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook
+from drill.playbook.build import parse_duration_cached as _parse
+from drill.playbook.load import Document, JsonPath, format_path, gc_paused, load_document
+from drill.playbook.model import Playbook
+from drill.playbook.schema import ENVELOPE, compiled, fragment_name, known_kinds
+
+STEP_KINDS = ("mark", "action", "wait_for", "pause", "manual", "parallel")
+_MODIFIERS = {"inject": ("mark", "action"), "timeout": ("action", "manual"), "retry": ("action",)}
+_JSON_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "nothing",
+}
+
+
+def check_playbook(path: str | Path) -> tuple[Playbook | None, list[Diagnostic]]:
+    """Load and validate a playbook file: the playbook (None when any error) and every diagnostic."""
+    try:
+        doc = load_document(path)
+    except PlaybookInvalid as exc:
+        return None, list(exc.diagnostics)
+    return check_document(doc)
+
+
+def load_playbook(path: str | Path, *, warnings: list[Diagnostic] | None = None) -> Playbook:
+    """Load a valid playbook; raises PlaybookInvalid with every diagnostic. Warnings go to `warnings`."""
+    playbook, diagnostics = check_playbook(path)
+    if playbook is None:
+        raise PlaybookInvalid(diagnostics)
+    if warnings is not None:
+        warnings.extend(diagnostics)
+    return playbook
+
+
+def check_document(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
+    """Validate a loaded document and build the model when there is no error."""
+    checker = _Checker(doc)
+    with gc_paused():
+        checker.run()
+        playbook = None
+        if not any(d.severity == "error" for d in checker.diagnostics):
+            playbook, problems = build_playbook(doc)
+            checker.diagnostics.extend(problems)
+            if any(d.severity == "error" for d in problems):
+                playbook = None
+    diagnostics = sorted(
+        checker.diagnostics, key=lambda d: (d.location.line, d.location.col, d.severity, d.message)
+    )
+    return playbook, diagnostics
+
+
+def suggest(word: object, candidates: Any) -> str:
+    """' (did you mean 'x'?)' when a candidate is close to word, else ''."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, [c for c in candidates if isinstance(c, str)], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _where(path: JsonPath) -> str:
+    return format_path(path) or "top level"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) <= 40 else "a string"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    """value when it is a string, else '' (a safe dictionary key whatever the document holds)."""
+    return value if isinstance(value, str) else ""
+
+
+def _as_map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+class _Checker:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.data = doc.data
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- reporting -------------------------------------------------------------------------
+    def error(self, path: JsonPath, message: str, *, key: bool = False, code: str = "") -> None:
+        self.diagnostics.append(
+            Diagnostic(self.doc.location(path, key=key), "error", message, format_path(path), code)
+        )
+
+    def warn(self, path: JsonPath, message: str, *, key: bool = False, code: str = "") -> None:
+        loc = self.doc.location(path, key=key)
+        self.diagnostics.append(Diagnostic(loc, "warning", message, format_path(path), code))
+
+    # -- the passes ------------------------------------------------------------------------
+    def run(self) -> None:
+        self.schema(ENVELOPE, self.data, ())
+        self.kinds()
+        self.semantics()
+
+    def schema(self, relative: str, instance: Any, prefix: JsonPath) -> None:
+        schema = compiled(relative)
+        if schema.is_valid(instance):
+            return
+        seen: set[tuple[JsonPath, str]] = set()
+        for err in schema.validator.iter_errors(instance):
+            for path, message, key in _explain(err, prefix, schema.schema):
+                if (path, message) not in seen:
+                    seen.add((path, message))
+                    self.error(path, message, key=key, code="schema")
+
+    def kinds(self) -> None:
+        """Pass 2: each probe, action and contact against its own kind's fragment."""
+        for a, asset in enumerate(_as_list(self.data.get("assets"))):
+            for p, probe in enumerate(_as_list(_as_map(asset).get("probes"))):
+                if isinstance(probe, dict):
+                    self.probe_kind(probe, ("assets", a, "probes", p))
+        for phase in ("scenario", "rollback"):
+            for path, step in self.steps(phase):
+                action = step.get("action")
+                if isinstance(action, dict):
+                    self.action_kind(action, (*path, "action"))
+        for chain_name, chain in _as_map(_as_map(self.data.get("contacts")).get("chains")).items():
+            for c, contact in enumerate(_as_list(_as_map(chain).get("contacts"))):
+                if isinstance(contact, dict):
+                    self.contact_kind(contact, ("contacts", "chains", chain_name, "contacts", c))
+
+    def probe_kind(self, probe: dict[str, Any], path: JsonPath) -> None:
+        kinds = known_kinds("probe")
+        keys = [k for k in probe if k not in PROBE_KEYS]
+        if not keys:
+            self.error(path, f"{_where(path)}: a probe needs one kind key: one of {', '.join(kinds)}")
+            return
+        if len(keys) > 1:
+            self.error(
+                (*path, keys[1]),
+                f"{_where(path)}: a probe has exactly one kind, found {', '.join(map(repr, keys))};"
+                " write one probe per kind",
+                key=True,
+            )
+            return
+        self.kind_params("probe", keys[0], probe[keys[0]], (*path, keys[0]), PROBE_KEYS)
+
+    def action_kind(self, action: dict[str, Any], path: JsonPath) -> None:
+        if len(action) > 1:
+            keys = list(action)
+            self.error(
+                (*path, keys[1]),
+                f"{_where(path)}: an action has exactly one kind, found {', '.join(map(repr, keys))};"
+                " write one step per action",
+                key=True,
+            )
+            return
+        for kind, params in action.items():
+            self.kind_params("action", kind, params, (*path, kind), ())
+
+    def kind_params(
+        self, family: str, kind: str, params: Any, path: JsonPath, others: tuple[str, ...]
+    ) -> None:
+        kinds = known_kinds(family)
+        if kind not in kinds:
+            hint = suggest(kind, [*kinds, *others]) or f"; known kinds: {', '.join(kinds)}"
+            self.error(
+                path, f"{_where(path[:-1])}: unknown {family} kind {kind!r}{hint}", key=True, code="kind"
+            )
+            return
+        if isinstance(params, dict):  # otherwise pass 1 said it must be a mapping
+            self.schema(fragment_name(family, kind), params, path)
+
+    def contact_kind(self, contact: dict[str, Any], path: JsonPath) -> None:
+        via = contact.get("via")
+        kinds = known_kinds("notifier")
+        if not isinstance(via, str):
+            return
+        if via not in kinds:
+            hint = suggest(via, kinds) or f"; known: {', '.join(kinds)}"
+            self.error((*path, "via"), f"{_where(path)}: unknown notifier {via!r}{hint}", code="kind")
+            return
+        params = {k: v for k, v in contact.items() if k not in CONTACT_KEYS}
+        self.schema(fragment_name("notifier", via), params, path)
+
+    # -- semantic rules ------------------------------------------------------------------------
+    def steps(self, phase: str) -> Iterator[tuple[JsonPath, dict[str, Any]]]:
+        """Every step of a phase (parallel children included) with its path, depth first."""
+        todo: list[tuple[JsonPath, Any]] = [
+            ((phase, i), s) for i, s in enumerate(_as_list(self.data.get(phase)))
+        ]
+        todo.reverse()
+        while todo:
+            path, step = todo.pop()
+            if not isinstance(step, dict):
+                continue
+            yield path, step
+            children = [((*path, "parallel", i), s) for i, s in enumerate(_as_list(step.get("parallel")))]
+            todo.extend(reversed(children))
+
+    def semantics(self) -> None:
+        tiers = self.tier_names()
+        assets = self.asset_ids()
+        chains = _as_map(_as_map(self.data.get("contacts")).get("chains"))
+        self.settings_refs(tiers)
+        self.asset_refs(tiers, assets, chains)
+        graph = self.edges(assets)
+        self.dependency_cycles(assets, graph)
+        self.dependency_tiers(tiers, assets, graph)
+        self.detection_bounds(tiers)
+        self.step_rules(tiers, assets)
+        self.stop_rules(tiers, assets)
+        self.metadata_dates()
+
+    def tier_names(self) -> dict[str, int]:
+        """Tier name -> rank (list position); duplicates reported."""
+        ranks: dict[str, int] = {}
+        for t, tier in enumerate(_as_list(self.data.get("tiers"))):
+            name = _as_map(tier).get("name")
+            if not isinstance(name, str):
+                continue
+            if name in ranks:
+                first = self.doc.pos(("tiers", ranks[name], "name")).line
+                self.error(
+                    ("tiers", t, "name"),
+                    f"tiers[{t}].name: duplicate tier {name!r} (first defined at line {first})",
+                )
+            else:
+                ranks[name] = t
+        return ranks
+
+    def asset_ids(self) -> dict[str, int]:
+        """Asset id -> index; duplicates reported."""
+        ids: dict[str, int] = {}
+        for a, asset in enumerate(_as_list(self.data.get("assets"))):
+            asset_id = _as_map(asset).get("id")
+            if not isinstance(asset_id, str):
+                continue
+            if asset_id in ids:
+                first = self.doc.pos(("assets", ids[asset_id], "id")).line
+                msg = f"assets[{a}].id: duplicate asset id {asset_id!r} (first defined at line {first})"
+                self.error(("assets", a, "id"), msg)
+            else:
+                ids[asset_id] = a
+            names: dict[str, int] = {}
+            for p, probe in enumerate(_as_list(asset.get("probes"))):
+                name = _as_map(probe).get("name")
+                if not isinstance(name, str):
+                    continue
+                if name in names:
+                    first = self.doc.pos(("assets", a, "probes", names[name], "name")).line
+                    self.error(
+                        ("assets", a, "probes", p, "name"),
+                        f"assets[{a}].probes[{p}].name: duplicate probe name {name!r}"
+                        f" (first defined at line {first})",
+                    )
+                else:
+                    names[name] = p
+        return ids
+
+    def ref(self, path: JsonPath, value: Any, known: Any, what: str) -> None:
+        if isinstance(value, str) and value not in known:
+            self.error(
+                path, f"{_where(path)}: unknown {what} {value!r}{suggest(value, known)}", code="reference"
+            )
+
+    def settings_refs(self, tiers: dict[str, int]) -> None:
+        for i, name in enumerate(_as_list(_as_map(self.data.get("settings")).get("pass_tiers"))):
+            self.ref(("settings", "pass_tiers", i), name, tiers, "tier")
+
+    def asset_refs(self, tiers: dict[str, int], assets: dict[str, int], chains: dict[str, Any]) -> None:
+        for a, asset in enumerate(_as_list(self.data.get("assets"))):
+            asset = _as_map(asset)
+            self.ref(("assets", a, "tier"), asset.get("tier"), tiers, "tier")
+            self.ref(("assets", a, "contact_chain"), asset.get("contact_chain"), chains, "contact chain")
+            for d, dep in enumerate(_as_list(asset.get("depends_on"))):
+                if dep == asset.get("id"):
+                    where = ("assets", a, "depends_on", d)
+                    self.error(where, f"{_where(where)}: asset {dep!r} depends on itself", code="cycle")
+                else:
+                    self.ref(("assets", a, "depends_on", d), dep, assets, "asset")
+
+    def edges(self, assets: dict[str, int]) -> dict[str, list[tuple[str, int]]]:
+        """Asset id -> [(dependency id, index in depends_on)], known ids only."""
+        graph: dict[str, list[tuple[str, int]]] = {}
+        for asset_id, a in assets.items():
+            deps = _as_list(_as_map(self.data["assets"][a]).get("depends_on"))
+            graph[asset_id] = [
+                (d, i) for i, d in enumerate(deps) if isinstance(d, str) and d in assets and d != asset_id
+            ]
+        return graph
+
+    def dependency_cycles(self, assets: dict[str, int], graph: dict[str, list[tuple[str, int]]]) -> None:
+        """Report each cycle once, with its full path, at the edge that closes it (iterative DFS)."""
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+        for root in graph:
+            if root in state:
+                continue
+            path: list[str] = [root]
+            iters = [iter(graph[root])]
+            state[root] = 1
+            while iters:
+                step = next(iters[-1], None)
+                if step is None:
+                    state[path.pop()] = 2
+                    iters.pop()
+                    continue
+                dep, index = step
+                if state.get(dep) == 1:
+                    cycle = [*path[path.index(dep) :], dep]
+                    where = ("assets", assets[path[-1]], "depends_on", index)
+                    self.error(
+                        where, f"{_where(where)}: dependency cycle: {' -> '.join(cycle)}", code="cycle"
+                    )
+                elif dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    iters.append(iter(graph[dep]))
+
+    def dependency_tiers(
+        self, tiers: dict[str, int], assets: dict[str, int], graph: dict[str, list[tuple[str, int]]]
+    ) -> None:
+        for asset_id, deps in graph.items():
+            asset = self.data["assets"][assets[asset_id]]
+            rank = tiers.get(_text(asset.get("tier")))
+            for dep, index in deps:
+                dep_tier = self.data["assets"][assets[dep]].get("tier")
+                dep_rank = tiers.get(_text(dep_tier))
+                if rank is not None and dep_rank is not None and dep_rank > rank:
+                    self.warn(
+                        ("assets", assets[asset_id], "depends_on", index),
+                        f"assets[{assets[asset_id]}].depends_on[{index}]: asset {asset_id!r}"
+                        f" ({asset['tier']}) depends on {dep!r} of lower-priority tier {dep_tier}:"
+                        f" it cannot recover before {dep!r}",
+                        code="tier-order",
+                    )
+
+    def detection_bounds(self, tiers: dict[str, int]) -> None:
+        """Warn when an RTO target is shorter than the time a probe needs to notice an outage."""
+        settings = _as_map(self.data.get("settings"))
+        default_interval = _ms(settings.get("interval"), 1000)
+        default_fall = settings.get("fall") if isinstance(settings.get("fall"), int) else 2
+        tier_rto = {
+            t["name"]: _ms(t.get("rto"), None)
+            for t in _as_list(self.data.get("tiers"))
+            if isinstance(t, dict) and isinstance(t.get("name"), str)
+        }
+        for a, asset in enumerate(_as_list(self.data.get("assets"))):
+            asset = _as_map(asset)
+            own = "rto" in asset
+            rto = _ms(asset.get("rto"), None) if own else tier_rto.get(_text(asset.get("tier")))
+            if rto is None:
+                continue
+            for probe in map(_as_map, _as_list(asset.get("probes"))):
+                interval = _ms(probe.get("interval"), None) if "interval" in probe else default_interval
+                fall = probe.get("fall", default_fall)
+                if interval is None or not isinstance(fall, int) or isinstance(fall, bool):
+                    continue
+                bound = interval * fall
+                if rto < bound:
+                    path: JsonPath = ("assets", a, "rto") if own else ("assets", a, "tier")
+                    self.warn(
+                        path,
+                        f"assets[{a}]: RTO target {_fmt(rto)} of asset {asset.get('id')!r} is shorter"
+                        f" than the detection bound of its probe {probe.get('name')!r}"
+                        f" (interval {_fmt(interval)} x fall"
+                        f" {fall} = {_fmt(bound)})",
+                        code="detection-bound",
+                    )
+                    break
+
+    def step_rules(self, tiers: dict[str, int], assets: dict[str, int]) -> None:
+        names: dict[str, JsonPath] = {}
+        for phase in ("scenario", "rollback"):
+            for path, step in self.steps(phase):
+                name = step.get("name")
+                if isinstance(name, str):
+                    if name in names:
+                        first = self.doc.pos((*names[name], "name")).line
+                        msg = f"{_where(path)}.name: duplicate step name {name!r}"
+                        msg += f" (first defined at line {first})"
+                        self.error((*path, "name"), msg)
+                    else:
+                        names[name] = path
+                kinds = [k for k in STEP_KINDS if k in step]
+                if not kinds:
+                    self.error(
+                        path, f"{_where(path)}: a step needs one of {', '.join(STEP_KINDS)}", code="step"
+                    )
+                    continue
+                if len(kinds) > 1:
+                    self.error(
+                        (*path, kinds[1]),
+                        f"{_where(path)}: a step does one thing, found {' and '.join(kinds)};"
+                        " split it in two",
+                        key=True,
+                        code="step",
+                    )
+                    continue
+                kind = kinds[0]
+                for modifier, allowed in _MODIFIERS.items():
+                    if modifier in step and kind not in allowed:
+                        self.error(
+                            (*path, modifier),
+                            f"{_where(path)}: {modifier!r} applies to {' and '.join(allowed)} steps,"
+                            f" not {kind}",
+                            key=True,
+                            code="step",
+                        )
+                wait = step.get("wait_for")
+                if isinstance(wait, dict):
+                    self.target((*path, "wait_for"), wait, ("asset", "tier", "all_assets"), tiers, assets)
+
+    def stop_rules(self, tiers: dict[str, int], assets: dict[str, int]) -> None:
+        for s, stop in enumerate(_as_list(self.data.get("stop_conditions"))):
+            if isinstance(stop, dict):
+                self.target(("stop_conditions", s), stop, ("asset", "tier"), tiers, assets)
+
+    def target(
+        self,
+        path: JsonPath,
+        node: dict[str, Any],
+        keys: tuple[str, ...],
+        tiers: dict[str, int],
+        assets: dict[str, int],
+    ) -> None:
+        present = [k for k in keys if k in node]
+        if len(present) != 1:
+            found = f", found {' and '.join(present)}" if present else ""
+            self.error(path, f"{_where(path)}: name exactly one of {', '.join(keys)}{found}", code="target")
+        self.ref((*path, "asset"), node.get("asset"), assets, "asset")
+        self.ref((*path, "tier"), node.get("tier"), tiers, "tier")
+
+    def metadata_dates(self) -> None:
+        meta = _as_map(self.data.get("metadata"))
+        previous = meta.get("previous_drill")
+        if isinstance(previous, str):
+            try:
+                date.fromisoformat(previous)
+            except ValueError:
+                self.error(
+                    ("metadata", "previous_drill"),
+                    f"metadata.previous_drill: {previous!r} is not a real date",
+                )
+
+
+def _ms(value: Any, default: int | None) -> int | None:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        return 0 if value == 0 and not isinstance(value, bool) else None
+    try:
+        return _parse(value)
+    except ValueError:
+        return None
+
+
+def _fmt(ms: int) -> str:
+    from drill.playbook.durations import format_duration_ms
+
+    return format_duration_ms(ms)
+
+
+# -- schema errors to messages -----------------------------------------------------------------
+def _explain(
+    err: ValidationError, prefix: JsonPath, root: dict[str, Any]
+) -> list[tuple[JsonPath, str, bool]]:
+    """(path, message, at_key) for one jsonschema error, worded for a person."""
+    path: JsonPath = (*prefix, *err.absolute_path)
+    where = _where(path)
+    value = err.instance
+    rule = err.validator
+    wanted: Any = err.validator_value
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    defs = root.get("$defs", {})
+    if rule == "additionalProperties" and isinstance(value, dict):
+        known = list(schema.get("properties", {}))
+        extras = [k for k in value if k not in known]
+        return [((*path, k), f"{where}: unknown key {k!r}{suggest(k, known)}", True) for k in extras]
+    if rule == "required" and isinstance(value, dict):
+        missing = [p for p in wanted if p not in value]
+        return [(path, f"{where}: missing required key {m!r}", True) for m in missing]
+    if schema == defs.get("duration") and rule in ("pattern", "type", "minimum", "maximum"):
+        return [
+            (path, f"{where}: invalid duration {value!r}: expected e.g. 250ms, 90s, 15m, 1h30m or 0", False)
+        ]
+    if rule == "type":
+        return [(path, f"{where}: expected {_types(err.validator_value)}, got {_describe(value)}", False)]
+    if rule == "enum":
+        options = ", ".join(str(o) for o in wanted)
+        return [(path, f"{where}: {value!r} is not one of: {options}{suggest(value, wanted)}", False)]
+    if rule == "const":
+        literal = repr(wanted) if isinstance(wanted, str) else json.dumps(wanted)  # true, not True
+        return [(path, f"{where}: must be {literal}, not {_describe(value)}", False)]
+    if rule == "pattern":
+        return [(path, f"{where}: {_pattern_message(value, schema, defs)}", False)]
+    if rule == "propertyNames":
+        key_path = (*path, value) if isinstance(value, str) else path
+        return [(key_path, f"{where}: {value!r} is not a valid name (letters, digits, '.', '_', '-')", True)]
+    if rule == "oneOf":
+        return _explain_one_of(err, prefix, root, path)
+    if rule == "minItems":
+        return [(path, f"{where}: needs at least {err.validator_value} item(s)", False)]
+    if rule == "minLength":
+        return [(path, f"{where}: must not be empty", False)]
+    if rule == "uniqueItems":
+        return [(path, f"{where}: lists the same item twice", False)]
+    if rule == "minProperties":
+        return [(path, f"{where}: must not be empty", True)]
+    if rule in ("minimum", "maximum"):
+        word = "at least" if rule == "minimum" else "at most"
+        return [(path, f"{where}: must be {word} {err.validator_value}, got {value!r}", False)]
+    if rule == "dependentRequired":
+        return [(path, f"{where}: {err.message}", True)]
+    return [(path, f"{where}: {err.message}", False)]
+
+
+def _types(wanted: Any) -> str:
+    names = wanted if isinstance(wanted, list) else [wanted]
+    return " or ".join(_JSON_TYPES.get(str(n), str(n)) for n in names)
+
+
+def _pattern_message(value: Any, schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    pattern = schema.get("pattern", "")
+    if schema == defs.get("name"):
+        rule = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
+        return f"{value!r} is not a valid name: {rule}"
+    if pattern.startswith("^(https?://"):
+        return f"{value!r} is not a URL: start with http:// or https://, or use a ${{env:NAME}} reference"
+    if "(env|file)" in pattern:
+        return f"{value!r} is not a secret reference like ${{env:NAME}} or ${{file:path}}"
+    description = schema.get("description")
+    hint = f" ({description.rstrip('.')[0].lower()}{description.rstrip('.')[1:]})" if description else ""
+    examples = schema.get("examples")
+    example = f", e.g. {examples[0]!r}" if isinstance(examples, list) and examples else ""
+    return f"{value!r} is not in the expected form{hint}{example}"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _branch_type(branch: Any, root: dict[str, Any]) -> list[str]:
+    if not isinstance(branch, dict):
+        return []
+    if "$ref" in branch and isinstance(branch["$ref"], str) and branch["$ref"].startswith("#/$defs/"):
+        target = root.get("$defs", {}).get(branch["$ref"].removeprefix("#/$defs/"))
+        return _branch_type(target, root)
+    wanted = branch.get("type", [])
+    return wanted if isinstance(wanted, list) else [wanted]
+
+
+def _explain_one_of(
+    err: ValidationError, prefix: JsonPath, root: dict[str, Any], path: JsonPath
+) -> list[tuple[JsonPath, str, bool]]:
+    """A oneOf of typed alternatives (an integer or a reference): explain the branch of the value's type."""
+    branches = err.validator_value if isinstance(err.validator_value, list) else []
+    kind = _json_type(err.instance)
+    for index, branch in enumerate(branches):
+        types = _branch_type(branch, root)
+        if kind in types or (kind == "integer" and "number" in types):
+            sub = [e for e in err.context or [] if e.schema_path and e.schema_path[0] == index]
+            if sub:
+                return _explain(sub[0], prefix, root)
+    wanted = [t for b in branches for t in _branch_type(b, root)]
+    unique = list(dict.fromkeys(wanted))
+    if not unique:
+        return [(path, f"{_where(path)}: {err.message}", False)]
+    return [(path, f"{_where(path)}: expected {_types(unique)}, got {_describe(err.instance)}", False)]
