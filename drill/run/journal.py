@@ -4,7 +4,20 @@ Each line is `{seq, prev, mono_ns, utc, type, asset?, data}` where `prev` is the
 the previous line's bytes without its newline (64 zeros for the first line); the head is the
 hash of the last line. Every line reaches the OS in one write() of the full line plus "\\n", so
 a SIGKILL loses nothing already appended; `sync()` (or `append(..., sync=True)`) makes the lines
-written so far survive a power loss too. Readers re-check the chain as they stream.
+written so far survive a power loss too.
+
+Reading. `read_events` and `verify_journal` check every line in full: valid JSON, the known
+fields with their types, integers only (within +-(2**53-1)), RFC 8785 canonical bytes, seq and
+prev linked. Lines are parsed with orjson and checked against its sorted compact form, which
+for ASCII lines is the canonical form; any line that fast path does not accept gets the exact,
+slower check, so the first broken line is named the same way either way. A report is built
+from a journal only through that full check.
+
+`verify_journal(..., chain_only=True)` skips the per-line form and follows only the links (seq
+and prev found by position, SHA-256 of each line) plus the file's SHA-256. It is what `drill
+verify` runs on a journal whose SHA-256 matches a signed report: the signature pins the bytes,
+the chain proves them consistent with the signed head and count, and the form was checked when
+the report was built. `drill journal verify` always runs the full check.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 
+import orjson
 import rfc8785
 
 from drill.clock import Clock, FakeClock, SystemClock, utc_iso
@@ -67,6 +81,13 @@ _chunks = _make_encoder()
 _join = "".join
 _quote = encode_basestring
 _sha256 = hashlib.sha256
+# Readers parse with orjson (3-5x json.loads on journal lines, and its sorted compact
+# output is the canonical-form check at 1/6 of the C encoder's cost); json and _line keep the
+# exact verdict for the rare line the fast path does not accept.
+_loads = orjson.loads
+_canonical_ascii = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+_JSONDecodeError = orjson.JSONDecodeError
 
 
 def _encode(value: Any) -> str:
@@ -456,34 +477,88 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def verify_journal(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> JournalSummary:
+def verify_journal(
+    path: str | os.PathLike[str], *, allow_torn_tail: bool = False, chain_only: bool = False
+) -> JournalSummary:
     """Check every line of a journal; raise JournalInvalid naming the first broken line.
 
     With allow_torn_tail, an incomplete last line (no newline: a write cut short by a crash)
-    is left out and the summary covers the intact prefix.
+    is left out and the summary covers the intact prefix. chain_only checks the links (seq,
+    prev) and the file's SHA-256 but not each line's form: for a file whose SHA-256 a verified
+    signature already covers (see the module docstring); a break is still named exactly.
     """
     scan = _Scan(path, allow_torn_tail)
-    for _ in scan:
-        pass
+    if chain_only:
+        scan.walk_chain()
+    else:
+        for _ in scan.records():
+            pass
     return JournalSummary(scan.file_sha256, scan.count, scan.head, scan.torn_bytes)
 
 
 def read_events(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> Iterator[Event]:
-    """Stream the events of a journal, checking the chain as it goes (JournalInvalid at a broken line)."""
-    for raw in _Scan(path, allow_torn_tail):
-        yield Event(
-            seq=raw["seq"],
-            prev=raw["prev"],
-            mono_ns=raw["mono_ns"],
-            utc=raw["utc"],
-            type=raw["type"],
-            data=raw["data"],
-            asset=raw.get("asset"),
+    """Stream the events of a journal, checking each line as verify_journal does (JournalInvalid at a broken line)."""
+    for raw in _Scan(path, allow_torn_tail).records():
+        # Filled slot by slot as in JournalWriter.append: a frozen dataclass __init__ costs 3x more.
+        event: Event = _new_object(Event)
+        _set_seq(event, raw["seq"])
+        _set_prev(event, raw["prev"])
+        _set_mono_ns(event, raw["mono_ns"])
+        _set_utc(event, raw["utc"])
+        _set_type(event, raw["type"])
+        _set_data(event, raw["data"])
+        _set_asset(event, raw.get("asset"))
+        yield event
+
+
+def _fast_record(line: bytes, number: int, head: str) -> dict[str, Any] | None:
+    """The parsed line when it certainly passes _Scan.check_line; None sends it there for the verdict.
+
+    Accepting here implies check_line accepts: the same fields and types, seq and prev linked,
+    only integers within +-(2**53-1) (orjson reads a float, or an integer beyond 64 bits, as a
+    float, which _check_dict rejects), and the line equal to orjson's sorted compact form, which
+    for ASCII text is byte for byte the C encoder's, i.e. _line's (a test pins every ASCII
+    character). Non-ASCII lines take the exact path: there RFC 8785 sorts keys by UTF-16 units.
+    """
+    try:
+        raw = _loads(line)
+    except _JSONDecodeError:
+        return None
+    if type(raw) is not dict:
+        return None
+    try:
+        seq, prev, mono_ns, utc, kind, data = (
+            raw["seq"],
+            raw["prev"],
+            raw["mono_ns"],
+            raw["utc"],
+            raw["type"],
+            raw["data"],
         )
+    except KeyError:
+        return None
+    if len(raw) != 6 and (len(raw) != 7 or "asset" not in raw):  # exactly _REQUIRED or _FIELDS
+        return None
+    if type(seq) is not int or seq != number or prev != head:
+        return None
+    if type(mono_ns) is not int or not -_INT_MAX <= mono_ns <= _INT_MAX:
+        return None
+    if type(utc) is not str or type(kind) is not str or type(data) is not dict:
+        return None
+    if "asset" in raw and type(raw["asset"]) is not str:
+        return None
+    try:
+        if _check_dict(data):
+            return None
+    except _BadValue:
+        return None
+    if not line.isascii() or _canonical_ascii(raw, option=_SORT_KEYS) != line:
+        return None
+    return raw
 
 
 class _Scan:
-    """One streaming pass over a journal: yields each checked line as a dict, keeps the totals."""
+    """One streaming pass over a journal, read in 1 MiB chunks; keeps the file digest and totals."""
 
     def __init__(self, path: str | os.PathLike[str], allow_torn_tail: bool) -> None:
         self.path = Path(path)
@@ -497,28 +572,64 @@ class _Scan:
     def file_sha256(self) -> str:
         return self._digest.hexdigest()
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Each line parsed and fully checked (fast path, else check_line for the exact verdict)."""
+        for batch in self._batches():
+            number, head = self.count, self.head
+            for line in batch:
+                number += 1
+                raw = _fast_record(line, number, head)
+                if raw is None:
+                    self.count, self.head = number - 1, head
+                    raw = self.check_line(number, line)
+                head = _sha256(line).hexdigest()
+                yield raw
+            self.count, self.head = number, head
+
+    def walk_chain(self) -> None:
+        """Follow seq and prev from line to line without parsing (lines are RFC 8785, keys sorted).
+
+        The top-level `"prev":"` is the last one in a canonical line: data, the only field
+        that can nest, sorts before prev, and seq, type and utc after it cannot hold a bare
+        quote. A line whose link is not found there goes through check_line, which names
+        what is wrong with it. Lines that link are not parsed, so their form is not checked.
+        """
+        number, head = self.count, self.head.encode()
+        for batch in self._batches():
+            for line in batch:
+                number += 1
+                at = line.rfind(b'"prev":"') + 8
+                if (
+                    at == 7
+                    or not line.startswith(head, at)
+                    or not line.startswith(b'","seq":%d,"type":' % number, at + 64)
+                ):
+                    self.count, self.head = number - 1, head.decode()
+                    self.check_line(number, line)
+                head = _sha256(line).hexdigest().encode()
+            self.count, self.head = number, head.decode()  # per batch: a torn tail is named after it
+
+    def _batches(self) -> Iterator[list[bytes]]:
+        """The complete lines (without "\\n") chunk by chunk; hashes the file as it goes."""
         try:
             stream: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in finally across yields
         except OSError as exc:
             raise JournalInvalid(
                 f"cannot read journal: {exc.strerror}", location=Location(str(self.path))
             ) from None
+        update = self._digest.update
+        rest = b""
         try:
-            yield from self._lines(stream)
+            while chunk := stream.read(_CHUNK):
+                update(chunk)
+                lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+                rest = lines.pop()
+                if lines:
+                    yield lines
         finally:
             stream.close()
-
-    def _lines(self, stream: BinaryIO) -> Iterator[dict[str, Any]]:
-        for number, raw_line in enumerate(stream, start=1):
-            self._digest.update(raw_line)
-            if not raw_line.endswith(b"\n"):
-                self._torn(number, raw_line)
-                return
-            line = raw_line[:-1]
-            yield self._check_line(number, line)
-            self.head = hashlib.sha256(line).hexdigest()
-            self.count = number
+        if rest:
+            self._torn(self.count + 1, rest)
 
     def _torn(self, number: int, raw_line: bytes) -> None:
         if not self.allow_torn_tail:
@@ -529,7 +640,8 @@ class _Scan:
             )
         self.torn_bytes = len(raw_line)
 
-    def _check_line(self, number: int, line: bytes) -> dict[str, Any]:
+    def check_line(self, number: int, line: bytes) -> dict[str, Any]:
+        """The exact check of one line against self.head, naming the first thing wrong with it."""
         try:
             raw = json.loads(line)
         except (UnicodeDecodeError, ValueError):
