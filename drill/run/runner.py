@@ -349,6 +349,18 @@ class _Run:
         self.request_stop(f"max_duration {limit_ms} ms exceeded")
 
 
+def _journal_safe(value: Any) -> Any:
+    """The playbook document as journal data: integers only in evidence, so a float (say a
+    json_equals value of 0.5) is kept as its decimal text; dates and other scalars as text."""
+    if isinstance(value, Mapping):
+        return {str(k): _journal_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_journal_safe(v) for v in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def started_data(playbook: Playbook, options: RunOptions, run_id: str, clock: Clock) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -356,7 +368,7 @@ def started_data(playbook: Playbook, options: RunOptions, run_id: str, clock: Cl
             "name": playbook.metadata.name,
             "sha256": playbook.sha256,
             "path": playbook.source,
-            "document": json.loads(json.dumps(playbook.document, default=str)),
+            "document": _journal_safe(playbook.document),
         },
         "user": options.operator or operator_identity(),
         "host": socket.gethostname(),

@@ -95,3 +95,12 @@ async def test_a_hanging_server_fails_at_the_timeout_and_others_keep_their_sched
     overruns = [e for e in read_events(outcome.journal_path) if e.type == ev.PROBE_OVERRUN]
     assert overruns and all(e.asset == "svc" for e in overruns)
     verify_journal(outcome.journal_path)
+
+
+def test_floats_in_the_playbook_document_are_journalled_as_text() -> None:
+    from drill.run.runner import _journal_safe
+
+    doc = {"assets": [{"probes": [{"http": {"json_equals": {"ratio": 0.5, "ok": True, "n": 3}}}]}]}
+    assert _journal_safe(doc) == {
+        "assets": [{"probes": [{"http": {"json_equals": {"ratio": "0.5", "ok": True, "n": 3}}}]}]
+    }
