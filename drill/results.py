@@ -81,9 +81,7 @@ def asset_infos(document: Mapping[str, Any]) -> dict[str, AssetInfo]:
         tier = tiers.get(raw.get("tier"), {})
         rto = raw.get("rto", tier.get("rto", "0"))
         rpo = raw.get("rpo", tier.get("rpo"))
-        intervals = [
-            _duration(p.get("interval", 0)) or default_interval for p in raw.get("probes") or []
-        ]
+        intervals = [_duration(p.get("interval", 0)) or default_interval for p in raw.get("probes") or []]
         out[raw["id"]] = AssetInfo(
             id=raw["id"],
             tier=raw.get("tier", ""),

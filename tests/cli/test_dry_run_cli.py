@@ -34,7 +34,9 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])  # closed again when the block ends
 
 
-def test_dry_run_reports_every_problem_and_runs_no_action(http_server: SwitchableServer, tmp_path: Path) -> None:
+def test_dry_run_reports_every_problem_and_runs_no_action(
+    http_server: SwitchableServer, tmp_path: Path
+) -> None:
     playbook = tmp_path / "p.yaml"
     playbook.write_text(PLAYBOOK.format(url=http_server.url, closed=_closed_port()))
     result = CliRunner().invoke(cli, ["run", "--dry-run", str(playbook)], env={"DRILL_DRY_RUN_MISSING": None})
@@ -42,6 +44,8 @@ def test_dry_run_reports_every_problem_and_runs_no_action(http_server: Switchabl
     assert result.exit_code == 1, result.output
     assert "ok  probe web/health" in lines
     assert any(line.startswith("NOT READY probe db/port: connection refused") for line in lines)
-    assert any("NOT READY action in step 'fail over'" in line and "DRILL_DRY_RUN_MISSING" in line for line in lines)
+    assert any(
+        "NOT READY action in step 'fail over'" in line and "DRILL_DRY_RUN_MISSING" in line for line in lines
+    )
     assert lines[-1] == "not ready: 2 problem(s)"
     assert http_server.requests == ["/health"]  # probed once; the failover action never ran

@@ -38,13 +38,25 @@ scenario:
 """
 
 
-def test_no_output_file_or_log_line_contains_the_secret(tmp_path: Path, http_server: SwitchableServer) -> None:
+def test_no_output_file_or_log_line_contains_the_secret(
+    tmp_path: Path, http_server: SwitchableServer
+) -> None:
     (tmp_path / "token.txt").write_text(SECRET + "\n")
     playbook = tmp_path / "p.yaml"
     playbook.write_text(PLAYBOOK.format(url=http_server.url, python=sys.executable))
     runs = tmp_path / "runs"
     proc = subprocess.run(
-        [sys.executable, "-m", "drill", "run", str(playbook), "--runs-dir", str(runs), "--log-format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "drill",
+            "run",
+            str(playbook),
+            "--runs-dir",
+            str(runs),
+            "--log-format",
+            "json",
+        ],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         env={**os.environ, "DRILL_TEST_TOKEN": SECRET},

@@ -91,6 +91,8 @@ def test_recovery_is_dated_at_the_completion_of_the_first_success() -> None:
     """A request that hung through the failover started before the service was back."""
     monitor = _monitor(fall=1, rise=1)
     slow_ok = Observation(ok=True, latency_us=80_000)
-    states = _feed(monitor, [("health", OK, 1_000), ("health", BAD, 2_000_000), ("health", slow_ok, 3_000_000)])
+    states = _feed(
+        monitor, [("health", OK, 1_000), ("health", BAD, 2_000_000), ("health", slow_ok, 3_000_000)]
+    )
     up = states[-1]
     assert (up["state"], up["at_mono_ns"], up["lower_mono_ns"]) == ("up", 83_000_000, 2_000_000)
