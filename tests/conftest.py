@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from drill.testing.servers import HAProxyPair, PostgresPair, RedisSentinelCluster, start_or_skip
+
 
 def require_binary(name: str) -> str:
     """Path of a server binary; skip (or fail under DRILL_REQUIRE_INTEGRATION=1) when it is absent."""
@@ -72,3 +74,32 @@ def http_server() -> Iterator[SwitchableServer]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+# Real database and proxy servers (tests/integration and the redis/postgres probe tests).
+@pytest.fixture
+def redis_cluster() -> Iterator[RedisSentinelCluster]:
+    cluster = start_or_skip(RedisSentinelCluster.start)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_async() -> Iterator[PostgresPair]:
+    pair = start_or_skip(lambda: PostgresPair.start(synchronous=False))
+    yield pair
+    pair.stop()
+
+
+@pytest.fixture
+def pg_sync() -> Iterator[PostgresPair]:
+    pair = start_or_skip(lambda: PostgresPair.start(synchronous=True))
+    yield pair
+    pair.stop()
+
+
+@pytest.fixture
+def haproxy() -> Iterator[HAProxyPair]:
+    pair = start_or_skip(HAProxyPair.start)
+    yield pair
+    pair.stop()

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import click
 
-from drill.cli.report import read_passphrase_file
+from drill.cli.run import load_for_run
 from drill.log import configure_logging
 from drill.notify.ack import AckServer
-from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
-from drill.report.sign import signer_identity
 from drill.run.contacts import ContactTestOptions, run_contact_test
 from drill.run.runner import RunOptions, operator_identity
 
@@ -53,10 +51,7 @@ def test_chains(
     passphrase_file: Path | None,
 ) -> None:
     """Page every chain of PLAYBOOK now and wait for acks; exit 0 when every chain answered in time."""
-    loaded = load_playbook(playbook)
-    passphrase = read_passphrase_file(passphrase_file)
-    if sign_key is not None:
-        signer_identity(sign_key, signer, passphrase)  # a bad key fails now, not after the drill
+    loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
     configure_logging("auto")
     options = RunOptions(runs_dir=runs_dir, operator=operator_identity())
 

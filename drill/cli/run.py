@@ -13,11 +13,24 @@ import click
 from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
 from drill.cli.report import read_passphrase_file
 from drill.log import configure_logging
+from drill.playbook.model import Playbook
 from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
 from drill.report.sign import signer_identity
 from drill.run.dryrun import check_readiness
 from drill.run.runner import RunOptions, operator_identity, run_drill
+
+
+def load_for_run(
+    playbook: Path, sign_key: Path | None, signer: str, passphrase_file: Path | None
+) -> tuple[Playbook, str | None]:
+    """Load the playbook and check the signing key before anything runs: a typo in either
+    must fail now, not after a drill that cannot be repeated cheaply."""
+    loaded = load_playbook(playbook)
+    passphrase = read_passphrase_file(passphrase_file)
+    if sign_key is not None:
+        signer_identity(sign_key, signer, passphrase)
+    return loaded, passphrase
 
 
 def print_summary(results: dict[str, Any]) -> None:
@@ -81,10 +94,7 @@ def run_cmd(
     passphrase_file: Path | None,
 ) -> None:
     """Run PLAYBOOK; exit 0 all targets met, 1 a target missed, 3 aborted, 2 bad input."""
-    loaded = load_playbook(playbook)
-    passphrase = read_passphrase_file(passphrase_file)
-    if sign_key is not None:
-        signer_identity(sign_key, signer, passphrase)  # a bad key fails now, not after the drill
+    loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
     configure_logging(log_format)
     if dry_run:
         report = asyncio.run(check_readiness(loaded))

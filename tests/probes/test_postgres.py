@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 
 import psycopg
-import pytest
 
 from drill.clock import SystemClock, monotonic_ns
 from drill.events import RPO_MEASURED, EventDraft
@@ -15,25 +13,11 @@ from drill.probes import canary
 from drill.probes import postgres as pg_probe
 from drill.probes.pool import HttpPool
 from drill.run.scheduler import LiveProbeContext
-from drill.testing.servers import PostgresPair, free_port, start_or_skip
+from drill.testing.servers import PostgresPair, free_port
 from drill.testing.ticker import Ticker
 
 INTERVAL_S = 0.1
 SLACK_NS = 80_000_000
-
-
-@pytest.fixture
-def pg_async() -> Iterator[PostgresPair]:
-    pair = start_or_skip(lambda: PostgresPair.start(synchronous=False))
-    yield pair
-    pair.stop()
-
-
-@pytest.fixture
-def pg_sync() -> Iterator[PostgresPair]:
-    pair = start_or_skip(lambda: PostgresPair.start(synchronous=True))
-    yield pair
-    pair.stop()
 
 
 def _ctx(events: list[EventDraft], timeout_s: float = 0.5) -> LiveProbeContext:

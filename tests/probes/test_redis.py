@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 
 from drill.clock import SystemClock, monotonic_ns
@@ -16,18 +14,11 @@ from drill.probes import canary
 from drill.probes import redis as redis_probe
 from drill.probes.pool import HttpPool
 from drill.run.scheduler import LiveProbeContext
-from drill.testing.servers import RedisSentinelCluster, free_port, redis_command, start_or_skip
+from drill.testing.servers import RedisSentinelCluster, free_port, redis_command
 from drill.testing.ticker import Ticker
 
 INTERVAL_S = 0.1
 SLACK_NS = 60_000_000  # scheduling and loopback latency on a busy 2-core machine
-
-
-@pytest.fixture
-def redis_cluster() -> Iterator[RedisSentinelCluster]:
-    cluster = start_or_skip(RedisSentinelCluster.start)
-    yield cluster
-    cluster.stop()
 
 
 def _ctx(events: list[EventDraft], timeout_s: float = 0.5) -> LiveProbeContext:
