@@ -236,6 +236,10 @@ class _Run:
     # -- phases ------------------------------------------------------------------------------
     async def main(self) -> str:
         pool = HttpPool()
+        for verify in (True, False):  # clients built before the first tick, not during it
+            pool.prewarm(
+                sum(getattr(p.spec, "verify_tls", None) is verify for p in self.prepared.probes), verify
+            )
         stop_probes = asyncio.Event()
         try:
             async with (

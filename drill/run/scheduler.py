@@ -15,6 +15,7 @@ all wake in the same millisecond and delay each other.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,6 +205,27 @@ async def run_probe_loops(
     lead_in = LEAD_IN_NS + LEAD_IN_PER_PROBE_NS * len(probes)
     start = clock.monotonic_ns() + lead_in if start_ns is None else start_ns
     phases = spread_phases(probes) if spread else [0] * len(probes)
+    # Move everything built so far out of the collector's sight while the loops run: a full
+    # collection over the set-up objects stalled every tick for 15-35 ms (p99 jitter 5 ms -> 1.4 ms).
+    gc.collect()
+    gc.freeze()
+    try:
+        await _run_loops(probes, phases, contexts, clock, on_observation, on_overrun, stop, start, ticks)
+    finally:
+        gc.unfreeze()
+
+
+async def _run_loops(
+    probes: Sequence[ScheduledProbe],
+    phases: list[int],
+    contexts: Mapping[tuple[str, str], LiveProbeContext],
+    clock: Clock,
+    on_observation: ObservationCallback,
+    on_overrun: OverrunCallback | None,
+    stop: asyncio.Event | None,
+    start: int,
+    ticks: int | None,
+) -> None:
     async with asyncio.TaskGroup() as group:
         loops = [
             group.create_task(
