@@ -322,11 +322,23 @@ def _first(
     return None
 
 
+_State = tuple[str, int, str, int]  # (state, at_mono, utc, seq)
+
+
+def _outage(fold: _Fold, line: _Timeline) -> tuple[_State | None, _State | None]:
+    """The first down after the injection, and the first up after that (DESIGN §2)."""
+    if fold.inject is None:
+        return None, None
+    inject_mono, _, inject_seq = fold.inject
+    down = _first(line.states, "down", inject_mono, inject_seq)
+    up = _first(line.states, "up", down[1], down[3]) if down else None
+    return down, up
+
+
 def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, dict[str, Any]]) -> dict[str, Any]:
     info = line.info
     inject_mono, inject_utc, inject_seq = fold.inject or (0, None, 0)
-    down = _first(line.states, "down", inject_mono, inject_seq) if fold.inject else None
-    up = _first(line.states, "up", down[1], down[3]) if down else None
+    down, up = _outage(fold, line)
     detection = max(0, _ms(down[1] - inject_mono)) if down else None
     switchover = _ms(up[1] - down[1]) if down and up else None
     rto = max(0, _ms(up[1] - inject_mono)) if down and up else (0 if fold.inject and not down else None)
@@ -452,10 +464,7 @@ def _order_violations(fold: _Fold, assets: dict[str, dict[str, Any]]) -> list[di
 
 
 def _recover_mono(fold: _Fold, asset_id: str) -> int:
-    line = fold.assets[asset_id]
-    inject_mono, _, inject_seq = fold.inject or (0, "", 0)
-    down = _first(line.states, "down", inject_mono, inject_seq)
-    up = _first(line.states, "up", down[1], down[3]) if down else None
+    _, up = _outage(fold, fold.assets[asset_id])
     return up[1] if up else 2**62
 
 

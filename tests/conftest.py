@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from drill.testing.servers import HAProxyPair, PostgresPair, RedisSentinelCluster, start_or_skip
+
+
+def drill_run_argv(playbook: Path, runs: Path, *extra: str) -> list[str]:
+    """`drill run PLAYBOOK` as a user types it, in a subprocess of this interpreter, JSON logs."""
+    return [
+        sys.executable,
+        "-m",
+        "drill",
+        "run",
+        str(playbook),
+        "--runs-dir",
+        str(runs),
+        "--log-format",
+        "json",
+        *extra,
+    ]
 
 
 def require_binary(name: str) -> str:

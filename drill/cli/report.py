@@ -4,6 +4,7 @@ rebuild come from drill/cli/report_build.py)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -122,26 +123,28 @@ def report() -> None:
     """Signed drill reports: sign, countersign, render, rebuild (`drill report JOURNAL`)."""
 
 
-@report.command("sign")
-@click.argument("report_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--key", "key", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Private key."
-)
-@click.option("--signer", required=True, help="Your principal, as in the auditor's allowed_signers file.")
-@_passphrase_option
+def _signing_command(name: str, signer_help: str) -> Callable[[Callable[..., None]], click.Command]:
+    """`drill report NAME REPORT_DIR --key KEY --signer NAME [--passphrase-file F]`."""
+
+    def decorate(func: Callable[..., None]) -> click.Command:
+        func = _passphrase_option(func)
+        func = click.option("--signer", required=True, help=signer_help)(func)
+        key_type = click.Path(dir_okay=False, path_type=Path)
+        func = click.option("--key", "key", required=True, type=key_type, help="Private key.")(func)
+        func = click.argument("report_dir", type=click.Path(file_okay=False, path_type=Path))(func)
+        return report.command(name)(func)
+
+    return decorate
+
+
+@_signing_command("sign", "Your principal, as in the auditor's allowed_signers file.")
 def sign_cmd(report_dir: Path, key: Path, signer: str, passphrase_file: Path | None) -> None:
     """Sign REPORT_DIR/report.json: writes report.json.SIGNER.sig."""
     path = sign_report(report_dir, key, signer, _passphrase_for(key, passphrase_file))
     click.echo(f"signed as {signer} ({_fingerprint_of(path)}): {path}")
 
 
-@report.command("countersign")
-@click.argument("report_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--key", "key", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Private key."
-)
-@click.option("--signer", required=True, help="Your principal (e.g. lead, observer).")
-@_passphrase_option
+@_signing_command("countersign", "Your principal (e.g. lead, observer).")
 def countersign_cmd(report_dir: Path, key: Path, signer: str, passphrase_file: Path | None) -> None:
     """Add a sign-off to a report someone else already signed (same bytes, one more .sig)."""
     path = countersign_report(report_dir, key, signer, _passphrase_for(key, passphrase_file))

@@ -7,7 +7,6 @@ JournalDefaultGroup so that `drill report JOURNAL` means `drill report rebuild J
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,7 @@ import click
 from drill.errors import UsageError
 from drill.report.build import REPORT_FILE, build_report_from_journal, load_report, write_report
 from drill.report.canonical import canonical_bytes
-from drill.report.render_html import render_html
-from drill.report.render_junit import render_junit
-from drill.report.render_md import render_markdown
-
-Renderer = Callable[[Mapping[str, Any]], str]
-
-# format -> (renderer, file name in the evidence folder)
-RENDERERS: dict[str, tuple[Renderer, str]] = {
-    "html": (render_html, "report.html"),
-    "md": (render_markdown, "report.md"),
-    "junit": (render_junit, "report.junit.xml"),
-}
+from drill.report.evidence import RENDERERS, render_views
 
 
 class JournalDefaultGroup(click.Group):
@@ -44,19 +32,6 @@ class JournalDefaultGroup(click.Group):
         ):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-
-def render_views(
-    report: Mapping[str, Any], directory: Path, formats: tuple[str, ...] = tuple(RENDERERS)
-) -> list[Path]:
-    """Write report.html / report.md / report.junit.xml next to report.json; returns the paths."""
-    written = []
-    for fmt in formats:
-        renderer, name = RENDERERS[fmt]
-        target = directory / name
-        target.write_text(renderer(report), encoding="utf-8")
-        written.append(target)
-    return written
 
 
 @click.command("render")

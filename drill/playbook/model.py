@@ -8,7 +8,7 @@ typed spec is built by the kind's own module, after secrets are resolved.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -205,6 +205,14 @@ class ParallelStep:
 
 
 Step = MarkStep | ActionStep | WaitForStep | PauseStep | ManualStep | ParallelStep
+
+
+def walk_steps(steps: Iterable[Step]) -> Iterator[Step]:
+    """Every step, depth first, including the steps inside parallel groups."""
+    for step in steps:
+        yield step
+        if isinstance(step, ParallelStep):
+            yield from walk_steps(step.steps)
 
 
 def step_kind(step: Step) -> str:

@@ -20,6 +20,7 @@ from drill.errors import JournalInvalid
 from drill.events import RUN_FINISHED, RUN_STARTED, Event
 from drill.playbook.durations import parse_duration_ms
 from drill.report._view import fmt_ms as _fmt_ms
+from drill.report.canonical import canonical_bytes, reject_floats
 
 REPORT_FORMAT = "drill-report/v1"
 REPORT_FILE = "report.json"
@@ -116,7 +117,7 @@ def build_report(
         "evidence": sorted(({"file": e["file"], "sha256": e["sha256"]} for e in evidence), key=_by_file),
     }
     report["summary"] = _summary(report)
-    _reject_floats(report, "report")
+    reject_floats(report, "report")
     return report
 
 
@@ -139,17 +140,17 @@ def build_report_from_journal(
     """
     # Imported here: drill.run and drill.results sit below report but are heavier to load.
     from drill.results import fold_results, results_to_dict
-    from drill.run.journal import JournalSummary, canonical_line, file_sha256, read_events
+    from drill.run.journal import JournalStream, file_sha256
 
     path = Path(journal_path)
-    # One streaming pass: read_events re-checks the hash chain line by line (JournalInvalid
-    # names the first broken line), and the tap keeps what the summary needs.
+    # One streaming pass: the stream re-checks the hash chain line by line (JournalInvalid
+    # names the first broken line) and ends with the file digest, count and head.
     tap = _Tap()
-    results = results_to_dict(fold_results(tap.watch(read_events(path, allow_torn_tail=allow_torn_tail))))
+    stream = JournalStream(path, allow_torn_tail=allow_torn_tail)
+    results = results_to_dict(fold_results(tap.watch(stream)))
     if tap.last is None:
         raise JournalInvalid(f"{path}: the journal is empty", hint="a run writes run.started first")
-    head = hashlib.sha256(canonical_line(tap.last)).hexdigest()
-    summary = JournalSummary(sha256=file_sha256(path), count=tap.last.seq, head=head)
+    summary = stream.summary
     started = tap.started.data if tap.started else {}
     playbook = _mapping(started.get("playbook"))
     when = generated_utc or (tap.finished or tap.last).utc
@@ -200,8 +201,6 @@ def load_report(path: Path | str) -> dict[str, Any]:
 
 def write_report(report: Mapping[str, Any], directory: Path | str) -> Path:
     """Write report.json as RFC 8785 canonical bytes (the exact bytes signatures cover)."""
-    from drill.report.canonical import canonical_bytes
-
     target = Path(directory) / REPORT_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{REPORT_FILE}.tmp")
@@ -622,24 +621,3 @@ def _ms(value: Any) -> int | None:
 
 def _by_file(entry: Mapping[str, str]) -> str:
     return entry["file"]
-
-
-def _reject_floats(value: Any, path: str) -> None:
-    """Floats would make canonical JSON ambiguous under a signature: that is a bug upstream."""
-    kind = type(value)  # exact type checks: this walks every value of a 1,000-asset report
-    if kind is dict:
-        for key, item in value.items():
-            if type(item) in _SCALARS:
-                continue
-            _reject_floats(item, f"{path}.{key}")
-    elif kind is list or kind is tuple:
-        for i, item in enumerate(value):
-            if type(item) not in _SCALARS:
-                _reject_floats(item, f"{path}[{i}]")
-    elif kind is float:
-        raise TypeError(f"float in report at {path}: {value!r} (durations must be integer ms)")
-    elif kind not in _SCALARS:
-        raise TypeError(f"{kind.__name__} in report at {path}: not a JSON value")
-
-
-_SCALARS = frozenset({str, int, bool, type(None)})

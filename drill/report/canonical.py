@@ -20,7 +20,7 @@ class FloatInReport(TypeError):
 
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value; floats are refused (reports hold integers only)."""
-    _reject_floats(obj, "$")
+    reject_floats(obj, "$")
     return bytes(rfc8785.dumps(obj))
 
 
@@ -33,13 +33,16 @@ def is_canonical(data: bytes) -> bool:
         return False
 
 
-def _reject_floats(value: Any, path: str) -> None:
+def reject_floats(value: Any, path: str) -> None:
+    """Raise FloatInReport naming where (path first, e.g. `$` or `report`) a float sits."""
     # Iterative: a deep report must not hit the recursion limit.
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
         if isinstance(item, float):
-            raise FloatInReport(f"float {item!r} at {where}: report values must be integers (a bug upstream)")
+            raise FloatInReport(
+                f"float in report at {where}: {item!r} (report values must be integers: a bug upstream)"
+            )
         if isinstance(item, dict):
             stack.extend((v, f"{where}.{k}") for k, v in item.items())
         elif isinstance(item, list | tuple):

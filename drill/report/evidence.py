@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from drill.report.build import build_report_from_journal, write_report
 from drill.report.render_html import render_html
@@ -10,11 +12,27 @@ from drill.report.render_junit import render_junit
 from drill.report.render_md import render_markdown
 from drill.report.sign import sign_report, signer_identity
 
-VIEWS = {
-    "report.html": render_html,
-    "report.md": render_markdown,
-    "report.junit.xml": render_junit,
+Renderer = Callable[[Mapping[str, Any]], str]
+
+# format -> (renderer, file name in the evidence folder)
+RENDERERS: dict[str, tuple[Renderer, str]] = {
+    "html": (render_html, "report.html"),
+    "md": (render_markdown, "report.md"),
+    "junit": (render_junit, "report.junit.xml"),
 }
+
+
+def render_views(
+    report: Mapping[str, Any], directory: Path, formats: tuple[str, ...] = tuple(RENDERERS)
+) -> list[Path]:
+    """Write report.html / report.md / report.junit.xml next to report.json; returns the paths."""
+    written = []
+    for fmt in formats:
+        renderer, name = RENDERERS[fmt]
+        target = directory / name
+        target.write_text(renderer(report), encoding="utf-8")
+        written.append(target)
+    return written
 
 
 def write_evidence(
@@ -27,8 +45,4 @@ def write_evidence(
     written = [run_dir / "journal.jsonl", *extra, write_report(report, run_dir)]
     if sign_key is not None:
         written.append(sign_report(run_dir, sign_key, signer, passphrase))
-    for name, render in VIEWS.items():
-        target = run_dir / name
-        target.write_text(render(report), encoding="utf-8")
-        written.append(target)
-    return written
+    return written + render_views(report, run_dir)

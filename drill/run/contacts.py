@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from drill import events as ev
 from drill.clock import Clock, SystemClock
@@ -15,10 +12,16 @@ from drill.events import EventDraft
 from drill.notify.ack import AckServer
 from drill.notify.escalation import run_contact_drill
 from drill.playbook.model import Playbook
-from drill.results import fold_results
-from drill.run.journal import JournalWriter, read_events, verify_journal
-from drill.run.runner import RunOptions, RunOutcome, new_run_id, started_data
-from drill.secrets import Secrets
+from drill.run.journal import JournalWriter
+from drill.run.runner import (
+    JOURNAL_FILE,
+    RunOptions,
+    RunOutcome,
+    finish_run,
+    open_run_dir,
+    secrets_for,
+    started_data,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +45,9 @@ async def run_contact_test(
             f"{playbook.source} has no contact chains to test", hint="add contacts.chains to the playbook"
         )
     clock = clock or SystemClock()
-    secrets = Secrets(
-        env=dict(options.env if options.env is not None else os.environ),
-        base_dir=Path(playbook.source).parent,
-    )
-    run_id = options.run_id or new_run_id(clock)
-    run_dir = options.runs_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    journal_path = run_dir / "journal.jsonl"
+    secrets = secrets_for(playbook, options.env)
+    run_id, run_dir = open_run_dir(options, clock)
+    journal_path = run_dir / JOURNAL_FILE
     with JournalWriter.create(journal_path, clock, redact=secrets.redact) as journal:
 
         def emit(draft: EventDraft) -> None:
@@ -79,11 +77,7 @@ async def run_contact_test(
         exhausted = [c.chain for c in outcome.chains if c.exhausted]
         reason = f"exhausted: {', '.join(exhausted)}" if exhausted else ""
         emit(EventDraft(ev.RUN_FINISHED, clock.monotonic_ns(), {"status": "completed", "reason": reason}))
-    summary = verify_journal(journal_path)
-    results = fold_results(read_events(journal_path), journal_head=summary.head).data
-    (run_dir / "results.json").write_text(
-        json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    summary, results = finish_run(journal_path)
     return RunOutcome(
         run_dir, journal_path, results, summary, EXIT_OK if results["verdict"] == "pass" else EXIT_FAILED
     )

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from drill.actions.registry import ACTION_KINDS
 from drill.clock import Clock, SystemClock
 from drill.errors import SecretUnresolved
-from drill.playbook.model import ActionStep, ParallelStep, Playbook, Step
+from drill.playbook.model import ActionStep, Playbook, walk_steps
 from drill.probes.pool import HttpPool
 from drill.probes.registry import PROBE_KINDS
+from drill.run.runner import secrets_for
 from drill.run.scheduler import LiveProbeContext, ScheduledProbe, run_probe_once
 from drill.secrets import Secrets
 
@@ -48,13 +47,6 @@ class Readiness:
         return out
 
 
-def _steps(steps: Iterable[Step]) -> Iterable[Step]:
-    for step in steps:
-        yield step
-        if isinstance(step, ParallelStep):
-            yield from _steps(step.steps)
-
-
 def _resolve(secrets: Secrets, what: str, params: Mapping[str, Any]) -> tuple[Check | None, Any]:
     try:
         return None, secrets.resolve(dict(params), what)
@@ -67,7 +59,7 @@ async def check_readiness(
 ) -> Readiness:
     """Every problem found, none raised: the operator fixes them all before the real run."""
     clock = clock or SystemClock()
-    secrets = Secrets(env=dict(env if env is not None else os.environ), base_dir=Path(playbook.source).parent)
+    secrets = secrets_for(playbook, env)
     checks: list[Check] = []
     probes: list[ScheduledProbe] = []
     for asset in playbook.assets:
@@ -78,7 +70,7 @@ async def check_readiness(
             else:
                 kind = PROBE_KINDS[probe.kind]
                 probes.append(ScheduledProbe(asset.id, probe, kind, kind.parse(params)))
-    for step in _steps((*playbook.scenario, *playbook.rollback)):
+    for step in walk_steps((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):
             problem, params = _resolve(secrets, f"action in step '{step.name}'", step.action.params)
             if params is not None:

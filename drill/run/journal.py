@@ -496,19 +496,39 @@ def verify_journal(
     return JournalSummary(scan.file_sha256, scan.count, scan.head, scan.torn_bytes)
 
 
+class JournalStream:
+    """The events of a journal, each line checked as verify_journal does; once the stream is
+    exhausted, `summary` holds what verify_journal would return, without a second pass."""
+
+    def __init__(self, path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> None:
+        self._scan = _Scan(path, allow_torn_tail)
+        self._done = False
+
+    def __iter__(self) -> Iterator[Event]:
+        for raw in self._scan.records():
+            # Filled slot by slot as in JournalWriter.append: a frozen dataclass __init__ costs 3x more.
+            event: Event = _new_object(Event)
+            _set_seq(event, raw["seq"])
+            _set_prev(event, raw["prev"])
+            _set_mono_ns(event, raw["mono_ns"])
+            _set_utc(event, raw["utc"])
+            _set_type(event, raw["type"])
+            _set_data(event, raw["data"])
+            _set_asset(event, raw.get("asset"))
+            yield event
+        self._done = True
+
+    @property
+    def summary(self) -> JournalSummary:
+        if not self._done:
+            raise RuntimeError("the journal stream has not been read to its end")
+        scan = self._scan
+        return JournalSummary(scan.file_sha256, scan.count, scan.head, scan.torn_bytes)
+
+
 def read_events(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> Iterator[Event]:
     """Stream the events of a journal, checking each line as verify_journal does (JournalInvalid at a broken line)."""
-    for raw in _Scan(path, allow_torn_tail).records():
-        # Filled slot by slot as in JournalWriter.append: a frozen dataclass __init__ costs 3x more.
-        event: Event = _new_object(Event)
-        _set_seq(event, raw["seq"])
-        _set_prev(event, raw["prev"])
-        _set_mono_ns(event, raw["mono_ns"])
-        _set_utc(event, raw["utc"])
-        _set_type(event, raw["type"])
-        _set_data(event, raw["data"])
-        _set_asset(event, raw.get("asset"))
-        yield event
+    return iter(JournalStream(path, allow_torn_tail=allow_torn_tail))
 
 
 def _fast_record(line: bytes, number: int, head: str) -> dict[str, Any] | None:

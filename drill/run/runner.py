@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,12 @@ from drill.clock import Clock, SystemClock, utc_iso
 from drill.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, UsageError
 from drill.events import Event, EventDraft
 from drill.notify.escalation import check_contacts
-from drill.playbook.model import ActionStep, ManualStep, ParallelStep, Playbook, Step
+from drill.playbook.model import ActionStep, ManualStep, Playbook, StopCondition, walk_steps
 from drill.probes.base import ProbeKind
 from drill.probes.pool import HttpPool
 from drill.probes.registry import PROBE_KINDS
 from drill.results import fold_results
-from drill.run.journal import JournalSummary, JournalWriter, read_events, verify_journal
+from drill.run.journal import JournalStream, JournalSummary, JournalWriter
 from drill.run.monitor import Monitor
 from drill.run.paging import Paging, emitter
 from drill.run.scenario import Answer, Changes, OperatorAbort, Prompter, ScenarioRunner
@@ -91,13 +91,6 @@ def new_run_id(clock: Clock) -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def _walk(steps: Iterable[Step]) -> Iterable[Step]:
-    for step in steps:
-        yield step
-        if isinstance(step, ParallelStep):
-            yield from _walk(step.steps)
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """Everything resolved before the journal opens: specs with secrets, probe kinds."""
@@ -113,7 +106,7 @@ def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
             kind: ProbeKind[Any] = PROBE_KINDS[probe.kind]
             params = secrets.resolve(dict(probe.params), f"assets.{asset.id}.probes.{probe.name}")
             scheduled.append(ScheduledProbe(asset=asset.id, probe=probe, kind=kind, spec=kind.parse(params)))
-    for step in _walk((*playbook.scenario, *playbook.rollback)):
+    for step in walk_steps((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):
             ACTION_KINDS[step.action.kind].parse(
                 secrets.resolve(dict(step.action.params), f"step '{step.name}'")
@@ -124,7 +117,9 @@ def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
 
 def check_operator_presence(playbook: Playbook, options: RunOptions) -> None:
     """A manual step needs a person at a terminal, or an explicit --auto-confirm."""
-    manual = [s.name for s in _walk((*playbook.scenario, *playbook.rollback)) if isinstance(s, ManualStep)]
+    manual = [
+        s.name for s in walk_steps((*playbook.scenario, *playbook.rollback)) if isinstance(s, ManualStep)
+    ]
     if manual and not options.interactive and not options.auto_confirm:
         raise UsageError(
             f"the scenario has manual steps ({', '.join(manual)}) but this run is not interactive",
@@ -143,6 +138,7 @@ class _Run:
     prompter: Prompter
     sinks: list[Sink]
     monitor: Monitor = field(init=False)
+    stop_watch: dict[str, list[StopCondition]] = field(default_factory=dict)  # asset -> its conditions
     changes: Changes = field(default_factory=Changes)
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str = ""
@@ -153,6 +149,10 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.monitor = Monitor.for_assets(self.playbook.assets)
+        for cond in self.playbook.stop_conditions:
+            for asset in self.playbook.assets:
+                if asset.id == cond.asset or (not cond.asset and asset.tier == cond.tier):
+                    self.stop_watch.setdefault(asset.id, []).append(cond)
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, draft: EventDraft, sync: bool = False) -> Event:
@@ -194,7 +194,7 @@ class _Run:
             self.emit(draft, sync=draft.type == ev.ASSET_STATE)
         if len(drafts) > 1:
             self.changes.notify()
-        self.check_stop_conditions()
+        self.check_stop_conditions(probe.asset)
 
     def on_overrun(self, probe: ScheduledProbe, missed: int, at_ns: int) -> None:
         self.emit(
@@ -209,21 +209,22 @@ class _Run:
             self.stop_reason = reason
             self.stop_event.set()
 
-    def check_stop_conditions(self) -> None:
-        if self.stop_event.is_set():
+    def check_stop_conditions(self, asset: str) -> None:
+        """Evaluate the conditions that watch `asset`: it is probed every interval while down, so
+        checking on its own observations trips a condition within one interval of its limit."""
+        conditions = self.stop_watch.get(asset)
+        if not conditions or self.stop_event.is_set():
             return
-        now = self.clock.monotonic_ns()
-        for cond in self.playbook.stop_conditions:
-            members = (
-                [cond.asset] if cond.asset else [a.id for a in self.playbook.assets if a.tier == cond.tier]
-            )
-            for asset in members:
-                since = self.monitor.down_since_ns(asset)
-                if since is not None and now - since >= cond.down_for_ms * 1_000_000:
-                    reason = f"{asset} down for {(now - since) // 1_000_000} ms (limit {cond.down_for_ms} ms)"
-                    self.emit_now(ev.STOP_TRIPPED, {"condition": cond.name, "reason": reason}, asset=asset)
-                    self.request_stop(f"stop condition '{cond.name}' tripped: {reason}")
-                    return
+        since = self.monitor.down_since_ns(asset)
+        if since is None:
+            return
+        down_ms = (self.clock.monotonic_ns() - since) // 1_000_000
+        for cond in conditions:
+            if down_ms >= cond.down_for_ms:
+                reason = f"{asset} down for {down_ms} ms (limit {cond.down_for_ms} ms)"
+                self.emit_now(ev.STOP_TRIPPED, {"condition": cond.name, "reason": reason}, asset=asset)
+                self.request_stop(f"stop condition '{cond.name}' tripped: {reason}")
+                return
 
     def on_signal(self, signame: str) -> None:
         self.signals += 1
@@ -383,6 +384,34 @@ def started_data(playbook: Playbook, options: RunOptions, run_id: str, clock: Cl
     }
 
 
+JOURNAL_FILE = "journal.jsonl"
+
+
+def secrets_for(playbook: Playbook, env: Mapping[str, str] | None) -> Secrets:
+    """Secrets resolved against `env` (default: this process's) and the playbook's folder."""
+    return Secrets(env=dict(env if env is not None else os.environ), base_dir=Path(playbook.source).parent)
+
+
+def open_run_dir(options: RunOptions, clock: Clock) -> tuple[str, Path]:
+    """A new, empty evidence folder runs/<run-id>; an existing one is never reused."""
+    run_id = options.run_id or new_run_id(clock)
+    run_dir = options.runs_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_id, run_dir
+
+
+def finish_run(journal_path: Path) -> tuple[JournalSummary, dict[str, Any]]:
+    """Fold the written journal (one checked pass) and write results.json beside it."""
+    stream = JournalStream(journal_path)
+    results = fold_results(stream).data
+    summary = stream.summary
+    results = {**results, "journal_head": summary.head}
+    (journal_path.parent / "results.json").write_text(
+        json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return summary, results
+
+
 async def run_drill(
     playbook: Playbook,
     options: RunOptions,
@@ -394,17 +423,12 @@ async def run_drill(
 ) -> RunOutcome:
     """Run a drill end to end; write runs/<run-id>/journal.jsonl and results.json; never lose events."""
     clock = clock or SystemClock()
-    secrets = Secrets(
-        env=dict(options.env if options.env is not None else os.environ),
-        base_dir=Path(playbook.source).parent,
-    )
+    secrets = secrets_for(playbook, options.env)
     prepared = prepare(playbook, secrets)
     check_operator_presence(playbook, options)
     who = options.operator or operator_identity()
-    run_id = options.run_id or new_run_id(clock)
-    run_dir = options.runs_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    journal_path = run_dir / "journal.jsonl"
+    run_id, run_dir = open_run_dir(options, clock)
+    journal_path = run_dir / JOURNAL_FILE
     with JournalWriter.create(journal_path, clock, redact=secrets.redact) as journal:
         run = _Run(
             playbook, options, clock, secrets, prepared, journal, prompter or AutoConfirm(who), list(sinks)
@@ -418,11 +442,7 @@ async def run_drill(
                 status = await run.main()
         finally:
             _remove_signals(install_signal_handlers)
-    summary = verify_journal(journal_path)
-    results = fold_results(read_events(journal_path), journal_head=summary.head).data
-    (run_dir / "results.json").write_text(
-        json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    summary, results = finish_run(journal_path)
     code = EXIT_ABORTED if status == "aborted" else (EXIT_OK if results["verdict"] == "pass" else EXIT_FAILED)
     return RunOutcome(run_dir, journal_path, results, summary, code)
 

@@ -6,12 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from drill.run.journal import read_events, verify_journal
-from tests.conftest import SwitchableServer
+from tests.conftest import SwitchableServer, drill_run_argv
 
 PLAYBOOK = """\
 apiVersion: drill/v1
@@ -37,17 +36,7 @@ def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[bytes], Path]:
     playbook.write_text(PLAYBOOK.format(url=url))
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drill",
-            "run",
-            str(playbook),
-            "--runs-dir",
-            str(runs),
-            "--log-format",
-            "json",
-        ],
+        drill_run_argv(playbook, runs),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -109,7 +98,7 @@ def test_non_interactive_manual_step_needs_auto_confirm(tmp_path: Path) -> None:
         )
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "drill", "run", str(playbook), "--runs-dir", str(tmp_path / "runs")],
+        drill_run_argv(playbook, tmp_path / "runs"),
         capture_output=True,
         stdin=subprocess.DEVNULL,
         env={**os.environ},

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import SwitchableServer
+from tests.conftest import SwitchableServer, drill_run_argv
 
 SECRET = "s3cr3t-TOKEN-value-91f2"
 
@@ -46,17 +46,7 @@ def test_no_output_file_or_log_line_contains_the_secret(
     playbook.write_text(PLAYBOOK.format(url=http_server.url, python=sys.executable))
     runs = tmp_path / "runs"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "drill",
-            "run",
-            str(playbook),
-            "--runs-dir",
-            str(runs),
-            "--log-format",
-            "json",
-        ],
+        drill_run_argv(playbook, runs),
         capture_output=True,
         stdin=subprocess.DEVNULL,
         env={**os.environ, "DRILL_TEST_TOKEN": SECRET},

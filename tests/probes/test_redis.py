@@ -50,6 +50,18 @@ async def test_unknown_master_name_is_a_clear_failure(redis_cluster: RedisSentin
     await redis_probe.finish_redis(spec, ctx)
 
 
+async def _canary_ticking(
+    cluster: RedisSentinelCluster, events: list[EventDraft]
+) -> tuple[LiveProbeContext, Any, Ticker, asyncio.Task[None]]:
+    """A canary-writing redis probe ticking every interval, after three acknowledged writes."""
+    ctx = _ctx(events)
+    spec = redis_probe.parse_redis(_params(cluster, canary=True))
+    ticker = Ticker(redis_probe.KIND, spec, ctx, INTERVAL_S)
+    loop = asyncio.create_task(ticker.run())
+    await ticker.wait_for(True, 0, count=3)
+    return ctx, spec, ticker, loop
+
+
 async def _await_new_master(cluster: RedisSentinelCluster, old: tuple[str, int]) -> int:
     """Ground truth: the first instant sentinel 0 names another master (polled every 10 ms)."""
     while True:
@@ -72,11 +84,7 @@ async def test_sentinel_failover_detection_switchover_match_ground_truth(
     redis_cluster: RedisSentinelCluster,
 ) -> None:
     events: list[EventDraft] = []
-    ctx = _ctx(events)
-    spec = redis_probe.parse_redis(_params(redis_cluster, canary=True))
-    ticker = Ticker(redis_probe.KIND, spec, ctx, INTERVAL_S)
-    loop = asyncio.create_task(ticker.run())
-    await ticker.wait_for(True, 0, count=3)
+    ctx, spec, ticker, loop = await _canary_ticking(redis_cluster, events)
     old = redis_cluster.master_addr()
     assert old == ("127.0.0.1", redis_cluster.master_port)
 
@@ -115,11 +123,7 @@ async def test_cut_replication_then_kill_loses_acknowledged_writes(
 ) -> None:
     """Replication cut for ~500 ms before the kill: every write acknowledged in between is lost."""
     events: list[EventDraft] = []
-    ctx = _ctx(events)
-    spec = redis_probe.parse_redis(_params(redis_cluster, canary=True))
-    ticker = Ticker(redis_probe.KIND, spec, ctx, INTERVAL_S)
-    loop = asyncio.create_task(ticker.run())
-    await ticker.wait_for(True, 0, count=3)
+    ctx, spec, ticker, loop = await _canary_ticking(redis_cluster, events)
     old = redis_cluster.master_addr()
     assert old is not None
 
