@@ -20,7 +20,8 @@ from drill.report.evidence import write_evidence
 from drill.report.sign import generate_keypair, signer_identity
 from drill.report.verify import Verification, verify_report_dir
 from drill.resources import shipped_playbook
-from drill.run.runner import RunOptions, RunOutcome, Sink, run_drill
+from drill.run.runner import run_drill
+from drill.run.session import RunOptions, RunOutcome, Sink
 
 DEMO_SIGNER = "demo-operator"
 

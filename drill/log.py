@@ -9,11 +9,12 @@ from typing import Any
 
 import structlog
 
-Redactor = Callable[[Any], Any]
+EventDict = MutableMapping[str, Any]  # structlog's own: what a processor receives and passes on
+Redactor = Callable[[EventDict], EventDict]
 
 
-def _redact_processor(redact: Redactor) -> Callable[[Any, str, MutableMapping[str, Any]], Any]:
-    def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+def _redact_processor(redact: Redactor) -> Callable[[object, str, EventDict], EventDict]:
+    def redact_secrets(_: object, __: str, event_dict: EventDict) -> EventDict:
         return redact(dict(event_dict))
 
     return redact_secrets
@@ -22,7 +23,7 @@ def _redact_processor(redact: Redactor) -> Callable[[Any, str, MutableMapping[st
 def configure_logging(fmt: str = "auto", level: str = "info", redact: Redactor | None = None) -> None:
     """Configure structlog once per process. fmt: auto | console | json."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    processors: list[Any] = [
+    processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -40,5 +41,6 @@ def configure_logging(fmt: str = "auto", level: str = "info", redact: Redactor |
     )
 
 
-def get_logger(name: str = "drill") -> Any:
-    return structlog.get_logger(name)
+def get_logger(name: str = "drill") -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

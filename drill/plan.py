@@ -5,6 +5,9 @@ past the latest wave of the same-tier assets it depends on), so the assets of on
 recover in parallel. Dependencies on an earlier tier are met by tier order; dependencies on a
 later tier (warned by validation) are listed as `waits_on_later_tier`.
 
+The plan is what `drill plan` prints and what `run.started` journals (drill.evidence.snapshot):
+results and the report read targets from it, never from the playbook document.
+
 The worst-case duration is the sum of the scenario's step bounds (pause, wait_for within,
 action timeout x attempts + waits, manual timeout; a parallel step takes its longest child),
 plus the rollback's. A manual step without a timeout makes it unbounded (None).
@@ -12,72 +15,37 @@ plus the rollback's. A manual step without a timeout makes it unbounded (None).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import msgspec
 
-from drill.playbook.durations import format_duration_ms
+from drill.evidence.snapshot import (
+    Phase,
+    Plan,
+    PlanAsset,
+    PlanChain,
+    PlanContact,
+    PlanProbe,
+    PlanStep,
+    PlanStopCondition,
+    PlanTier,
+)
 from drill.playbook.load import gc_paused
 from drill.playbook.model import (
     ActionStep,
     Asset,
+    ContactChain,
     ManualStep,
     MarkStep,
     ParallelStep,
     PauseStep,
     Playbook,
+    Probe,
     Step,
     WaitForStep,
+    injects,
     step_kind,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PlanAsset:
-    id: str
-    tier: str
-    wave: int  # 1-based, within its tier
-    depends_on: tuple[str, ...]
-    contact_chain: str
-    rto_ms: int
-    rpo_ms: int | None
-    detection_bound_ms: int  # longest interval x fall of its probes
-    probes: tuple[str, ...]
-    waits_on_later_tier: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PlanTier:
-    name: str
-    rank: int
-    rto_ms: int
-    rpo_ms: int | None
-    waves: tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PlanStep:
-    phase: str  # scenario | rollback
-    number: str  # "3" or "3.2" inside a parallel step
-    name: str
-    kind: str
-    summary: str
-    bound_ms: int | None  # None: unbounded (manual step without timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What `drill plan` shows; everything in integer milliseconds."""
-
-    name: str
-    sha256: str
-    tiers: tuple[PlanTier, ...]
-    assets: tuple[PlanAsset, ...]  # in recovery order
-    steps: tuple[PlanStep, ...]
-    scenario_ms: int | None
-    rollback_ms: int | None
-    worst_case_ms: int | None  # scenario + rollback, capped by settings.max_duration; None: unbounded
-    pass_tiers: tuple[str, ...]
-    max_duration_ms: int = 0  # settings.max_duration: the runner aborts the scenario then
+from drill.probes.registry import PROBE_KINDS
+from drill.units import human_ms
 
 
 def build_plan(playbook: Playbook) -> Plan:
@@ -100,8 +68,9 @@ def _build_plan(playbook: Playbook) -> Plan:
         grouped: dict[int, list[str]] = {}
         for asset_id in ids:
             grouped.setdefault(waves[asset_id], []).append(asset_id)
+        waves_of_tier = tuple(map(tuple, grouped.values()))
         tiers.append(
-            PlanTier(tier.name, tier.rank, tier.rto_ms, tier.rpo_ms, tuple(map(tuple, grouped.values())))
+            PlanTier(tier.name, tier.rank, tier.rto_ms, tier.rpo_ms, waves_of_tier, tier.description)
         )
         for asset_id in ids:
             asset = index[asset_id]
@@ -115,12 +84,14 @@ def _build_plan(playbook: Playbook) -> Plan:
                     contact_chain=asset.contact_chain,
                     rto_ms=playbook.rto_ms(asset),
                     rpo_ms=playbook.rpo_ms(asset),
-                    detection_bound_ms=max(p.interval_ms * p.fall for p in asset.probes),
-                    probes=tuple(f"{p.name} ({p.kind})" for p in asset.probes),
+                    detection_bound_ms=max(p.detection_bound_ms for p in asset.probes),
+                    probes=tuple(_probe(p) for p in asset.probes),
                     waits_on_later_tier=later,
+                    owner=asset.owner,
+                    description=asset.description,
                 )
             )
-    steps = [*_steps(playbook.scenario, "scenario", ""), *_steps(playbook.rollback, "rollback", "")]
+    steps = [*_steps(playbook.scenario, Phase.SCENARIO, ""), *_steps(playbook.rollback, Phase.ROLLBACK, "")]
     scenario_ms = _total(playbook.scenario)
     rollback_ms = _total(playbook.rollback)
     scenario_capped = scenario_ms
@@ -131,15 +102,33 @@ def _build_plan(playbook: Playbook) -> Plan:
     return Plan(
         name=playbook.metadata.name,
         sha256=playbook.sha256,
+        metadata=playbook.metadata,
         tiers=tuple(tiers),
         assets=tuple(assets),
         steps=tuple(steps),
+        chains=tuple(_chain(c) for c in playbook.chains),
+        stop_conditions=tuple(
+            PlanStopCondition(c.name, c.down_for_ms, c.asset, c.tier) for c in playbook.stop_conditions
+        ),
+        pass_tiers=playbook.pass_tiers(),
         scenario_ms=scenario_ms,
         rollback_ms=rollback_ms,
         worst_case_ms=worst,
-        pass_tiers=playbook.pass_tiers(),
         max_duration_ms=cap,
+        page_on=playbook.settings.page_on,
     )
+
+
+def _probe(probe: Probe) -> PlanProbe:
+    measures_rpo = PROBE_KINDS[probe.kind].finish is not None
+    return PlanProbe(
+        probe.name, probe.kind, probe.interval_ms, probe.timeout_ms, probe.fall, probe.rise, measures_rpo
+    )
+
+
+def _chain(chain: ContactChain) -> PlanChain:
+    contacts = tuple(PlanContact(c.name, c.via, c.ack_within_ms, c.role) for c in chain.contacts)
+    return PlanChain(chain.name, chain.respond_within_ms, contacts)
 
 
 def _waves(playbook: Playbook, index: dict[str, Asset]) -> dict[str, int]:
@@ -192,84 +181,45 @@ def _total(steps: tuple[Step, ...]) -> int | None:
 
 def _summary(step: Step) -> str:
     if isinstance(step, MarkStep):
-        return f"mark {step.mark}" + (" (t_inject)" if step.inject or step.mark == "disaster" else "")
+        return f"mark {step.mark}" + (" (t_inject)" if injects(step) else "")
     if isinstance(step, PauseStep):
-        return f"pause {format_duration_ms(step.pause_ms)}"
+        return f"pause {human_ms(step.pause_ms)}"
     if isinstance(step, WaitForStep):
         w = step.wait_for
         target = f"asset {w.asset}" if w.asset else (f"tier {w.tier}" if w.tier else "all assets")
-        return f"wait for {target} {w.state} within {format_duration_ms(w.within_ms)}"
+        return f"wait for {target} {w.state} within {human_ms(w.within_ms)}"
     if isinstance(step, ActionStep):
         retry = f", {step.retry.attempts} attempts" if step.retry.attempts > 1 else ""
         inject = " (t_inject)" if step.inject else ""
-        return f"{step.action.kind} action, timeout {format_duration_ms(step.timeout_ms)}{retry}{inject}"
+        return f"{step.action.kind} action, timeout {human_ms(step.timeout_ms)}{retry}{inject}"
     if isinstance(step, ManualStep):
-        limit = f" (timeout {format_duration_ms(step.timeout_ms)})" if step.timeout_ms else " (no timeout)"
+        limit = f" (timeout {human_ms(step.timeout_ms)})" if step.timeout_ms else " (no timeout)"
         return f"manual: {step.prompt}{limit}"
     return f"parallel: {len(step.steps)} steps"
 
 
-def _steps(steps: tuple[Step, ...], phase: str, prefix: str) -> list[PlanStep]:
+def _steps(steps: tuple[Step, ...], phase: Phase, prefix: str, parent: str = "") -> list[PlanStep]:
     out: list[PlanStep] = []
     for i, step in enumerate(steps, 1):
         number = f"{prefix}{i}"
-        out.append(PlanStep(phase, number, step.name, step_kind(step), _summary(step), step_bound_ms(step)))
+        injecting = phase == Phase.SCENARIO and injects(step)
+        kind = step_kind(step)
+        out.append(
+            PlanStep(phase, number, step.name, kind, _summary(step), step_bound_ms(step), injecting, parent)
+        )
         if isinstance(step, ParallelStep):
-            out.extend(_steps(step.steps, phase, f"{number}."))
+            out.extend(_steps(step.steps, phase, f"{number}.", step.name))
     return out
 
 
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON-ready data (integers only)."""
-    return {
-        "name": plan.name,
-        "sha256": plan.sha256,
-        "pass_tiers": list(plan.pass_tiers),
-        "tiers": [
-            {
-                "name": t.name,
-                "rank": t.rank,
-                "rto_ms": t.rto_ms,
-                "rpo_ms": t.rpo_ms,
-                "waves": [list(w) for w in t.waves],
-            }
-            for t in plan.tiers
-        ],
-        "assets": [
-            {
-                "id": a.id,
-                "tier": a.tier,
-                "wave": a.wave,
-                "depends_on": list(a.depends_on),
-                "contact_chain": a.contact_chain,
-                "rto_ms": a.rto_ms,
-                "rpo_ms": a.rpo_ms,
-                "detection_bound_ms": a.detection_bound_ms,
-                "probes": list(a.probes),
-                "waits_on_later_tier": list(a.waits_on_later_tier),
-            }
-            for a in plan.assets
-        ],
-        "steps": [
-            {
-                "phase": s.phase,
-                "number": s.number,
-                "name": s.name,
-                "kind": s.kind,
-                "summary": s.summary,
-                "bound_ms": s.bound_ms,
-            }
-            for s in plan.steps
-        ],
-        "scenario_ms": plan.scenario_ms,
-        "rollback_ms": plan.rollback_ms,
-        "worst_case_ms": plan.worst_case_ms,
-        "max_duration_ms": plan.max_duration_ms,
-    }
+def plan_to_dict(plan: Plan) -> dict[str, object]:
+    """The plan as JSON-ready data (integers only): what `drill plan --format json` prints."""
+    data: dict[str, object] = msgspec.to_builtins(plan)
+    return data
 
 
 def _dur(ms: int | None) -> str:
-    return "unbounded" if ms is None else format_duration_ms(ms)
+    return "unbounded" if ms is None else human_ms(ms)
 
 
 def plan_to_text(plan: Plan) -> str:

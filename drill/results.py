@@ -1,309 +1,457 @@
-"""Results: a pure fold over journal events into per-asset timings, targets and verdicts.
+"""Results: a pure fold over typed journal events into per-asset timings, targets and verdicts.
 
 Nothing here reads files or clocks; the same events always give the same results, so a report
-can be rebuilt from a journal alone. Timing semantics follow DESIGN §2: t_detect and t_recover
-are the instants of the first probe of the streak that changed the asset's state.
+can be rebuilt from a journal alone. Targets come from the plan journalled in `run.started`
+(drill.evidence.snapshot), never from the playbook document. Timing semantics follow DESIGN §2:
+t_detect and t_recover are the instants of the first probe of the streak that changed the
+asset's state. `results.json` is `msgspec.to_builtins(results)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
-from drill import events as ev
-from drill.events import Event
-from drill.playbook.durations import parse_duration_ms
+from drill.evidence.events import (
+    AssetState,
+    ChainExhausted,
+    Event,
+    FailureInjected,
+    ManualAnswer,
+    ManualAnswered,
+    PageAcked,
+    PageSent,
+    ProbeObserved,
+    RollbackFinished,
+    RollbackStarted,
+    RpoMeasured,
+    RpoUnmeasured,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    SignalReceived,
+    State,
+    StepFinished,
+    StepStarted,
+    StepStatus,
+    StopTripped,
+)
+from drill.evidence.snapshot import Phase, Plan, PlanAsset, StepKind
+from drill.plan import build_plan
+from drill.playbook.load import parse_document
+from drill.playbook.validate import check_document
+from drill.units import human_ms
 
 BP_FULL = 10_000  # availability in basis points: integers only in evidence
+Verdict = Literal["pass", "fail", "not-measured", "aborted"]
+RollbackStatus = Literal["ok", "failed", "not-run"]
+
+
+# -- what results.json holds --------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class AssetInfo:
-    """What results need to know of an asset, taken from the playbook snapshot in run.started."""
+class Targets:
+    rto_ms: int
+    rpo_ms: int | None
 
+
+@dataclass(frozen=True, slots=True)
+class RpoResult:
+    rpo_ms: int
+    lost_writes: int
+    last_acked_seq: int
+    last_surviving_seq: int
+    probe: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    chain: str
+    ack_ms: int | None
+    target_ms: int | None
+    met: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeError:
+    probe: str
+    reason: str
+    count: int
+    first_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssetResult:
     id: str
     tier: str
     owner: str
     depends_on: tuple[str, ...]
     contact_chain: str
-    rto_target_ms: int
-    rpo_target_ms: int | None
-    interval_ms: int
+    targets: Targets
+    t_inject_utc: str | None
+    t_detect_utc: str | None
+    t_recover_utc: str | None
+    detection_ms: int | None
+    switchover_ms: int | None
+    rto_ms: int | None
+    uncertainty_ms: int
+    rpo: RpoResult | None
+    availability_bp: int
+    probes_total: int
+    probes_ok: int
+    probe_errors: tuple[ProbeError, ...]
+    ack: AckResult | None
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    evidence_seqs: tuple[int, ...]
+    description: str = ""
+    probes: tuple[str, ...] = ()  # probe names
+
+
+@dataclass(frozen=True, slots=True)
+class TierResult:
+    name: str
+    rank: int
+    rto_ms: int
+    rpo_ms: int | None
+    availability_bp: int
+    verdict: Verdict
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderViolation:
+    asset: str
+    depends_on: str
+    asset_recovered_utc: str | None
+    dependency_recovered_utc: str | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ManualRecord:
+    answer: ManualAnswer
+    who: str
+    auto: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    name: str
+    kind: StepKind
+    phase: Phase
+    status: StepStatus
+    started_utc: str
+    finished_utc: str | None
+    duration_ms: int | None
+    reason: str
+    attempts: int
+    manual: ManualRecord | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecord:
+    condition: str
+    reason: str
+    utc: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    ran: bool
+    status: RollbackStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    page_id: str
+    chain: str
+    contact: str
+    via: str
+    assets: tuple[str, ...]
+    chains: tuple[str, ...]
+    sent_utc: str
+    ok: bool
+    reason: str
+    acked_utc: str | None
+    ack_ms: int | None
+    by: str
+    ack_within_ms: int
+    met: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    name: str
+    respond_within_ms: int | None
+    first_ack_ms: int | None
+    met: bool | None  # None: the chain was never paged
+    exhausted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookIdentity:
+    name: str
+    sha256: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    """Everything results.json holds (integers only)."""
+
+    run_id: str
+    status: RunStatus
+    reason: str
+    playbook: PlaybookIdentity
+    started_utc: str
+    finished_utc: str | None
+    duration_ms: int | None
+    verdict: Verdict
+    mode: str
+    pass_tiers: tuple[str, ...]
+    assets: tuple[AssetResult, ...]
+    tiers: tuple[TierResult, ...]
+    order_violations: tuple[OrderViolation, ...]
+    steps: tuple[StepResult, ...]
+    stops: tuple[StopRecord, ...]
+    rollback: RollbackResult
+    pages: tuple[PageResult, ...]
+    chains: tuple[ChainResult, ...]
+    events: int
+    journal_head: str
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedRun:
+    """A journal folded: its results, the plan they were measured against, and its run.started."""
+
+    results: Results
+    plan: Plan
+    started: RunStarted
+    generated_utc: str  # run.finished's time, else the last event's: a stable report timestamp
+
+
+def results_json(results: Results) -> str:
+    """results.json: the results as indented, sorted JSON (not signed; the report covers its digest)."""
+    import msgspec
+
+    return json.dumps(msgspec.to_builtins(results), indent=2, sort_keys=True) + "\n"
+
+
+# -- the fold -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Transition:
+    state: State
+    at_mono: int
+    utc: str
+    seq: int
 
 
 @dataclass(slots=True)
 class _Timeline:
     """Mutable accumulator for one asset while folding (never leaves this module)."""
 
-    info: AssetInfo
-    states: list[tuple[str, int, str, int]] = field(default_factory=list)  # (state, at_mono, utc, seq)
+    plan: PlanAsset
+    states: list[_Transition] = field(default_factory=list)
     total: int = 0
     ok: int = 0
     errors: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (probe, reason) -> [count, seq]
-    rpo: dict[str, Any] | None = None
+    rpo: RpoResult | None = None
     rpo_unmeasured: str = ""
 
 
 @dataclass(slots=True)
-class _Fold:
-    run: dict[str, Any] = field(default_factory=dict)
-    finished: dict[str, Any] = field(default_factory=dict)
-    started_utc: str = ""
-    started_mono: int = 0
+class _OpenStep:
+    started: StepStarted
+    utc: str
+    mono: int
+    seq: int
+    finished: StepFinished | None = None
     finished_utc: str | None = None
     finished_mono: int | None = None
+    manual: ManualRecord | None = None
+
+    def result(self) -> StepResult:
+        done = self.finished
+        return StepResult(
+            name=self.started.step,
+            kind=self.started.kind,
+            phase=self.started.phase,
+            status=done.status if done else StepStatus.ABORTED,
+            started_utc=self.utc,
+            finished_utc=self.finished_utc,
+            duration_ms=(self.finished_mono - self.mono) // 1_000_000
+            if self.finished_mono is not None
+            else None,
+            reason=done.reason if done else "did not finish",
+            attempts=done.attempts if done else 0,
+            manual=self.manual,
+            seq=self.seq,
+        )
+
+
+@dataclass(slots=True)
+class _Page:
+    sent: PageSent
+    utc: str
+    acked: PageAcked | None = None
+    acked_utc: str | None = None
+
+    def result(self) -> PageResult:
+        sent, acked = self.sent, self.acked
+        return PageResult(
+            page_id=sent.page_id,
+            chain=sent.chain,
+            contact=sent.contact,
+            via=sent.via,
+            assets=sent.assets,
+            chains=sent.chains or (sent.chain,),
+            sent_utc=self.utc,
+            ok=sent.ok,
+            reason=sent.reason,
+            acked_utc=self.acked_utc,
+            ack_ms=acked.ack_ms if acked else None,
+            by=acked.by if acked else "",
+            ack_within_ms=sent.ack_within_ms,
+            met=acked.ack_ms <= sent.ack_within_ms if acked else None,
+        )
+
+
+@dataclass(slots=True)
+class _Fold:
+    started: RunStarted | None = None
+    plan: Plan | None = None
+    started_utc: str = ""
+    started_mono: int = 0
+    finished: RunFinished | None = None
+    finished_utc: str | None = None
+    finished_mono: int | None = None
+    last_utc: str = ""
     inject: tuple[int, str, int] | None = None  # (mono, utc, seq)
     assets: dict[str, _Timeline] = field(default_factory=dict)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    open_steps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    stops: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[_OpenStep] = field(default_factory=list)
+    open_steps: dict[tuple[Phase, str], _OpenStep] = field(default_factory=dict)
+    stops: list[StopRecord] = field(default_factory=list)
     rollback_ran: bool = False
-    rollback_status: str = "not-run"
-    pages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rollback_status: RollbackStatus = "not-run"
+    pages: dict[str, _Page] = field(default_factory=dict)
     exhausted: set[str] = field(default_factory=set)
     count: int = 0
-    head_prev: str = ""
+
+    def add(self, e: Event) -> None:
+        """One flat dispatch over the event catalogue (the hot loop of every report build)."""
+        self.count += 1
+        self.last_utc = e.utc
+        p = e.payload
+        if isinstance(p, ProbeObserved):
+            self._observed(e, p)
+        elif isinstance(p, AssetState):
+            line = self.assets.get(e.asset or "")
+            if line is not None:
+                line.states.append(_Transition(p.state, p.at_mono_ns, e.utc, e.seq))
+        elif isinstance(p, RunStarted):
+            self._run_started(e, p)
+        elif isinstance(p, RunFinished):
+            self.finished, self.finished_utc, self.finished_mono = p, e.utc, e.mono_ns
+        elif isinstance(p, FailureInjected):
+            if self.inject is None:
+                self.inject = (e.mono_ns, e.utc, e.seq)
+        elif isinstance(p, StepStarted):
+            step = _OpenStep(p, e.utc, e.mono_ns, e.seq)
+            self.open_steps[(p.phase, p.step)] = step
+            self.steps.append(step)
+        elif isinstance(p, StepFinished):
+            open_step = self.open_steps.pop((p.phase, p.step), None)
+            if open_step is not None:
+                open_step.finished, open_step.finished_utc, open_step.finished_mono = p, e.utc, e.mono_ns
+        elif isinstance(p, ManualAnswered):
+            asked = self.open_steps.get((p.phase, p.step))
+            if asked is not None:
+                asked.manual = ManualRecord(p.answer, p.who, p.auto)
+        elif isinstance(p, StopTripped):
+            self.stops.append(StopRecord(p.condition, p.reason, e.utc, e.seq))
+        elif isinstance(p, SignalReceived):
+            self.stops.append(
+                StopRecord(f"signal {p.signal}", "operator interrupted the drill", e.utc, e.seq)
+            )
+        elif isinstance(p, RollbackStarted):
+            self.rollback_ran = True
+        elif isinstance(p, RollbackFinished):
+            self.rollback_status = p.status
+        elif isinstance(p, RpoMeasured | RpoUnmeasured):
+            self._rpo(e, p)
+        elif isinstance(p, PageSent):
+            self.pages[p.page_id] = _Page(p, e.utc)
+        elif isinstance(p, PageAcked):
+            page = self.pages.get(p.page_id)
+            if page is not None:
+                page.acked, page.acked_utc = p, e.utc
+        elif isinstance(p, ChainExhausted):
+            self.exhausted.add(p.chain)
+
+    def _run_started(self, e: Event, p: RunStarted) -> None:
+        self.started, self.started_utc, self.started_mono = p, e.utc, e.mono_ns
+        self.plan = plan_of(p)
+        self.assets = {a.id: _Timeline(a) for a in self.plan.assets}
+
+    def _observed(self, e: Event, p: ProbeObserved) -> None:
+        line = self.assets.get(e.asset or "")
+        if line is None:
+            return
+        line.total += 1
+        if p.ok:
+            line.ok += 1
+            return
+        slot = line.errors.setdefault((p.probe, p.reason), [0, e.seq])
+        slot[0] += 1
+
+    def _rpo(self, e: Event, p: RpoMeasured | RpoUnmeasured) -> None:
+        line = self.assets.get(e.asset or "")
+        if line is None:
+            return
+        if isinstance(p, RpoMeasured):
+            line.rpo = RpoResult(p.rpo_ms, p.lost_writes, p.last_acked_seq, p.last_surviving_seq, p.probe)
+        elif line.rpo is None:
+            line.rpo_unmeasured = p.reason or "the surviving canary writes could not be read"
 
 
-def _duration(value: Any) -> int:
-    """A playbook duration; the schema also allows a bare integer 0."""
-    return value if isinstance(value, int) else parse_duration_ms(str(value))
+def plan_of(started: RunStarted) -> Plan:
+    """The plan a run was measured against: journalled since format 2; for a format-1 journal
+    (drill 0.1.0) rebuilt from the journalled document by the same loader and planner."""
+    if started.plan is not None:
+        return started.plan
+    raw = json.dumps(started.playbook.document).encode()
+    playbook, diagnostics = check_document(parse_document(raw, started.playbook.path or "<journal>"))
+    if playbook is None:
+        errors = "; ".join(d.message for d in diagnostics if d.severity == "error")
+        raise ValueError(f"the playbook journalled in run.started does not validate: {errors}")
+    return build_plan(playbook)
 
 
-def asset_infos(document: Mapping[str, Any]) -> dict[str, AssetInfo]:
-    """Targets and dependencies of every asset, from the raw playbook document."""
-    settings = document.get("settings") or {}
-    default_interval = _duration(settings.get("interval", "1s"))
-    tiers = {t["name"]: t for t in document.get("tiers") or []}
-    out = {}
-    for raw in document.get("assets") or []:
-        tier = tiers.get(raw.get("tier"), {})
-        rto = raw.get("rto", tier.get("rto", "0"))
-        rpo = raw.get("rpo", tier.get("rpo"))
-        intervals = [_duration(p.get("interval", 0)) or default_interval for p in raw.get("probes") or []]
-        out[raw["id"]] = AssetInfo(
-            id=raw["id"],
-            tier=raw.get("tier", ""),
-            owner=raw.get("owner", ""),
-            depends_on=tuple(raw.get("depends_on") or ()),
-            contact_chain=raw.get("contact_chain", ""),
-            rto_target_ms=_duration(rto),
-            rpo_target_ms=_duration(rpo) if rpo is not None else None,
-            interval_ms=max(intervals or [default_interval]),
-        )
-    return out
-
-
-def _on_event(fold: _Fold, event: Event) -> None:
-    fold.count += 1
-    handler = _HANDLERS.get(event.type)
-    if handler is not None:
-        handler(fold, event)
-
-
-def _run_started(fold: _Fold, e: Event) -> None:
-    fold.run = e.data
-    fold.started_utc, fold.started_mono = e.utc, e.mono_ns
-    document = (e.data.get("playbook") or {}).get("document") or {}
-    fold.assets = {a.id: _Timeline(a) for a in asset_infos(document).values()}
-
-
-def _run_finished(fold: _Fold, e: Event) -> None:
-    fold.finished = e.data
-    fold.finished_utc, fold.finished_mono = e.utc, e.mono_ns
-
-
-def _observed(fold: _Fold, e: Event) -> None:
-    line = fold.assets.get(e.asset or "")
-    if line is None:
-        return
-    line.total += 1
-    if e.data.get("ok"):
-        line.ok += 1
-        return
-    key = (str(e.data.get("probe", "")), str(e.data.get("reason", "")))
-    slot = line.errors.setdefault(key, [0, e.seq])
-    slot[0] += 1
-
-
-def _state(fold: _Fold, e: Event) -> None:
-    line = fold.assets.get(e.asset or "")
-    if line is not None:
-        line.states.append((str(e.data["state"]), int(e.data.get("at_mono_ns", e.mono_ns)), e.utc, e.seq))
-
-
-def _injected(fold: _Fold, e: Event) -> None:
-    if fold.inject is None:
-        fold.inject = (e.mono_ns, e.utc, e.seq)
-
-
-def _step_started(fold: _Fold, e: Event) -> None:
-    key = (str(e.data.get("phase", "scenario")), str(e.data.get("step")))
-    fold.open_steps[key] = {
-        "name": e.data.get("step"),
-        "kind": e.data.get("kind"),
-        "phase": key[0],
-        "status": "aborted",
-        "started_utc": e.utc,
-        "finished_utc": None,
-        "duration_ms": None,
-        "reason": "did not finish",
-        "attempts": 0,
-        "manual": None,
-        "seq": e.seq,
-        "_mono": e.mono_ns,
-    }
-    fold.steps.append(fold.open_steps[key])
-
-
-def _step_finished(fold: _Fold, e: Event) -> None:
-    step = fold.open_steps.pop((str(e.data.get("phase", "scenario")), str(e.data.get("step"))), None)
-    if step is None:
-        return
-    step.update(
-        status=e.data.get("status", "ok"),
-        finished_utc=e.utc,
-        duration_ms=(e.mono_ns - step["_mono"]) // 1_000_000,
-        reason=e.data.get("reason", ""),
-        attempts=int(e.data.get("attempts", step["attempts"])),
-    )
-
-
-def _manual(fold: _Fold, e: Event) -> None:
-    step = fold.open_steps.get((str(e.data.get("phase", "scenario")), str(e.data.get("step"))))
-    if step is not None:
-        step["manual"] = {
-            "answer": e.data.get("answer"),
-            "who": e.data.get("who", ""),
-            "auto": bool(e.data.get("auto")),
-        }
-
-
-def _stop(fold: _Fold, e: Event) -> None:
-    fold.stops.append(
-        {
-            "condition": e.data.get("condition", ""),
-            "reason": e.data.get("reason", ""),
-            "utc": e.utc,
-            "seq": e.seq,
-        }
-    )
-
-
-def _signal(fold: _Fold, e: Event) -> None:
-    fold.stops.append(
-        {
-            "condition": f"signal {e.data.get('signal')}",
-            "reason": "operator interrupted the drill",
-            "utc": e.utc,
-            "seq": e.seq,
-        }
-    )
-
-
-def _rollback_started(fold: _Fold, e: Event) -> None:
-    fold.rollback_ran = True
-
-
-def _rollback_finished(fold: _Fold, e: Event) -> None:
-    fold.rollback_status = str(e.data.get("status", "ok"))
-
-
-def _rpo(fold: _Fold, e: Event) -> None:
-    line = fold.assets.get(e.asset or "")
-    if line is not None:
-        line.rpo = {
-            "rpo_ms": int(e.data.get("rpo_ms", 0)),
-            "lost_writes": int(e.data.get("lost_writes", 0)),
-            "last_acked_seq": int(e.data.get("last_acked_seq", 0)),
-            "last_surviving_seq": int(e.data.get("last_surviving_seq", 0)),
-            "probe": str(e.data.get("probe", "")),
-        }
-
-
-def _rpo_unmeasured(fold: _Fold, e: Event) -> None:
-    line = fold.assets.get(e.asset or "")
-    if line is not None and line.rpo is None:
-        line.rpo_unmeasured = str(e.data.get("reason", "the surviving canary writes could not be read"))
-
-
-def _page_sent(fold: _Fold, e: Event) -> None:
-    d = e.data
-    fold.pages[str(d.get("page_id"))] = {
-        "page_id": d.get("page_id"),
-        "chain": d.get("chain", ""),
-        "contact": d.get("contact", ""),
-        "via": d.get("via", ""),
-        "assets": list(d.get("assets") or []),
-        "chains": list(d.get("chains") or [d.get("chain", "")]),
-        "sent_utc": e.utc,
-        "ok": bool(d.get("ok")),
-        "reason": d.get("reason", ""),
-        "acked_utc": None,
-        "ack_ms": None,
-        "by": "",
-        "ack_within_ms": int(d.get("ack_within_ms", 0)),
-        "met": None,
-    }
-
-
-def _page_acked(fold: _Fold, e: Event) -> None:
-    page = fold.pages.get(str(e.data.get("page_id")))
-    if page is not None:
-        ack_ms = int(e.data.get("ack_ms", 0))
-        page.update(
-            acked_utc=e.utc, ack_ms=ack_ms, met=ack_ms <= page["ack_within_ms"], by=e.data.get("by", "")
-        )
-        page["since_trigger_ms"] = int(e.data.get("since_trigger_ms", ack_ms))
-
-
-def _exhausted(fold: _Fold, e: Event) -> None:
-    fold.exhausted.add(str(e.data.get("chain")))
-
-
-_HANDLERS = {
-    ev.RUN_STARTED: _run_started,
-    ev.RUN_FINISHED: _run_finished,
-    ev.PROBE_OBSERVED: _observed,
-    ev.ASSET_STATE: _state,
-    ev.INJECTED: _injected,
-    ev.STEP_STARTED: _step_started,
-    ev.STEP_FINISHED: _step_finished,
-    ev.MANUAL_ANSWERED: _manual,
-    ev.STOP_TRIPPED: _stop,
-    ev.SIGNAL_RECEIVED: _signal,
-    ev.ROLLBACK_STARTED: _rollback_started,
-    ev.ROLLBACK_FINISHED: _rollback_finished,
-    ev.RPO_MEASURED: _rpo,
-    ev.RPO_UNMEASURED: _rpo_unmeasured,
-    ev.PAGE_SENT: _page_sent,
-    ev.PAGE_ACKED: _page_acked,
-    ev.CHAIN_EXHAUSTED: _exhausted,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Results:
-    """Everything results.json holds, as plain data (see /contracts: integers only)."""
-
-    data: dict[str, Any]
-
-    @property
-    def verdict(self) -> str:
-        return str(self.data["verdict"])
-
-
-def fold_results(events: Iterable[Event], *, journal_head: str = "") -> Results:
+def fold_journal(events: Iterable[Event], *, journal_head: str = "") -> FoldedRun:
     """Fold journal events (in order) into results; pure and deterministic."""
     fold = _Fold()
     for event in events:
-        _on_event(fold, event)
-    return Results(_assemble(fold, journal_head))
+        fold.add(event)
+    if fold.started is None or fold.plan is None:
+        raise ValueError("the journal has no run.started event")
+    return FoldedRun(_assemble(fold, fold.plan, journal_head), fold.plan, fold.started, _generated(fold))
 
 
-def results_to_dict(results: Results) -> dict[str, Any]:
-    return results.data
+def fold_results(events: Iterable[Event], *, journal_head: str = "") -> Results:
+    return fold_journal(events, journal_head=journal_head).results
+
+
+def _generated(fold: _Fold) -> str:
+    return fold.finished_utc or fold.last_utc
 
 
 # -- assembling ----------------------------------------------------------------------------------
@@ -313,251 +461,221 @@ def _ms(ns: int) -> int:
     return ns // 1_000_000
 
 
-def _first(
-    states: list[tuple[str, int, str, int]], state: str, after_mono: int, after_seq: int
-) -> tuple[str, int, str, int] | None:
+def _first(states: list[_Transition], state: State, after_mono: int, after_seq: int) -> _Transition | None:
     for item in states:
-        if item[0] == state and (item[1] >= after_mono or item[3] > after_seq):
+        if item.state == state and (item.at_mono >= after_mono or item.seq > after_seq):
             return item
     return None
 
 
-_State = tuple[str, int, str, int]  # (state, at_mono, utc, seq)
-
-
-def _outage(fold: _Fold, line: _Timeline) -> tuple[_State | None, _State | None]:
+def _outage(fold: _Fold, line: _Timeline) -> tuple[_Transition | None, _Transition | None]:
     """The first down after the injection, and the first up after that (DESIGN §2)."""
     if fold.inject is None:
         return None, None
     inject_mono, _, inject_seq = fold.inject
     down = _first(line.states, "down", inject_mono, inject_seq)
-    up = _first(line.states, "up", down[1], down[3]) if down else None
+    up = _first(line.states, "up", down.at_mono, down.seq) if down else None
     return down, up
 
 
-def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    info = line.info
+def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) -> AssetResult:
+    info = line.plan
     inject_mono, inject_utc, inject_seq = fold.inject or (0, None, 0)
     down, up = _outage(fold, line)
-    detection = max(0, _ms(down[1] - inject_mono)) if down else None
-    switchover = _ms(up[1] - down[1]) if down and up else None
-    rto = max(0, _ms(up[1] - inject_mono)) if down and up else (0 if fold.inject and not down else None)
+    detection = max(0, _ms(down.at_mono - inject_mono)) if down else None
+    switchover = _ms(up.at_mono - down.at_mono) if down and up else None
+    rto = max(0, _ms(up.at_mono - inject_mono)) if down and up else (0 if fold.inject and not down else None)
     ack = _asset_ack(info, chains)
     reasons = _asset_reasons(fold, line, down is not None, up is not None, rto, ack)
     if fold.inject and _state_before(line, inject_seq) == "down":
         reasons.insert(0, "was already down before the failure was injected")
-    verdict = "not-measured" if line.total == 0 else ("fail" if reasons else "pass")
-    evidence = [x[3] for x in (down, up) if x] + ([fold.inject[2]] if fold.inject else [])
-    return {
-        "id": info.id,
-        "tier": info.tier,
-        "owner": info.owner,
-        "depends_on": list(info.depends_on),
-        "contact_chain": info.contact_chain,
-        "targets": {"rto_ms": info.rto_target_ms, "rpo_ms": info.rpo_target_ms},
-        "t_inject_utc": inject_utc,
-        "t_detect_utc": down[2] if down else None,
-        "t_recover_utc": up[2] if up else None,
-        "detection_ms": detection,
-        "switchover_ms": switchover,
-        "rto_ms": rto,
-        "uncertainty_ms": info.interval_ms,
-        "rpo": line.rpo,
-        "availability_bp": (line.ok * BP_FULL // line.total) if line.total else 0,
-        "probes_total": line.total,
-        "probes_ok": line.ok,
-        "probe_errors": [
-            {"probe": p, "reason": r, "count": c, "first_seq": s}
-            for (p, r), (c, s) in sorted(line.errors.items())
-        ],
-        "ack": ack,
-        "verdict": verdict,
-        "reasons": reasons,
-        "evidence_seqs": sorted(evidence),
-    }
+    verdict: Verdict = "not-measured" if line.total == 0 else ("fail" if reasons else "pass")
+    evidence = [x.seq for x in (down, up) if x] + ([fold.inject[2]] if fold.inject else [])
+    return AssetResult(
+        id=info.id,
+        tier=info.tier,
+        owner=info.owner,
+        depends_on=info.depends_on,
+        contact_chain=info.contact_chain,
+        targets=Targets(info.rto_ms, info.rpo_ms),
+        t_inject_utc=inject_utc,
+        t_detect_utc=down.utc if down else None,
+        t_recover_utc=up.utc if up else None,
+        detection_ms=detection,
+        switchover_ms=switchover,
+        rto_ms=rto,
+        uncertainty_ms=info.longest_interval_ms,
+        rpo=line.rpo,
+        availability_bp=(line.ok * BP_FULL // line.total) if line.total else 0,
+        probes_total=line.total,
+        probes_ok=line.ok,
+        probe_errors=tuple(ProbeError(p, r, c, s) for (p, r), (c, s) in sorted(line.errors.items())),
+        ack=ack,
+        verdict=verdict,
+        reasons=tuple(reasons),
+        evidence_seqs=tuple(sorted(evidence)),
+        description=info.description,
+        probes=tuple(p.name for p in info.probes),
+    )
 
 
 def _state_before(line: _Timeline, seq: int) -> str | None:
     """The asset's state as journalled before the injection event."""
-    before = [state for state, _, _, event_seq in line.states if event_seq < seq]
+    before = [t.state for t in line.states if t.seq < seq]
     return before[-1] if before else None
 
 
 def _asset_reasons(
-    fold: _Fold, line: _Timeline, went_down: bool, came_up: bool, rto: int | None, ack: dict[str, Any] | None
+    fold: _Fold, line: _Timeline, went_down: bool, came_up: bool, rto: int | None, ack: AckResult | None
 ) -> list[str]:
-    info = line.info
+    info = line.plan
     reasons = []
     if went_down and not came_up:
         reasons.append("did not recover before the drill ended")
-    if rto is not None and rto > info.rto_target_ms:
-        reasons.append(f"RTO {rto} ms exceeds target {info.rto_target_ms} ms")
-    if line.rpo is not None and info.rpo_target_ms is not None and line.rpo["rpo_ms"] > info.rpo_target_ms:
+    if rto is not None and rto > info.rto_ms:
+        reasons.append(f"RTO {human_ms(rto)} exceeds target {human_ms(info.rto_ms)}")
+    if line.rpo is not None and info.rpo_ms is not None and line.rpo.rpo_ms > info.rpo_ms:
         reasons.append(
-            f"RPO {line.rpo['rpo_ms']} ms ({line.rpo['lost_writes']} lost writes) "
-            f"exceeds target {info.rpo_target_ms} ms"
+            f"RPO {human_ms(line.rpo.rpo_ms)} ({line.rpo.lost_writes} lost writes)"
+            f" exceeds target {human_ms(info.rpo_ms)}"
         )
-    if line.rpo is None and line.rpo_unmeasured and info.rpo_target_ms is not None:
+    if line.rpo is None and line.rpo_unmeasured and info.rpo_ms is not None:
         reasons.append(f"RPO not measured: {line.rpo_unmeasured}")
-    if ack is not None and not ack["met"]:
-        reasons.append(f"contact chain {ack['chain']} did not acknowledge within {ack['target_ms']} ms")
+    if ack is not None and not ack.met:
+        reasons.append(f"contact chain {ack.chain} did not acknowledge within {human_ms(ack.target_ms)}")
     if fold.inject is None and line.total:
         reasons.append("no failure was injected: detection and recovery not measured")
     return reasons
 
 
-def _chains(fold: _Fold) -> dict[str, dict[str, Any]]:
-    document = (fold.run.get("playbook") or {}).get("document") or {}
-    declared = ((document.get("contacts") or {}).get("chains")) or {}
-    out: dict[str, dict[str, Any]] = {}
-    for name, raw in declared.items():
-        within = raw.get("respond_within")
-        pages = [p for p in fold.pages.values() if name in p["chains"]]
-        first_sent = min((p["sent_utc"] for p in pages), default=None)
-        first_ack = min((p["since_trigger_ms"] for p in pages if p["ack_ms"] is not None), default=None)
-        target = _duration(within) if within else None
-        out[name] = {
-            "name": name,
-            "respond_within_ms": target,
-            "first_ack_ms": first_ack,
-            "met": None if not pages else (first_ack is not None and (target is None or first_ack <= target)),
-            "exhausted": name in fold.exhausted,
-            "paged": first_sent is not None,
-        }
+def _chains(fold: _Fold, plan: Plan) -> dict[str, ChainResult]:
+    out: dict[str, ChainResult] = {}
+    for chain in plan.chains:
+        pages = [p for p in fold.pages.values() if chain.name in (p.sent.chains or (p.sent.chain,))]
+        first_ack = min((p.acked.since_trigger_ms for p in pages if p.acked is not None), default=None)
+        target = chain.respond_within_ms
+        met = None if not pages else (first_ack is not None and (target is None or first_ack <= target))
+        out[chain.name] = ChainResult(chain.name, target, first_ack, met, chain.name in fold.exhausted)
     return out
 
 
-def _asset_ack(info: AssetInfo, chains: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def _asset_ack(info: PlanAsset, chains: dict[str, ChainResult]) -> AckResult | None:
     chain = chains.get(info.contact_chain)
-    if not chain or not chain["paged"]:
+    if chain is None or chain.met is None:  # never paged
         return None
-    target = chain["respond_within_ms"]
-    return {
-        "chain": chain["name"],
-        "ack_ms": chain["first_ack_ms"],
-        "target_ms": target,
-        "met": bool(chain["met"]),
-    }
+    return AckResult(chain.name, chain.first_ack_ms, chain.respond_within_ms, bool(chain.met))
 
 
-def _order_violations(fold: _Fold, assets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _order_violations(fold: _Fold, assets: dict[str, AssetResult]) -> list[OrderViolation]:
     out = []
     for asset in assets.values():
-        if asset["t_recover_utc"] is None:
+        if asset.t_recover_utc is None:
             continue
-        for dep_id in asset["depends_on"]:
+        for dep_id in asset.depends_on:
             dep = assets.get(dep_id)
-            if dep is None or dep["t_detect_utc"] is None:
+            if dep is None or dep.t_detect_utc is None:
                 continue  # the dependency was never down: nothing to wait for
-            dep_rec = dep["t_recover_utc"]
-            if dep_rec is None or _recover_mono(fold, dep_id) > _recover_mono(fold, asset["id"]):
-                out.append(
-                    {
-                        "asset": asset["id"],
-                        "depends_on": dep_id,
-                        "asset_recovered_utc": asset["t_recover_utc"],
-                        "dependency_recovered_utc": dep_rec,
-                        "seq": asset["evidence_seqs"][-1] if asset["evidence_seqs"] else 0,
-                    }
-                )
+            if dep.t_recover_utc is None or _recover_mono(fold, dep_id) > _recover_mono(fold, asset.id):
+                seq = asset.evidence_seqs[-1] if asset.evidence_seqs else 0
+                out.append(OrderViolation(asset.id, dep_id, asset.t_recover_utc, dep.t_recover_utc, seq))
     return out
 
 
 def _recover_mono(fold: _Fold, asset_id: str) -> int:
     _, up = _outage(fold, fold.assets[asset_id])
-    return up[1] if up else 2**62
+    return up.at_mono if up else 2**62
 
 
-def _tiers(fold: _Fold, assets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    document = (fold.run.get("playbook") or {}).get("document") or {}
+def _tiers(plan: Plan, assets: dict[str, AssetResult]) -> list[TierResult]:
     out = []
-    for rank, tier in enumerate(document.get("tiers") or []):
-        members = [a for a in assets.values() if a["tier"] == tier["name"]]
-        total = sum(a["probes_total"] for a in members)
-        ok = sum(a["probes_ok"] for a in members)
-        verdicts = {a["verdict"] for a in members}
-        out.append(
-            {
-                "name": tier["name"],
-                "rank": rank,
-                "rto_ms": _duration(tier.get("rto", 0)),
-                "rpo_ms": _duration(tier["rpo"]) if tier.get("rpo") is not None else None,
-                "availability_bp": ok * BP_FULL // total if total else 0,
-                "verdict": "fail"
-                if "fail" in verdicts
-                else ("pass" if "pass" in verdicts else "not-measured"),
-            }
+    for tier in plan.tiers:
+        members = [a for a in assets.values() if a.tier == tier.name]
+        total = sum(a.probes_total for a in members)
+        ok = sum(a.probes_ok for a in members)
+        verdicts = {a.verdict for a in members}
+        verdict: Verdict = (
+            "fail" if "fail" in verdicts else ("pass" if "pass" in verdicts else "not-measured")
         )
+        bp = ok * BP_FULL // total if total else 0
+        out.append(TierResult(tier.name, tier.rank, tier.rto_ms, tier.rpo_ms, bp, verdict, tier.description))
     return out
 
 
-def _pass_tiers(fold: _Fold) -> list[str]:
-    document = (fold.run.get("playbook") or {}).get("document") or {}
-    configured = (document.get("settings") or {}).get("pass_tiers")
-    return list(configured or [t["name"] for t in (document.get("tiers") or [])[:2]])
-
-
 def _verdict(
-    status: str,
-    assets: dict[str, dict[str, Any]],
-    steps: list[dict[str, Any]],
-    pass_tiers: list[str],
-    chains: list[dict[str, Any]] | None = None,
-) -> str:
+    fold: _Fold,
+    status: RunStatus,
+    assets: dict[str, AssetResult],
+    steps: list[StepResult],
+    pass_tiers: tuple[str, ...],
+    chains: list[ChainResult],
+) -> Verdict:
     """Aborted, or pass when every deciding asset passed (a contact drill: every chain answered in time)."""
-    if status == "aborted":
+    if status == RunStatus.ABORTED:
         return "aborted"
-    if chains is not None:
-        return "pass" if all(c["met"] and not c["exhausted"] for c in chains) else "fail"
-    if status != "completed":
+    if fold.started is not None and fold.started.mode == "contacts":
+        return "pass" if all(c.met and not c.exhausted for c in chains) else "fail"
+    if status != RunStatus.COMPLETED:
         return "fail"
-    if any(s["status"] == "failed" and s["phase"] == "scenario" for s in steps):
+    if any(s.status == StepStatus.FAILED and s.phase == Phase.SCENARIO for s in steps):
         return "fail"
-    deciding = [a for a in assets.values() if a["tier"] in pass_tiers]
-    return "fail" if any(a["verdict"] != "pass" for a in deciding) else "pass"
+    deciding = [a for a in assets.values() if a.tier in pass_tiers]
+    return "fail" if any(a.verdict != "pass" for a in deciding) else "pass"
 
 
-def _assemble(fold: _Fold, journal_head: str) -> dict[str, Any]:
-    chains = _chains(fold)
+def _assemble(fold: _Fold, plan: Plan, journal_head: str) -> Results:
+    started = fold.started
+    assert started is not None
+    chains = _chains(fold, plan)
     assets = {aid: _asset_result(fold, line, chains) for aid, line in fold.assets.items()}
-    steps = [{k: v for k, v in s.items() if not k.startswith("_")} for s in fold.steps]
-    status = str(fold.finished.get("status", "aborted"))
-    pass_tiers = _pass_tiers(fold)
-    playbook = fold.run.get("playbook") or {}
+    steps = [s.result() for s in fold.steps]
+    finished = fold.finished
+    status = finished.status if finished else RunStatus.ABORTED
+    reason = finished.reason if finished else "the journal ends before run.finished"
     duration = _ms(fold.finished_mono - fold.started_mono) if fold.finished_mono is not None else None
-    return {
-        "run_id": fold.run.get("run_id", ""),
-        "status": status,
-        "reason": fold.finished.get(
-            "reason", "the journal ends before run.finished" if not fold.finished else ""
-        ),
-        "playbook": {k: playbook.get(k, "") for k in ("name", "sha256", "path")},
-        "started_utc": fold.started_utc,
-        "finished_utc": fold.finished_utc,
-        "duration_ms": duration,
-        "verdict": _verdict(
-            status,
-            assets,
-            steps,
-            pass_tiers,
-            list(chains.values()) if fold.run.get("mode") == "contacts" else None,
-        ),
-        "mode": fold.run.get("mode", "drill"),
-        "pass_tiers": pass_tiers,
-        "assets": list(assets.values()),
-        "tiers": _tiers(fold, assets),
-        "order_violations": _order_violations(fold, assets),
-        "steps": steps,
-        "stops": fold.stops,
-        "rollback": {
-            "ran": fold.rollback_ran,
-            "status": fold.rollback_status if fold.rollback_ran else "not-run",
-        },
-        "pages": [{k: v for k, v in p.items() if k != "since_trigger_ms"} for p in fold.pages.values()],
-        "chains": [{k: v for k, v in c.items() if k != "paged"} for c in chains.values()],
-        "events": fold.count,
-        "journal_head": journal_head,
-    }
+    chain_results = list(chains.values())
+    return Results(
+        run_id=started.run_id,
+        status=status,
+        reason=reason,
+        playbook=PlaybookIdentity(started.playbook.name, started.playbook.sha256, started.playbook.path),
+        started_utc=fold.started_utc,
+        finished_utc=fold.finished_utc,
+        duration_ms=duration,
+        verdict=_verdict(fold, status, assets, steps, plan.pass_tiers, chain_results),
+        mode=started.mode,
+        pass_tiers=plan.pass_tiers,
+        assets=tuple(assets.values()),
+        tiers=tuple(_tiers(plan, assets)),
+        order_violations=tuple(_order_violations(fold, assets)),
+        steps=tuple(steps),
+        stops=tuple(fold.stops),
+        rollback=RollbackResult(fold.rollback_ran, fold.rollback_status if fold.rollback_ran else "not-run"),
+        pages=tuple(p.result() for p in fold.pages.values()),
+        chains=tuple(chain_results),
+        events=fold.count,
+        journal_head=journal_head,
+    )
 
 
-__all__ = ["AssetInfo", "Results", "asset_infos", "fold_results", "results_to_dict"]
+__all__ = [
+    "AckResult",
+    "AssetResult",
+    "ChainResult",
+    "FoldedRun",
+    "ManualRecord",
+    "OrderViolation",
+    "PageResult",
+    "PlaybookIdentity",
+    "ProbeError",
+    "Results",
+    "RollbackResult",
+    "RpoResult",
+    "StepResult",
+    "StopRecord",
+    "Targets",
+    "TierResult",
+    "fold_journal",
+    "fold_results",
+    "plan_of",
+    "results_json",
+]

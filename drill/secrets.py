@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from drill.errors import SecretUnresolved
 
@@ -41,29 +40,48 @@ class Secrets:
 
         return REFERENCE.sub(one, text)
 
-    def resolve(self, value: Any, where: str = "") -> Any:
+    def resolve(self, value: object, where: str = "") -> object:
         """A copy of a JSON-like value with every reference in every string resolved."""
         if isinstance(value, str):
             return self.resolve_text(value, where)
         if isinstance(value, Mapping):
-            return {k: self.resolve(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+            return self.resolve_params(value, where)
         if isinstance(value, list | tuple):
             return [self.resolve(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return value
 
-    def redact(self, value: Any) -> Any:
-        """A copy of a JSON-like value with every resolved secret replaced by a marker."""
+    def resolve_params(self, params: Mapping[str, object], where: str = "") -> dict[str, object]:
+        """A kind's parameters with every reference resolved (what its `parse` receives)."""
+        return {str(k): self.resolve(v, f"{where}.{k}" if where else str(k)) for k, v in params.items()}
+
+    def redact(self, value: object) -> object:
+        """value with every resolved secret replaced by a marker; the same object when none occurs."""
         if not self.values:
             return value
         if isinstance(value, str):
-            for secret in sorted(self.values, key=len, reverse=True):
-                value = value.replace(secret, REDACTED)
-            return value
+            return self.redact_text(value)
         if isinstance(value, Mapping):
-            return {k: self.redact(v) for k, v in value.items()}
+            return self.redact_data(value)
         if isinstance(value, list | tuple):
-            return [self.redact(v) for v in value]
+            items = [self.redact(v) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
         return value
+
+    def redact_data(self, data: Mapping[str, object]) -> dict[str, object]:
+        """A JSON object with secrets replaced; the same dict when none occurs (cheap to test with `is`)."""
+        changed = {k: r for k, v in data.items() if (r := self.redact(v)) is not v}
+        if not changed and isinstance(data, dict):
+            return data
+        return {k: changed.get(k, v) for k, v in data.items()}
+
+    def redact_text(self, text: str) -> str:
+        """text with every resolved secret replaced by a marker (the longest first)."""
+        if not self.values:
+            return text
+        redacted = text
+        for secret in sorted(self.values, key=len, reverse=True):
+            redacted = redacted.replace(secret, REDACTED)
+        return text if redacted == text else redacted
 
     def _lookup(self, source: str, name: str, where: str) -> str:
         at = f" (at {where})" if where else ""

@@ -7,7 +7,5 @@ from typing import Any
 from drill.actions import command, http
 from drill.actions.base import ActionKind
 
-ACTION_KINDS: dict[str, ActionKind[Any]] = {
-    "http": http.KIND,
-    "command": command.KIND,
-}
+# Keyed by each kind's own name, so a kind cannot be registered under another one.
+ACTION_KINDS: dict[str, ActionKind[Any]] = {kind.name: kind for kind in (http.KIND, command.KIND)}

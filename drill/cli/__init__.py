@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from typing import Any
 
 import click
 
@@ -35,7 +34,7 @@ _COMMANDS: list[tuple[str, str]] = [
 class DrillGroup(click.Group):
     """Shows a DrillError as one message and exits with its code; anything else is a bug."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except DrillError as exc:

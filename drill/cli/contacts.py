@@ -13,7 +13,8 @@ from drill.log import configure_logging
 from drill.notify.ack import AckServer
 from drill.report.evidence import write_evidence
 from drill.run.contacts import ContactTestOptions, run_contact_test
-from drill.run.runner import RunOptions, operator_identity
+from drill.run.session import RunOptions, operator_identity
+from drill.units import human_ms
 
 
 @click.group("contacts")
@@ -61,15 +62,21 @@ def test_chains(
     outcome = asyncio.run(
         run_contact_test(loaded, options, ContactTestOptions(ack_host, ack_port, public_url), on_ready=ready)
     )
-    for page in outcome.results["pages"]:
-        ack = f"acked after {page['ack_ms']} ms" if page["ack_ms"] is not None else "no ack"
-        sent = "sent" if page["ok"] else f"NOT SENT ({page['reason']})"
-        click.echo(f"{page['chain']:<20} {page['contact']:<20} {page['via']:<10} {sent}, {ack}")
-    for chain in outcome.results["chains"]:
-        click.echo(
-            f"chain {chain['name']}: first ack {chain['first_ack_ms']} ms, "
-            f"target {chain['respond_within_ms']} ms, met: {chain['met']}"
+    for page in outcome.results.pages:
+        ack = f"acked after {human_ms(page.ack_ms)}" if page.ack_ms is not None else "no ack"
+        sent = "sent" if page.ok else f"NOT SENT ({page.reason})"
+        click.echo(f"{page.chain:<20} {page.contact:<20} {page.via:<10} {sent}, {ack}")
+    for chain in outcome.results.chains:
+        first = (
+            "no acknowledgement"
+            if chain.first_ack_ms is None
+            else f"first ack after {human_ms(chain.first_ack_ms)}"
         )
+        target = (
+            "no target" if chain.respond_within_ms is None else f"target {human_ms(chain.respond_within_ms)}"
+        )
+        met = {True: "met", False: "MISSED", None: "not paged"}[chain.met]
+        click.echo(f"chain {chain.name}: {first}, {target}: {met}")
     write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
-    click.echo(f"verdict: {outcome.results['verdict'].upper()}\nevidence: {outcome.run_dir}")
+    click.echo(f"verdict: {outcome.results.verdict.upper()}\nevidence: {outcome.run_dir}")
     sys.exit(outcome.exit_code)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from drill.run.journal import verify_journal
+from drill.evidence.journal import verify_journal
 
 
 @click.group()

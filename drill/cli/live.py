@@ -4,39 +4,32 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 import click
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from drill import events as ev
-from drill.events import Event
+from drill.evidence.events import (
+    AssetState,
+    CanaryWritten,
+    Event,
+    FailureInjected,
+    ManualAnswer,
+    PayloadMismatch,
+    ProbeObserved,
+    RunStarted,
+    StepAttempt,
+    StepStarted,
+    payload_data,
+)
 from drill.log import get_logger
 from drill.playbook.model import ManualStep, Playbook
 from drill.run.scenario import Answer
+from drill.units import human_ms
 
-_LOGGED = {
-    ev.RUN_STARTED,
-    ev.RUN_FINISHED,
-    ev.ASSET_STATE,
-    ev.STEP_STARTED,
-    ev.STEP_FINISHED,
-    ev.MARK,
-    ev.INJECTED,
-    ev.STOP_TRIPPED,
-    ev.SIGNAL_RECEIVED,
-    ev.ROLLBACK_STARTED,
-    ev.ROLLBACK_FINISHED,
-    ev.RPO_MEASURED,
-    ev.MANUAL_ANSWERED,
-    ev.PAGE_SENT,
-    ev.PAGE_ACKED,
-    ev.CHAIN_EXHAUSTED,
-    ev.PROBE_OVERRUN,
-}
+_QUIET = (ProbeObserved, StepAttempt, CanaryWritten)  # per-tick detail: the journal has it
 
 
 class LogSink:
@@ -46,9 +39,17 @@ class LogSink:
         self.log = get_logger("drill.run")
 
     def __call__(self, event: Event) -> None:
-        if event.type in _LOGGED:
-            data = {k: v for k, v in event.data.items() if k not in ("document", "playbook")}
-            self.log.info(event.type, seq=event.seq, utc=event.utc, asset=event.asset, **data)
+        payload = event.payload
+        if isinstance(payload, _QUIET):
+            return
+        if isinstance(payload, RunStarted):  # the plan and document are for the record, not the log
+            fields: dict[str, object] = {"run_id": payload.run_id, "playbook": payload.playbook.name}
+        else:
+            try:
+                fields = payload_data(payload)
+            except PayloadMismatch:  # pragma: no cover - the journal wrote it, so it fits
+                fields = {}
+        self.log.info(event.type, seq=event.seq, utc=event.utc, asset=event.asset, **fields)
 
 
 @dataclass
@@ -88,37 +89,36 @@ class LiveDisplay:
             self.live.stop()
 
     def __call__(self, event: Event) -> None:
-        handler = getattr(self, "_on_" + event.type.replace(".", "_"), None)
-        if handler is not None:
-            handler(event)
+        payload = event.payload
+        if isinstance(payload, ProbeObserved):
+            self._observed(event.asset, payload)
+        elif isinstance(payload, AssetState):
+            self._state(event.asset, payload)
+        elif isinstance(payload, FailureInjected):
+            self.inject_ns = event.mono_ns
+        elif isinstance(payload, StepStarted):
+            self.step = f"{payload.phase}: {payload.step} ({payload.kind})"
 
-    def _on_probe_observed(self, e: Event) -> None:
-        row = self.rows.get(e.asset or "")
+    def _observed(self, asset: str | None, p: ProbeObserved) -> None:
+        row = self.rows.get(asset or "")
         if row is not None:
-            row.latency_ms = f"{e.data.get('latency_us', 0) / 1000:.1f}"
-            row.reason = "" if e.data.get("ok") else str(e.data.get("reason", ""))[:60]
+            row.latency_ms = f"{p.latency_us / 1000:.1f}"
+            row.reason = "" if p.ok else p.reason[:60]
 
-    def _on_asset_state(self, e: Event) -> None:
-        row = self.rows.get(e.asset or "")
+    def _state(self, asset: str | None, p: AssetState) -> None:
+        row = self.rows.get(asset or "")
         if row is None:
             return
-        row.state = str(e.data["state"])
-        at = int(e.data.get("at_mono_ns", e.mono_ns))
+        row.state = p.state
         if self.inject_ns is None:
             return
         if row.state == "down" and not row.detected:
-            self.down_ns[e.asset or ""] = at
-            row.detected = f"+{(at - self.inject_ns) / 1e9:.2f}s"
+            self.down_ns[asset or ""] = p.at_mono_ns
+            row.detected = f"+{human_ms((p.at_mono_ns - self.inject_ns) // 1_000_000)}"
         elif row.state == "up" and row.detected and not row.recovered:
-            row.recovered = f"+{(at - self.inject_ns) / 1e9:.2f}s"
+            row.recovered = f"+{human_ms((p.at_mono_ns - self.inject_ns) // 1_000_000)}"
 
-    def _on_failure_injected(self, e: Event) -> None:
-        self.inject_ns = e.mono_ns
-
-    def _on_step_started(self, e: Event) -> None:
-        self.step = f"{e.data.get('phase')}: {e.data.get('step')} ({e.data.get('kind')})"
-
-    def render(self) -> Any:
+    def render(self) -> RenderableType:
         table = Table(title=f"drill · {self.playbook.metadata.name}", expand=False)
         for col in ("asset", "tier", "state", "latency ms", "detected", "recovered", "last failure"):
             table.add_column(col)
@@ -159,7 +159,7 @@ class TerminalPrompter:
         finally:
             if self.display is not None:
                 self.display.resume()
-        return Answer(answer, self.who)
+        return Answer(ManualAnswer(answer), self.who)
 
     @staticmethod
     def _prompt(step: ManualStep) -> str:

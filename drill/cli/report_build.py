@@ -6,16 +6,14 @@ JournalDefaultGroup so that `drill report JOURNAL` means `drill report rebuild J
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from drill.errors import UsageError
-from drill.report.build import REPORT_FILE, build_report_from_journal, load_report, write_report
-from drill.report.canonical import canonical_bytes
+from drill.report.build import REPORT_FILE, build_report_from_journal, load_report, report_bytes, write_report
 from drill.report.evidence import RENDERERS, render_views
+from drill.report.model import Report
 
 
 class JournalDefaultGroup(click.Group):
@@ -84,17 +82,15 @@ def rebuild_cmd(
     target_dir = out_dir or journal.parent
     existing = target_dir / REPORT_FILE
     previous = _previous(existing)
-    signer = None
-    if previous and previous.get("prepared_by"):
-        signer = (str(previous["prepared_by"]["principal"]), str(previous["prepared_by"]["fingerprint"]))
-    evidence = [journal.parent / str(e["file"]) for e in (previous or {}).get("evidence", [])]
+    signer = previous.prepared_by if previous else None
+    evidence = [journal.parent / e.file for e in (previous.evidence if previous else ())]
     missing = [p for p in evidence if not p.is_file()]
     if missing:
         raise UsageError(f"evidence file {missing[0]} listed in {existing} is missing")
     report = build_report_from_journal(
         journal, signer=signer, evidence_files=evidence, allow_torn_tail=allow_torn_tail
     )
-    new_bytes = canonical_bytes(report)
+    new_bytes = report_bytes(report)
     if existing.is_file() and existing.read_bytes() != new_bytes:
         signatures = sorted(target_dir.glob(f"{REPORT_FILE}.*.sig"))
         if signatures and not force:
@@ -108,15 +104,15 @@ def rebuild_cmd(
         for view in render_views(report, target_dir):
             click.echo(str(view))
     click.echo(
-        f"verdict: {report['verdict']}  report {report['report_id']}  "
-        f"journal head {report['journal']['head'][:16]}…"
+        f"verdict: {report.verdict}  report {report.report_id}  journal head {report.journal.head[:16]}…"
     )
 
 
-def _previous(path: Path) -> dict[str, Any] | None:
-    """The existing report.json's contents if it is readable JSON; its signer and evidence are reused."""
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+def _previous(path: Path) -> Report | None:
+    """The existing report.json if it is a valid report; its signer and evidence are reused."""
+    if not path.is_file():
         return None
-    return data if isinstance(data, dict) else None
+    try:
+        return load_report(path)
+    except UsageError:
+        return None

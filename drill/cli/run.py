@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,8 +16,11 @@ from drill.playbook.model import Playbook
 from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
 from drill.report.sign import signer_identity
+from drill.results import Results
 from drill.run.dryrun import check_readiness
-from drill.run.runner import RunOptions, operator_identity, run_drill
+from drill.run.runner import run_drill
+from drill.run.session import RollbackPolicy, RunOptions, operator_identity
+from drill.units import human_ms
 
 
 def load_for_run(
@@ -33,28 +35,22 @@ def load_for_run(
     return loaded, passphrase
 
 
-def print_summary(results: dict[str, Any]) -> None:
+def print_summary(results: Results) -> None:
     """The end-of-run table: one line per asset, then the verdict."""
-    assets = results["assets"]
-    wide = max([len("asset"), *(len(a["id"]) for a in assets)])
-    tier = max([len("tier"), *(len(a["tier"]) for a in assets)])
+    assets = results.assets
+    wide = max([len("asset"), *(len(a.id) for a in assets)])
+    tier = max([len("tier"), *(len(a.tier) for a in assets)])
     click.echo(
-        f"\n{'asset':<{wide}}  {'tier':<{tier}} {'detect':>8} {'switch':>8} {'RTO':>8} {'target':>8}  verdict"
+        f"\n{'asset':<{wide}}  {'tier':<{tier}} {'detect':>9} {'switch':>9} {'RTO':>9} {'target':>9}  verdict"
     )
     for a in assets:
-        cells = [_ms(a[k]) for k in ("detection_ms", "switchover_ms", "rto_ms")] + [
-            _ms(a["targets"]["rto_ms"])
-        ]
-        row = " ".join(f"{c:>8}" for c in cells)
-        click.echo(f"{a['id']:<{wide}}  {a['tier']:<{tier}} {row}  {a['verdict']}")
-        for reason in a["reasons"]:
+        cells = [human_ms(v) for v in (a.detection_ms, a.switchover_ms, a.rto_ms, a.targets.rto_ms)]
+        row = " ".join(f"{c:>9}" for c in cells)
+        click.echo(f"{a.id:<{wide}}  {a.tier:<{tier}} {row}  {a.verdict}")
+        for reason in a.reasons:
             click.echo(f"{'':<{wide + 2}}↳ {reason}")
-    reason = f" ({results['reason']})" if results["reason"] else ""
-    click.echo(f"\nverdict: {results['verdict'].upper()}{reason}")
-
-
-def _ms(value: int | None) -> str:
-    return "-" if value is None else f"{value / 1000:.2f}s"
+    reason = f" ({results.reason})" if results.reason else ""
+    click.echo(f"\nverdict: {results.verdict.upper()}{reason}")
 
 
 @click.command("run")
@@ -87,7 +83,7 @@ def run_cmd(
     runs_dir: Path,
     auto_confirm: bool,
     dry_run: bool,
-    rollback: str,
+    rollback: RollbackPolicy,
     log_format: str,
     sign_key: Path | None,
     signer: str,

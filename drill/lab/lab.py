@@ -56,7 +56,7 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def json(cls, status: int, data: Any, **headers: str) -> Response:
+    def json(cls, status: int, data: object, **headers: str) -> Response:
         return cls(status, json.dumps(data).encode() + b"\n", headers=tuple(headers.items()))
 
 

@@ -28,7 +28,7 @@ from types import TracebackType
 import httpx
 
 from drill.clock import Clock
-from drill.events import ACK_REFUSED, EventDraft
+from drill.evidence.events import AckRefused, EventDraft
 from drill.notify.base import verify_for
 
 Emit = Callable[[EventDraft], None]
@@ -121,10 +121,8 @@ class AckDesk:
         self.refusals += 1
         if self.refusals > _MAX_REFUSALS_RECORDED:
             return
-        data: dict[str, object] = {"reason": outcome.reason, "status": outcome.status, "by": by, "peer": peer}
-        if outcome.page_id:
-            data["page_id"] = outcome.page_id
-        self.emit(EventDraft(ACK_REFUSED, now, data))
+        refused = AckRefused(outcome.reason, outcome.status, by, peer, outcome.page_id or "")
+        self.emit(EventDraft(refused, now))
 
 
 # --- the HTTP endpoint --------------------------------------------------------------------------

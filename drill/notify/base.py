@@ -21,6 +21,7 @@ import tenacity
 
 from drill.clock import Clock
 from drill.errors import EXIT_USAGE, DrillError
+from drill.units import human_ms
 
 S = TypeVar("S")
 
@@ -190,7 +191,7 @@ async def deliver_with_retries(attempt: Callable[[], Awaitable[None]], ctx: Noti
             async with asyncio.timeout(policy.attempt_timeout_ms / 1000):
                 await attempt()
         except TimeoutError:
-            last = f"no answer within {policy.attempt_timeout_ms} ms"
+            last = f"no answer within {human_ms(policy.attempt_timeout_ms)}"
             raise DeliveryFailed(last, transient=True) from None
         except DeliveryFailed as exc:
             last = exc.reason
@@ -206,7 +207,7 @@ async def deliver_with_retries(attempt: Callable[[], Awaitable[None]], ctx: Noti
         async with asyncio.timeout(policy.deadline_ms / 1000):
             await retrying(one)
     except TimeoutError:
-        why = f"gave up after {policy.deadline_ms} ms"
+        why = f"gave up after {human_ms(policy.deadline_ms)}"
         return SendResult(False, ctx.redact(f"{why} ({last})" if last else why), attempts)
     except DeliveryFailed:
         return SendResult(False, ctx.redact(last), attempts)
@@ -306,7 +307,9 @@ async def post_json(
         ) as client:
             response = await client.post(url, json=dict(payload), headers=dict(headers or {}))
     except httpx.TimeoutException:
-        raise DeliveryFailed(f"no answer within {ctx.retry.attempt_timeout_ms} ms", transient=True) from None
+        raise DeliveryFailed(
+            f"no answer within {human_ms(ctx.retry.attempt_timeout_ms)}", transient=True
+        ) from None
     except httpx.TransportError as exc:
         raise DeliveryFailed(f"cannot reach the receiver ({type(exc).__name__})", transient=True) from None
     if not 200 <= response.status_code < 300:

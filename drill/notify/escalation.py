@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 
 from drill.clock import Clock
 from drill.errors import DrillError
-from drill.events import CHAIN_EXHAUSTED, PAGE_ACKED, PAGE_SENT, EventDraft
+from drill.evidence.events import ChainExhausted, EventDraft, PageAcked, PageSent
 from drill.notify.ack import AckDesk, AckServer, Emit
 from drill.notify.base import (
     Message,
@@ -201,7 +201,7 @@ def _spec_for(
         raise NotifierInvalid(
             f"{where}: unknown via {contact.via!r}", hint=f"one of: {', '.join(sorted(kinds))}"
         )
-    params = secrets.resolve(dict(contact.params), where)
+    params = secrets.resolve_params(contact.params, where)
     try:
         return kind, kind.parse(params)
     except NotifierInvalid as exc:
@@ -330,13 +330,10 @@ class _Escalation:
         if state.acked.is_set():
             return
         state.exhausted = True
-        data = {
-            "chain": chain.name,
-            "assets": list(state.affected.assets),
-            "contacts": len(chain.contacts),
-            "trigger_mono_ns": self.trigger_ns,
-        }
-        self.emit(EventDraft(CHAIN_EXHAUSTED, self.clock.monotonic_ns(), data))
+        exhausted = ChainExhausted(
+            chain.name, tuple(state.affected.assets), len(chain.contacts), self.trigger_ns
+        )
+        self.emit(EventDraft(exhausted, self.clock.monotonic_ns()))
 
     async def _wait(self, state: _ChainState, page: _Page, deadline: int) -> str:
         """Wait for the chain's ack, the deadline, or (optionally) the page's delivery failure."""
@@ -402,22 +399,22 @@ class _Escalation:
         if not result.ok:
             page.failed.set()
         done_ns = self.clock.monotonic_ns()
-        data = {
-            "page_id": page.page_id,
-            "chain": page.chain,
-            "chains": list(page.chains),
-            "contact": contact.name,
-            "via": contact.via,
-            "assets": list(page.assets),
-            "ok": result.ok,
-            "reason": result.reason,
-            "attempts": result.attempts,
-            "ack_within_ms": contact.ack_within_ms,
-            "delivery_ms": (done_ns - page.sent_ns) // _MS,
-            "trigger_mono_ns": self.trigger_ns,
-        }
+        sent = PageSent(
+            page_id=page.page_id,
+            chain=page.chain,
+            contact=contact.name,
+            via=contact.via,
+            assets=tuple(page.assets),
+            ok=result.ok,
+            reason=result.reason,
+            attempts=result.attempts,
+            ack_within_ms=contact.ack_within_ms,
+            chains=tuple(page.chains),
+            delivery_ms=(done_ns - page.sent_ns) // _MS,
+            trigger_mono_ns=self.trigger_ns,
+        )
         # stamped with the instant the page went out: time-to-ack counts from there
-        self.emit(EventDraft(PAGE_SENT, page.sent_ns, data))
+        self.emit(EventDraft(sent, page.sent_ns))
 
     def _acked(self, page: _Page, ack_ns: int, by: str) -> None:
         page.acked_ns, page.by = ack_ns, by
@@ -427,19 +424,19 @@ class _Escalation:
             if not state.acked.is_set() and not state.exhausted:
                 state.acked_ns, state.page_id = ack_ns, page.page_id
                 state.acked.set()
-        data = {
-            "page_id": page.page_id,
-            "chain": page.chain,
-            "chains": list(page.chains),
-            "contact": page.contact.name,
-            "via": page.contact.via,
-            "by": by,
-            "ack_ms": ack_ms,
-            "ack_within_ms": page.contact.ack_within_ms,
-            "met": ack_ms <= page.contact.ack_within_ms,
-            "since_trigger_ms": (ack_ns - self.trigger_ns) // _MS,
-        }
-        self.emit(EventDraft(PAGE_ACKED, ack_ns, data))
+        acked = PageAcked(
+            page_id=page.page_id,
+            chain=page.chain,
+            contact=page.contact.name,
+            via=page.contact.via,
+            by=by,
+            ack_ms=ack_ms,
+            ack_within_ms=page.contact.ack_within_ms,
+            met=ack_ms <= page.contact.ack_within_ms,
+            since_trigger_ms=(ack_ns - self.trigger_ns) // _MS,
+            chains=tuple(page.chains),
+        )
+        self.emit(EventDraft(acked, ack_ns))
         if self.resolve_on_ack and page.contact.via == "pagerduty" and self.tg is not None:
             with contextlib.suppress(RuntimeError):  # the group is just closing: too late to resolve
                 self.tg.create_task(self._resolve(page))

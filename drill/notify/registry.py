@@ -11,10 +11,7 @@ from drill.notify.pagerduty import PAGERDUTY
 from drill.notify.slack import SLACK
 from drill.notify.webhook import WEBHOOK
 
+# Keyed by each kind's own name, so a kind cannot be registered under another one.
 NOTIFIER_KINDS: dict[str, NotifierKind[Any]] = {
-    WEBHOOK.name: WEBHOOK,
-    SLACK.name: SLACK,
-    DINGTALK.name: DINGTALK,
-    PAGERDUTY.name: PAGERDUTY,
-    EMAIL.name: EMAIL,
+    kind.name: kind for kind in (WEBHOOK, SLACK, DINGTALK, PAGERDUTY, EMAIL)
 }

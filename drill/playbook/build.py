@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drill.errors import Diagnostic
+from drill.evidence.snapshot import Metadata, Participant, ThirdParty
 from drill.playbook.durations import parse_duration_ms
 from drill.playbook.load import Document, JsonPath, format_path
 from drill.playbook.model import (
@@ -15,9 +16,7 @@ from drill.playbook.model import (
     ContactChain,
     ManualStep,
     MarkStep,
-    Metadata,
     ParallelStep,
-    Participant,
     PauseStep,
     Playbook,
     Pos,
@@ -26,7 +25,6 @@ from drill.playbook.model import (
     Settings,
     Step,
     StopCondition,
-    ThirdParty,
     Tier,
     WaitFor,
     WaitForStep,

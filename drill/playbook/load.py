@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -34,6 +34,8 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 JsonPath = tuple[str | int, ...]
+Scalar = str | int | float | bool | None
+Mark = yaml.error.Mark | yaml._yaml.Mark  # PyYAML's pure and libyaml marks: line and column 0-based
 
 _TAG = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")} | {"!"}
@@ -60,8 +62,10 @@ class Document:
     file: str
     data: dict[str, Any]
     sha256: str
-    marks: dict[int, list[Any]] = field(repr=False)  # id(container) -> [key, value, ...] or [item, ...]
-    root_mark: Any = field(default=None, repr=False)
+    marks: dict[int, list[Mark | None]] = field(
+        repr=False
+    )  # id(container) -> [key, value, ...] or [item, ...]
+    root_mark: Mark | None = field(default=None, repr=False)
 
     def pos(self, path: JsonPath) -> Pos:
         """Position of the value at path, or of its nearest ancestor that exists."""
@@ -80,7 +84,7 @@ class Document:
         entries = self.marks.get(id(items))
         return _pos(entries[index]) if entries is not None and index < len(entries) else Pos(1, 1)
 
-    def _mark(self, path: JsonPath, *, key: bool) -> Any:
+    def _mark(self, path: JsonPath, *, key: bool) -> Mark | None:
         node: Any = self.data
         mark = self.root_mark
         last = len(path) - 1
@@ -183,21 +187,27 @@ def _invalid(name: str, line: int, col: int, message: str) -> PlaybookInvalid:
     return PlaybookInvalid([Diagnostic(Location(name, line, col), "error", message, code="load")])
 
 
-def _pos(mark: Any) -> Pos:
+def _pos(mark: Mark | None) -> Pos:
     return Pos(mark.line + 1, mark.column + 1) if mark is not None else Pos(1, 1)
 
 
 class _Frame:
     __slots__ = ("anchor", "container", "is_map", "key", "key_mark", "marks", "nodes_at_start")
 
-    def __init__(self, container: Any, marks: list[Any], anchor: str | None, nodes: int) -> None:
-        self.container = container
+    def __init__(
+        self,
+        container: dict[str, object] | list[object],
+        marks: list[Mark | None],
+        anchor: str | None,
+        nodes: int,
+    ) -> None:
+        self.container: Any = container  # the hot loop switches on is_map instead of narrowing
         self.is_map = isinstance(container, dict)
         self.marks = marks
         self.anchor = anchor
         self.nodes_at_start = nodes
         self.key: str | None = None
-        self.key_mark: Any = None
+        self.key_mark: Mark | None = None
 
 
 _SCALAR, _ALIAS = yaml.ScalarEvent, yaml.AliasEvent
@@ -214,14 +224,14 @@ class _Builder:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.marks: dict[int, list[Any]] = {}  # see Document.marks; yaml Marks become Pos lazily
+        self.marks: dict[int, list[Mark | None]] = {}  # see Document.marks; yaml Marks become Pos lazily
         self.problems: list[Diagnostic] = []
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.stack: list[_Frame] = []
         self.alias_nodes = 0
         self.documents = 0
         self.root: Any = None
-        self.root_mark: Any = None
+        self.root_mark: Mark | None = None
 
     def build(self, text: str) -> dict[str, Any]:
         try:
@@ -321,9 +331,9 @@ class _Builder:
         finally:
             parser.dispose()
 
-    def _key(self, frame: _Frame, event: Any, kind: type) -> None:
+    def _key(self, frame: _Frame, event: yaml.ScalarEvent | yaml.CollectionStartEvent, kind: type) -> None:
         """A mapping key out of the common case: not a string, a merge key, tagged, or a duplicate."""
-        if kind is not _SCALAR:
+        if not isinstance(event, yaml.ScalarEvent):
             self._stop(_pos(event.start_mark), "mapping keys must be plain strings")
         if event.tag is not None:
             self._check_tag(event)
@@ -333,7 +343,7 @@ class _Builder:
             self._stop(_pos(event.start_mark), msg)
         if key in frame.container:
             first = frame.marks[2 * list(frame.container).index(key)]
-            msg = f"duplicate key {key!r} (first defined at line {first.line + 1})"
+            msg = f"duplicate key {key!r} (first defined at line {_pos(first).line})"
             self.problems.append(self._diag(_pos(event.start_mark), msg))
         frame.key, frame.key_mark = key, event.start_mark
 
@@ -348,11 +358,11 @@ class _Builder:
     def _diag(self, pos: Pos, message: str) -> Diagnostic:
         return Diagnostic(Location(self.name, pos.line, pos.col), "error", message, code="load")
 
-    def _stop(self, pos: Pos, message: str) -> None:
+    def _stop(self, pos: Pos, message: str) -> NoReturn:
         self.problems.append(self._diag(pos, message))
         raise _Stop
 
-    def _alias(self, event: Any) -> tuple[Any, int]:
+    def _alias(self, event: yaml.AliasEvent) -> tuple[Any, int]:
         pos = _pos(event.start_mark)
         if event.anchor not in self.anchors:
             self._stop(pos, f"alias *{event.anchor} refers to no anchor defined before it")
@@ -366,19 +376,19 @@ class _Builder:
             self._stop(pos, "an alias cannot be a mapping key")
         return value, size
 
-    def _check_tag(self, event: Any) -> None:
-        tag = event.tag
+    def _check_tag(self, event: yaml.ScalarEvent | yaml.CollectionStartEvent) -> None:
+        tag = event.tag or "!"
         if tag in _ALLOWED_TAGS:
             return
         shown = "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
         msg = f"YAML tag {shown} is not allowed: a playbook holds plain data (strings, numbers, lists, maps)"
         self.problems.append(self._diag(_pos(event.start_mark), msg))
 
-    def _scalar(self, event: Any) -> Any:
+    def _scalar(self, event: yaml.ScalarEvent) -> Scalar:
         """A tagged scalar: only the standard tags, and the value must fit its tag."""
         self._check_tag(event)
         value: str = event.value
-        tag = event.tag
+        tag = event.tag or "!"
         if tag == "!" or tag == f"{_TAG}str":
             return value
         converted = _resolve_plain(value)
@@ -392,7 +402,7 @@ class _Builder:
         return converted
 
 
-def _resolve_plain(value: str) -> Any:
+def _resolve_plain(value: str) -> Scalar:
     """YAML 1.2 core schema for an untagged plain scalar."""
     if value in _NULL:
         return None
@@ -417,7 +427,7 @@ def _resolve_plain(value: str) -> Any:
     return value
 
 
-def _kind_name(value: Any) -> str:
+def _kind_name(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     if value is None:

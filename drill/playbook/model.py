@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-TestType = Literal["tabletop", "functional", "full-scale", "switchover"]
-State = Literal["up", "down"]
+from drill.evidence.events import State
+from drill.evidence.snapshot import Metadata, PageOn, StepKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,44 +27,8 @@ class Pos:
 NOWHERE = Pos()
 
 
-def _pos() -> Any:
+def _pos() -> Pos:
     return field(default=NOWHERE, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Participant:
-    name: str
-    role: str  # drill-lead | decision-maker | independent-observer | operator | participant
-    contact: str = ""
-    organisation: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ThirdParty:
-    name: str
-    role: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Metadata:
-    """What an auditor asks of every exercise (NIST SP 800-84, ISO 22301 §8.5, DORA art. 11-12)."""
-
-    name: str
-    owner: str
-    description: str = ""
-    version: str = ""
-    quarter: str = ""
-    test_type: TestType = "functional"
-    objectives: tuple[str, ...] = ()
-    success_criteria: tuple[str, ...] = ()
-    assumptions: tuple[str, ...] = ()
-    exclusions: tuple[str, ...] = ()
-    third_parties: tuple[ThirdParty, ...] = ()
-    participants: tuple[Participant, ...] = ()
-    business_impact_ref: str = ""
-    previous_drill: str = ""  # ISO date, YYYY-MM-DD
-    planned_start: str = ""  # ISO 8601 with offset
-    planned_duration_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +41,7 @@ class Settings:
     rise: int = 2
     pass_tiers: tuple[str, ...] = ()  # empty: the first two tiers decide the verdict
     max_duration_ms: int = 0  # 0: no limit beyond the steps' own
-    page_on: Literal["declare", "asset-down", "never"] = "declare"
+    page_on: PageOn = "declare"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +85,11 @@ class Probe:
     rise: int
     pos: Pos = _pos()
 
+    @property
+    def detection_bound_ms(self) -> int:
+        """The longest an outage can go unnoticed: fall consecutive failures, one interval apart."""
+        return self.interval_ms * self.fall
+
 
 @dataclass(frozen=True, slots=True)
 class Asset:
@@ -162,7 +131,7 @@ class ActionStep:
     action: Action
     timeout_ms: int = 60_000
     retry: Retry = Retry()
-    inject: bool = False  # completion of this step is t_inject
+    inject: bool = False  # completion of this step is t_inject (see injects)
     pos: Pos = _pos()
 
 
@@ -215,16 +184,28 @@ def walk_steps(steps: Iterable[Step]) -> Iterator[Step]:
             yield from walk_steps(step.steps)
 
 
-def step_kind(step: Step) -> str:
+_KINDS: dict[type[Step], StepKind] = {
+    MarkStep: StepKind.MARK,
+    ActionStep: StepKind.ACTION,
+    WaitForStep: StepKind.WAIT_FOR,
+    PauseStep: StepKind.PAUSE,
+    ManualStep: StepKind.MANUAL,
+    ParallelStep: StepKind.PARALLEL,
+}
+STEP_KINDS: tuple[StepKind, ...] = tuple(StepKind)
+DISASTER_MARK = "disaster"
+
+
+def step_kind(step: Step) -> StepKind:
     """The YAML key that made this step: mark, action, wait_for, pause, manual, parallel."""
-    return {
-        MarkStep: "mark",
-        ActionStep: "action",
-        WaitForStep: "wait_for",
-        PauseStep: "pause",
-        ManualStep: "manual",
-        ParallelStep: "parallel",
-    }[type(step)]
+    return _KINDS[type(step)]
+
+
+def injects(step: Step) -> bool:
+    """Whether this step's completion is t_inject: marked `inject`, or the `disaster` mark."""
+    if isinstance(step, MarkStep) and step.mark == DISASTER_MARK:
+        return True
+    return isinstance(step, MarkStep | ActionStep) and step.inject
 
 
 @dataclass(frozen=True, slots=True)

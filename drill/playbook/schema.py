@@ -45,7 +45,7 @@ class CompiledSchema:
         self.validator = Draft202012Validator(schema)
         self._fast = _rs.validator_for(schema) if _rs is not None else None
 
-    def is_valid(self, instance: Any) -> bool:
+    def is_valid(self, instance: object) -> bool:
         if self._fast is not None:
             try:
                 return bool(self._fast.is_valid(instance))
@@ -111,7 +111,7 @@ def _inline(fragment: dict[str, Any], name: str) -> dict[str, Any]:
     if local:
         fragment["$defs"] = local
 
-        def rewrite(node: Any) -> None:
+        def rewrite(node: object) -> None:
             if isinstance(node, dict):
                 ref = node.get("$ref")
                 if isinstance(ref, str) and ref.startswith("#/$defs/"):

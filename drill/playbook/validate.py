@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,11 @@ from jsonschema.exceptions import ValidationError
 
 from drill.errors import Diagnostic, PlaybookInvalid
 from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook
-from drill.playbook.build import parse_duration_cached as _parse
 from drill.playbook.load import Document, JsonPath, format_path, gc_paused, load_document
-from drill.playbook.model import Playbook
+from drill.playbook.model import STEP_KINDS, Playbook
 from drill.playbook.schema import ENVELOPE, compiled, fragment_name, known_kinds
+from drill.units import human_ms
 
-STEP_KINDS = ("mark", "action", "wait_for", "pause", "manual", "parallel")
 _MODIFIERS = {"inject": ("mark", "action"), "timeout": ("action", "manual"), "retry": ("action",)}
 _JSON_TYPES = {
     "object": "a mapping",
@@ -69,13 +68,15 @@ def check_document(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
             checker.diagnostics.extend(problems)
             if any(d.severity == "error" for d in problems):
                 playbook = None
+            if playbook is not None:
+                checker.detection_bounds(playbook)
     diagnostics = sorted(
         checker.diagnostics, key=lambda d: (d.location.line, d.location.col, d.severity, d.message)
     )
     return playbook, diagnostics
 
 
-def suggest(word: object, candidates: Any) -> str:
+def suggest(word: object, candidates: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when a candidate is close to word, else ''."""
     if not isinstance(word, str):
         return ""
@@ -87,7 +88,7 @@ def _where(path: JsonPath) -> str:
     return format_path(path) or "top level"
 
 
-def _describe(value: Any) -> str:
+def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -101,16 +102,16 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _as_list(value: Any) -> list[Any]:
+def _as_list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """value when it is a string, else '' (a safe dictionary key whatever the document holds)."""
     return value if isinstance(value, str) else ""
 
 
-def _as_map(value: Any) -> dict[str, Any]:
+def _as_map(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -136,7 +137,7 @@ class _Checker:
         self.kinds()
         self.semantics()
 
-    def schema(self, relative: str, instance: Any, prefix: JsonPath) -> None:
+    def schema(self, relative: str, instance: object, prefix: JsonPath) -> None:
         schema = compiled(relative)
         if schema.is_valid(instance):
             return
@@ -193,7 +194,7 @@ class _Checker:
             self.kind_params("action", kind, params, (*path, kind), ())
 
     def kind_params(
-        self, family: str, kind: str, params: Any, path: JsonPath, others: tuple[str, ...]
+        self, family: str, kind: str, params: object, path: JsonPath, others: tuple[str, ...]
     ) -> None:
         kinds = known_kinds(family)
         if kind not in kinds:
@@ -241,7 +242,6 @@ class _Checker:
         graph = self.edges(assets)
         self.dependency_cycles(assets, graph)
         self.dependency_tiers(tiers, assets, graph)
-        self.detection_bounds(tiers)
         self.step_rules(tiers, assets)
         self.stop_rules(tiers, assets)
         self.metadata_dates()
@@ -292,7 +292,7 @@ class _Checker:
                     names[name] = p
         return ids
 
-    def ref(self, path: JsonPath, value: Any, known: Any, what: str) -> None:
+    def ref(self, path: JsonPath, value: object, known: Collection[str], what: str) -> None:
         if isinstance(value, str) and value not in known:
             self.error(
                 path, f"{_where(path)}: unknown {what} {value!r}{suggest(value, known)}", code="reference"
@@ -369,36 +369,21 @@ class _Checker:
                         code="tier-order",
                     )
 
-    def detection_bounds(self, tiers: dict[str, int]) -> None:
+    def detection_bounds(self, playbook: Playbook) -> None:
         """Warn when an RTO target is shorter than the time a probe needs to notice an outage."""
-        settings = _as_map(self.data.get("settings"))
-        default_interval = _ms(settings.get("interval"), 1000)
-        default_fall = settings.get("fall") if isinstance(settings.get("fall"), int) else 2
-        tier_rto = {
-            t["name"]: _ms(t.get("rto"), None)
-            for t in _as_list(self.data.get("tiers"))
-            if isinstance(t, dict) and isinstance(t.get("name"), str)
-        }
-        for a, asset in enumerate(_as_list(self.data.get("assets"))):
-            asset = _as_map(asset)
-            own = "rto" in asset
-            rto = _ms(asset.get("rto"), None) if own else tier_rto.get(_text(asset.get("tier")))
-            if rto is None:
-                continue
-            for probe in map(_as_map, _as_list(asset.get("probes"))):
-                interval = _ms(probe.get("interval"), None) if "interval" in probe else default_interval
-                fall = probe.get("fall", default_fall)
-                if interval is None or not isinstance(fall, int) or isinstance(fall, bool):
-                    continue
-                bound = interval * fall
+        for a, asset in enumerate(playbook.assets):
+            rto = playbook.rto_ms(asset)
+            for probe in asset.probes:
+                bound = probe.detection_bound_ms
                 if rto < bound:
-                    path: JsonPath = ("assets", a, "rto") if own else ("assets", a, "tier")
+                    path: JsonPath = (
+                        ("assets", a, "rto") if asset.rto_ms is not None else ("assets", a, "tier")
+                    )
                     self.warn(
                         path,
-                        f"assets[{a}]: RTO target {_fmt(rto)} of asset {asset.get('id')!r} is shorter"
-                        f" than the detection bound of its probe {probe.get('name')!r}"
-                        f" (interval {_fmt(interval)} x fall"
-                        f" {fall} = {_fmt(bound)})",
+                        f"assets[{a}]: RTO target {human_ms(rto)} of asset {asset.id!r} is shorter"
+                        f" than the detection bound of its probe {probe.name!r}"
+                        f" (interval {human_ms(probe.interval_ms)} x fall {probe.fall} = {human_ms(bound)})",
                         code="detection-bound",
                     )
                     break
@@ -478,23 +463,6 @@ class _Checker:
                 )
 
 
-def _ms(value: Any, default: int | None) -> int | None:
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        return 0 if value == 0 and not isinstance(value, bool) else None
-    try:
-        return _parse(value)
-    except ValueError:
-        return None
-
-
-def _fmt(ms: int) -> str:
-    from drill.playbook.durations import format_duration_ms
-
-    return format_duration_ms(ms)
-
-
 # -- schema errors to messages -----------------------------------------------------------------
 def _explain(
     err: ValidationError, prefix: JsonPath, root: dict[str, Any]
@@ -549,12 +517,12 @@ def _explain(
     return [(path, f"{where}: {err.message}", False)]
 
 
-def _types(wanted: Any) -> str:
+def _types(wanted: object) -> str:
     names = wanted if isinstance(wanted, list) else [wanted]
     return " or ".join(_JSON_TYPES.get(str(n), str(n)) for n in names)
 
 
-def _pattern_message(value: Any, schema: dict[str, Any], defs: dict[str, Any]) -> str:
+def _pattern_message(value: object, schema: dict[str, Any], defs: dict[str, Any]) -> str:
     pattern = schema.get("pattern", "")
     if schema == defs.get("name"):
         rule = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -570,7 +538,7 @@ def _pattern_message(value: Any, schema: dict[str, Any], defs: dict[str, Any]) -
     return f"{value!r} is not in the expected form{hint}{example}"
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -586,7 +554,7 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
-def _branch_type(branch: Any, root: dict[str, Any]) -> list[str]:
+def _branch_type(branch: object, root: dict[str, Any]) -> list[str]:
     if not isinstance(branch, dict):
         return []
     if "$ref" in branch and isinstance(branch["$ref"], str) and branch["$ref"].startswith("#/$defs/"):

@@ -12,10 +12,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from drill.clock import utc_iso, wall_now
-from drill.events import CANARY_WRITTEN, RPO_MEASURED, RPO_UNMEASURED, EventDraft
+from drill.evidence.events import CanaryWritten, EventDraft, RpoMeasured, RpoUnmeasured
 from drill.probes.base import ProbeContext
 
 _STATE = "canary"
@@ -78,14 +77,7 @@ def record_failure(ctx: ProbeContext) -> None:
 
 
 def _emit_written(ctx: ProbeContext, write: Write) -> None:
-    ctx.emit(
-        EventDraft(
-            type=CANARY_WRITTEN,
-            mono_ns=write.mono_ns,
-            asset=ctx.asset,
-            data={"probe": ctx.probe, "seq": write.seq, "utc": write.utc},
-        )
-    )
+    ctx.emit(EventDraft(CanaryWritten(ctx.probe, write.seq, write.utc), write.mono_ns, ctx.asset))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +91,16 @@ class RpoResult:
     lost_writes: int
     rpo_ms: int
 
-    def as_data(self, probe: str) -> dict[str, Any]:
-        return {
-            "probe": probe,
-            "last_acked_seq": self.last_acked_seq,
-            "last_acked_utc": self.last_acked_utc,
-            "last_surviving_seq": self.last_surviving_seq,
-            "surviving_utc": self.surviving_utc,
-            "lost_writes": self.lost_writes,
-            "rpo_ms": self.rpo_ms,
-        }
+    def event(self, probe: str) -> RpoMeasured:
+        return RpoMeasured(
+            probe=probe,
+            last_acked_seq=self.last_acked_seq,
+            last_acked_utc=self.last_acked_utc,
+            last_surviving_seq=self.last_surviving_seq,
+            surviving_utc=self.surviving_utc,
+            lost_writes=self.lost_writes,
+            rpo_ms=self.rpo_ms,
+        )
 
 
 def compute_rpo(acked: dict[int, Write], surviving: Iterable[int]) -> RpoResult:
@@ -147,14 +139,7 @@ def compute_rpo(acked: dict[int, Write], surviving: Iterable[int]) -> RpoResult:
 def emit_rpo(ctx: ProbeContext, surviving: Iterable[int]) -> RpoResult:
     """Compare what this probe saw acknowledged with what survived, and journal rpo.measured."""
     result = compute_rpo(state(ctx).acked, surviving)
-    ctx.emit(
-        EventDraft(
-            type=RPO_MEASURED,
-            mono_ns=ctx.monotonic_ns(),
-            asset=ctx.asset,
-            data=result.as_data(ctx.probe),
-        )
-    )
+    ctx.emit(EventDraft(result.event(ctx.probe), ctx.monotonic_ns(), ctx.asset))
     return result
 
 
@@ -162,22 +147,5 @@ def emit_unmeasured(ctx: ProbeContext, reason: str) -> None:
     """Journal that the surviving writes could not be read: RPO stays null in results, with the reason."""
     st = state(ctx)
     last = st.last_acked
-    ctx.emit(
-        EventDraft(
-            type=RPO_UNMEASURED,
-            mono_ns=ctx.monotonic_ns(),
-            asset=ctx.asset,
-            data={
-                "probe": ctx.probe,
-                "reason": reason,
-                "last_acked_seq": last.seq if last else 0,
-                "last_acked_utc": last.utc if last else None,
-            },
-        )
-    )
-
-
-def format_ms(seconds: float) -> str:
-    """'2 s' or '500 ms' for messages."""
-    ms = round(seconds * 1000)
-    return f"{ms // 1000} s" if ms % 1000 == 0 else f"{ms} ms"
+    unmeasured = RpoUnmeasured(ctx.probe, reason, last.seq if last else 0, last.utc if last else None)
+    ctx.emit(EventDraft(unmeasured, ctx.monotonic_ns(), ctx.asset))

@@ -13,6 +13,7 @@ import dns.resolver
 
 from drill.errors import UsageError
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.units import human_ms
 
 _NAME_TYPES = frozenset({"CNAME", "NS", "PTR", "MX", "SRV", "DNAME"})
 
@@ -78,7 +79,9 @@ async def probe_dns(spec: DnsSpec, ctx: ProbeContext) -> Observation:
     except dns.resolver.NoNameservers as exc:
         return fail(f"{server} could not answer for {spec.name} {spec.type}: {exc}", transient=True)
     except dns.exception.Timeout:
-        return fail(f"no answer from {server} within {round(resolver.lifetime * 1000)} ms", transient=True)
+        return fail(
+            f"no answer from {server} within {human_ms(round(resolver.lifetime * 1000))}", transient=True
+        )
     except (dns.exception.DNSException, OSError, ValueError) as exc:
         return fail(f"query to {server} for {spec.name} {spec.type} failed: {exc}", transient=True)
     got = sorted(_normalise(rdata.to_text(), spec.type) for rdata in answer)

@@ -13,6 +13,7 @@ import httpx
 
 from drill.errors import UsageError
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.pool import HTTP_POOL
 from drill.probes.tcp import connect_failure_reason
 
 BODY_LIMIT = 1024 * 1024  # body bytes examined by body checks; the rest is not read
@@ -67,8 +68,9 @@ def parse(params: Mapping[str, Any]) -> HttpSpec:
     )
 
 
-def _as_list(value: Any) -> list[int]:
-    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
+def _as_list(value: object) -> list[int]:
+    items = value if isinstance(value, list | tuple) else [value]
+    return [int(str(v)) for v in items]  # the schema admits integers only
 
 
 def _pairs(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -77,20 +79,20 @@ def _pairs(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
 
 async def probe_http(spec: HttpSpec, ctx: ProbeContext) -> Observation:
     """Send the request; check status, headers, then the body (first BODY_LIMIT bytes)."""
-    client = ctx.http(spec.verify_tls)
     try:
-        request = client.build_request(
-            spec.method, _parsed(spec.url), headers=spec.headers, content=spec.body
-        )
-        response = await client.send(request, stream=True, follow_redirects=spec.follow_redirects)
-        try:
-            problem = _check_head(spec, response)
-            if problem or not spec.reads_body:
-                body = b""
-            else:
-                body = await _read_body(response)
-        finally:
-            await response.aclose()
+        with ctx.resource(HTTP_POOL).lease(spec.verify_tls) as client:
+            request = client.build_request(
+                spec.method, _parsed(spec.url), headers=spec.headers, content=spec.body
+            )
+            response = await client.send(request, stream=True, follow_redirects=spec.follow_redirects)
+            try:
+                problem = _check_head(spec, response)
+                if problem or not spec.reads_body:
+                    body = b""
+                else:
+                    body = await _read_body(response)
+            finally:
+                await response.aclose()
     except httpx.InvalidURL as exc:
         return fail(f"invalid URL {spec.url!r}: {exc}")
     except httpx.UnsupportedProtocol:
@@ -178,7 +180,7 @@ def _check_body(spec: HttpSpec, raw: bytes) -> str:
     return ""
 
 
-def _dig(document: Any, path: str) -> Any:
+def _dig(document: object, path: str) -> object:
     """Follow a dotted path; integer parts index lists (items.0.name)."""
     node = document
     for part in path.split("."):
@@ -196,4 +198,5 @@ KIND: ProbeKind[HttpSpec] = ProbeKind(
     parse=parse,
     run=probe_http,
     summary="one HTTP request; checks status, headers, body substring/regex, JSON fields",
+    resources=(HTTP_POOL,),
 )

@@ -16,6 +16,7 @@ import httpx
 
 from drill.probes import canary
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.pool import HTTP_POOL
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +51,15 @@ def _answer_reason(resp: httpx.Response) -> str:
 
 async def probe_kv(spec: KvSpec, ctx: ProbeContext) -> Observation:
     """GET /health, or with canary=true write the next canary to the master."""
-    client = ctx.http()
     try:
-        if not spec.canary:
-            resp = await client.get(f"{spec.url}/health")
-            return ok() if resp.status_code == 200 else fail(_answer_reason(resp))
-        st = canary.state(ctx)
-        seq, utc = st.claim()
-        key = urllib.parse.quote(f"{spec.canary_key}:{st.run}:{seq}", safe="")
-        resp = await client.put(f"{spec.url}/kv/{key}", content=utc.encode())
+        with ctx.resource(HTTP_POOL).lease() as client:
+            if not spec.canary:
+                resp = await client.get(f"{spec.url}/health")
+                return ok() if resp.status_code == 200 else fail(_answer_reason(resp))
+            st = canary.state(ctx)
+            seq, utc = st.claim()
+            key = urllib.parse.quote(f"{spec.canary_key}:{st.run}:{seq}", safe="")
+            resp = await client.put(f"{spec.url}/kv/{key}", content=utc.encode())
     except httpx.HTTPError as exc:
         if spec.canary:
             canary.record_failure(ctx)
@@ -76,7 +77,8 @@ async def finish_kv(spec: KvSpec, ctx: ProbeContext) -> None:
         return
     prefix = f"{spec.canary_key}:{canary.state(ctx).run}:"
     try:
-        resp = await ctx.http().get(f"{spec.url}/kv", params={"prefix": prefix})
+        with ctx.resource(HTTP_POOL).lease() as client:
+            resp = await client.get(f"{spec.url}/kv", params={"prefix": prefix})
         items = resp.json()["items"] if resp.status_code == 200 else None
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         canary.emit_unmeasured(ctx, f"cannot read surviving canary writes: {exc}")
@@ -93,4 +95,5 @@ KIND: ProbeKind[KvSpec] = ProbeKind(
     run=probe_kv,
     summary="the demo lab's key-value service: liveness, or canary writes for RPO",
     finish=finish_kv,
+    resources=(HTTP_POOL,),
 )

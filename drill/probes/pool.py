@@ -24,12 +24,14 @@ import contextlib
 import http.cookiejar
 import importlib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpcore
 import httpx
+
+from drill.probes.base import ResourceKind
 
 # httpx loads these on its first request: ~130 ms that would block the event loop inside the
 # first probe's tick and delay every other probe. The pool loads them up front instead.
@@ -81,6 +83,16 @@ class HttpPool:
                 if slot.client is client:
                     slot.load = max(0, slot.load - 1)
                     return
+
+    @contextlib.contextmanager
+    def lease(self, verify: bool = True) -> Iterator[httpx.AsyncClient]:
+        """The least loaded client, counted as in flight until the block ends (a probe's request)."""
+        slot = self._pick(verify)
+        slot.load += 1
+        try:
+            yield slot.client
+        finally:
+            slot.load = max(0, slot.load - 1)
 
     def client(self, verify: bool = True) -> httpx.AsyncClient:
         """A client for one-off use (dry runs, actions): the least loaded one, not counted."""
@@ -192,7 +204,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         return self
 
-    def get_extra_info(self, info: str) -> Any:
+    def get_extra_info(self, info: str) -> object:
         if info == "ssl_object":
             return self._writer.get_extra_info("ssl_object")
         if info == "client_addr":
@@ -248,3 +260,15 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+def open_http_pool(specs: Sequence[object]) -> HttpPool:
+    """The run's pool, with the clients the first tick needs built now (not inside the tick)."""
+    pool = HttpPool()
+    for verify in (True, False):
+        # a spec without verify_tls (kv) talks plain HTTP and takes the verifying clients
+        pool.prewarm(sum(getattr(spec, "verify_tls", True) is verify for spec in specs), verify)
+    return pool
+
+
+HTTP_POOL: ResourceKind[HttpPool] = ResourceKind("http-pool", open_http_pool)

@@ -21,6 +21,7 @@ from psycopg import sql
 
 from drill.probes import canary
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.units import human_ms
 
 _MAX_ORPHANS = 8  # writes still stuck from earlier ticks; beyond this we stop opening connections
 T = TypeVar("T")
@@ -147,7 +148,7 @@ async def probe_postgres(spec: PostgresSpec, ctx: ProbeContext) -> Observation:
         conn, where = await _bounded(ctx, work, conn)
     except TimeoutError:
         what = "write not acknowledged" if spec.canary else "no answer"
-        return _failed(ctx, spec, f"{what} within {canary.format_ms(ctx.timeout_s)}")
+        return _failed(ctx, spec, f"{what} within {human_ms(round(ctx.timeout_s * 1000))}")
     except psycopg.Error as exc:
         await _close_quietly(conn)
         return _failed(ctx, spec, _describe(exc))
@@ -193,7 +194,7 @@ async def _read_survivors(spec: PostgresSpec, ctx: ProbeContext) -> None:
         surviving = await _bounded(ctx, work, None)
     except TimeoutError:
         canary.emit_unmeasured(
-            ctx, f"cannot read surviving canary rows within {canary.format_ms(ctx.timeout_s)}"
+            ctx, f"cannot read surviving canary rows within {human_ms(round(ctx.timeout_s * 1000))}"
         )
         return
     except (psycopg.Error, OSError) as exc:

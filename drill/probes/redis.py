@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from drill.probes import canary
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.units import human_ms
 
 _CANARY_TTL_S = 86_400  # the canary set is evidence for a day, then Redis forgets it
 
@@ -75,7 +76,9 @@ def _client(host: str, port: int, timeout_s: float, *, password: str | None = No
     )
 
 
-async def _close(client: Any) -> None:
+async def _close(client: Redis | None) -> None:
+    if client is None:
+        return
     with contextlib.suppress(Exception):
         await client.aclose()
 
@@ -150,7 +153,7 @@ async def probe_redis(spec: RedisSpec, ctx: ProbeContext) -> Observation:
         await _drop_client(ctx)
         what = "write not acknowledged" if spec.canary else "no answer"
         return _failed(
-            ctx, spec, f"{what} by {where} within {canary.format_ms(ctx.timeout_s)}", transient=True
+            ctx, spec, f"{what} by {where} within {human_ms(round(ctx.timeout_s * 1000))}", transient=True
         )
     except (RedisError, OSError) as exc:
         await _drop_client(ctx)

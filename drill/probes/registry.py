@@ -1,4 +1,4 @@
-"""The one list of probe kinds: adding a kind is a new module, its schema fragment and one line here."""
+"""The one list of probe kinds: adding a kind is a new module, its schema fragment and its name here."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from typing import Any
 from drill.probes import command, dns, http, kv, postgres, redis, tcp
 from drill.probes.base import ProbeKind
 
+# Keyed by each kind's own name, so a kind cannot be registered under another one.
 PROBE_KINDS: dict[str, ProbeKind[Any]] = {
-    "http": http.KIND,
-    "tcp": tcp.KIND,
-    "dns": dns.KIND,
-    "command": command.KIND,
-    "redis": redis.KIND,
-    "postgres": postgres.KIND,
-    "kv": kv.KIND,
+    kind.name: kind
+    for kind in (
+        http.KIND,
+        tcp.KIND,
+        dns.KIND,
+        command.KIND,
+        redis.KIND,
+        postgres.KIND,
+        kv.KIND,
+    )
 }

@@ -1,44 +1,61 @@
-"""Build the drill report: results + journal summary + playbook document -> one plain dict.
+"""Build the drill report: a folded journal (typed results + the journalled plan) -> a Report.
 
-`build_report` is pure: the same inputs always give the same dict, so the same journal always
+`build_report` is pure: the same inputs always give the same Report, so the same journal always
 gives byte-identical canonical JSON (report_id and generated_utc are derived from the journal).
 The report holds what auditors ask of an exercise report (NIST SP 800-84, ISO 22301 §8.5,
-DORA art. 11-12, 24-26) and nothing secret: probe, action and notifier parameters are never copied.
+DORA art. 11-12, 24-26) and nothing secret: probe, action and notifier parameters are never in
+the plan, so they cannot be copied here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+
+import jsonschema
 
 from drill.clock import parse_utc, utc_iso
-from drill.errors import JournalInvalid
-from drill.events import RUN_FINISHED, RUN_STARTED, Event
-from drill.playbook.durations import parse_duration_ms
-from drill.report._view import fmt_ms as _fmt_ms
-from drill.report.canonical import canonical_bytes, reject_floats
+from drill.errors import JournalInvalid, UsageError
+from drill.evidence.canonical import canonical_bytes
+from drill.evidence.events import ManualAnswer, RunStarted, StepStatus
+from drill.evidence.journal import JournalStream, JournalSummary, file_sha256
+from drill.evidence.snapshot import Phase, Plan, PlanStep
+from drill.report.model import (
+    REPORT_FORMAT,
+    SEVERITIES,
+    ChainSection,
+    Cleanup,
+    ContactRow,
+    Deviation,
+    EvidenceFile,
+    Exercise,
+    Finding,
+    FindingCounts,
+    JournalBlock,
+    People,
+    PlannedStep,
+    PlaybookSection,
+    Report,
+    RunSection,
+    Scope,
+    Severity,
+    Signer,
+    StopConditionRow,
+    Summary,
+    Tool,
+    report_data,
+    report_from_data,
+)
+from drill.resources import load_schema
+from drill.results import AssetResult, FoldedRun, Results, StepResult, fold_journal
+from drill.units import human_ms
 
-REPORT_FORMAT = "drill-report/v1"
 REPORT_FILE = "report.json"
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-STEP_KINDS = ("mark", "action", "wait_for", "pause", "manual", "parallel")
-
-
-class JournalSummaryLike(Protocol):
-    """What the report needs of drill.run.journal.JournalSummary."""
-
-    @property
-    def sha256(self) -> str: ...
-
-    @property
-    def count(self) -> int: ...
-
-    @property
-    def head(self) -> str: ...
 
 
 def report_id_for(run_id: str, journal_head: str) -> str:
@@ -56,69 +73,67 @@ def tool_version() -> str:
 
 
 def build_report(
-    results: Mapping[str, Any],
-    journal_summary: JournalSummaryLike,
-    playbook_document: Mapping[str, Any],
+    folded: FoldedRun,
+    journal: JournalSummary,
     *,
     report_id: str,
     generated_utc: str,
     tool_version: str,
-    evidence: Sequence[Mapping[str, str]] = (),
-    signer: tuple[str, str] | None = None,
-    run_started: Mapping[str, Any] | None = None,
+    evidence: Sequence[EvidenceFile] = (),
+    signer: Signer | None = None,
     journal_file: str = "journal.jsonl",
-) -> dict[str, Any]:
-    """The report as a plain, integer-only dict (see schemas/report.schema.json).
-
-    `run_started` is the data of the journal's run.started event (user, host, tool_version,
-    planned_start); `signer` is (principal, "SHA256:...") of the key that will sign it.
-    """
-    started = run_started or {}
-    doc = playbook_document
-    meta = _mapping(doc.get("metadata"))
-    assets = _assets(results, doc)
-    report: dict[str, Any] = {
-        "format": REPORT_FORMAT,
-        "report_id": report_id,
-        "run_id": str(results["run_id"]),
-        "generated_utc": generated_utc,
-        "tool": {"name": "drill", "version": tool_version},
-        "prepared_by": {"principal": signer[0], "fingerprint": signer[1]} if signer else None,
-        "playbook": _playbook(results, meta),
-        "exercise": _exercise(meta, doc),
-        "run": _run(results, meta, started),
-        "verdict": str(results["verdict"]),
-        "summary": {},
-        "scope": {
-            "tiers": _tiers(results, doc),
-            "exclusions": _strings(meta.get("exclusions")),
-            "third_parties": _third_parties(meta),
-        },
-        "participants": _participants(meta),
-        "contact_chains": _chains(doc),
-        "assets": assets,
-        "order_violations": [dict(v) for v in results.get("order_violations", [])],
-        "steps": [dict(s) for s in results.get("steps", [])],
-        "deviations": _deviations(results),
-        "stops": [dict(s) for s in results.get("stops", [])],
-        "rollback": dict(results.get("rollback") or {"ran": False, "status": "not-run"}),
-        "cleanup": _cleanup(results),
-        "people": {
-            "pages": [dict(p) for p in results.get("pages", [])],
-            "chains": [dict(c) for c in results.get("chains", [])],
-        },
-        "findings": build_findings(results),
-        "journal": {
-            "file": journal_file,
-            "sha256": journal_summary.sha256,
-            "events": journal_summary.count,
-            "head": journal_summary.head,
-        },
-        "evidence": sorted(({"file": e["file"], "sha256": e["sha256"]} for e in evidence), key=_by_file),
-    }
-    report["summary"] = _summary(report)
-    reject_floats(report, "report")
-    return report
+) -> Report:
+    """The report of a folded journal (see schemas/report.schema.json)."""
+    results, plan, started = folded.results, folded.plan, folded.started
+    meta = plan.metadata
+    assets = results.assets
+    findings = build_findings(results)
+    return Report(
+        format=REPORT_FORMAT,
+        report_id=report_id,
+        run_id=results.run_id,
+        generated_utc=generated_utc,
+        tool=Tool("drill", tool_version),
+        prepared_by=signer,
+        playbook=PlaybookSection(
+            name=results.playbook.name or meta.name,
+            version=meta.version,
+            quarter=meta.quarter,
+            owner=meta.owner,
+            description=meta.description,
+            sha256=results.playbook.sha256,
+            path=results.playbook.path,
+        ),
+        exercise=_exercise(plan),
+        run=_run(results, plan, started),
+        verdict=results.verdict,
+        summary=_summary(assets, results, findings),
+        scope=Scope(
+            tiers=results.tiers,
+            exclusions=meta.exclusions,
+            third_parties=meta.third_parties,
+        ),
+        participants=meta.participants,
+        contact_chains=tuple(
+            ChainSection(
+                c.name,
+                c.respond_within_ms,
+                tuple(ContactRow(x.name, x.role, x.via, x.ack_within_ms) for x in c.contacts),
+            )
+            for c in sorted(plan.chains, key=lambda c: c.name)
+        ),
+        assets=assets,
+        order_violations=results.order_violations,
+        steps=results.steps,
+        deviations=tuple(_deviations(results.steps)),
+        stops=results.stops,
+        rollback=results.rollback,
+        cleanup=_cleanup(results),
+        people=People(results.pages, results.chains),
+        findings=findings,
+        journal=JournalBlock(journal_file, journal.sha256, journal.count, journal.head),
+        evidence=tuple(sorted(evidence, key=lambda e: e.file)),
+    )
 
 
 # ---------------------------------------------------------------- from the journal
@@ -127,57 +142,40 @@ def build_report(
 def build_report_from_journal(
     journal_path: Path | str,
     *,
-    signer: tuple[str, str] | None = None,
+    signer: Signer | None = None,
     generated_utc: str | None = None,
     evidence_files: Iterable[Path] = (),
     allow_torn_tail: bool = False,
-) -> dict[str, Any]:
+) -> Report:
     """Rebuild the report from a journal alone (the hash chain is checked while streaming).
 
     generated_utc defaults to the run.finished event's time (else the last event's), so the
     same journal always yields the same report. `evidence_files` are hashed by name.
     allow_torn_tail accepts a last line cut short by a crash (the report covers the intact prefix).
     """
-    # Imported here: drill.run and drill.results sit below report but are heavier to load.
-    from drill.results import fold_results, results_to_dict
-    from drill.run.journal import JournalStream, file_sha256
-
     path = Path(journal_path)
     # One streaming pass: the stream re-checks the hash chain line by line (JournalInvalid
     # names the first broken line) and ends with the file digest, count and head.
-    tap = _Tap()
     stream = JournalStream(path, allow_torn_tail=allow_torn_tail)
-    results = results_to_dict(fold_results(tap.watch(stream)))
-    if tap.last is None:
-        raise JournalInvalid(f"{path}: the journal is empty", hint="a run writes run.started first")
+    try:
+        folded = fold_journal(stream)
+    except ValueError as exc:
+        raise JournalInvalid(f"{path}: {exc}", hint="a run writes run.started first") from None
     summary = stream.summary
-    started = tap.started.data if tap.started else {}
-    playbook = _mapping(started.get("playbook"))
-    when = generated_utc or (tap.finished or tap.last).utc
-    evidence = [{"file": p.name, "sha256": file_sha256(p)} for p in evidence_files]
     return build_report(
-        results,
+        folded,
         summary,
-        _mapping(playbook.get("document")),
-        report_id=report_id_for(str(results["run_id"]), summary.head),
-        generated_utc=when,
+        report_id=report_id_for(folded.results.run_id, summary.head),
+        generated_utc=generated_utc or folded.generated_utc,
         tool_version=tool_version(),
-        evidence=evidence,
+        evidence=[EvidenceFile(p.name, file_sha256(p)) for p in evidence_files],
         signer=signer,
-        run_started={k: v for k, v in started.items() if k != "playbook"},
         journal_file=path.name,
     )
 
 
-def load_report(path: Path | str) -> dict[str, Any]:
-    """Read report.json (or the report.json inside a folder) and check it against its schema."""
-    import json
-
-    import jsonschema
-
-    from drill.errors import UsageError
-    from drill.resources import load_schema
-
+def load_report(path: Path | str) -> Report:
+    """Read report.json (or the report.json inside a folder), check it against its schema, type it."""
     source = Path(path)
     if source.is_dir():
         source = source / REPORT_FILE
@@ -193,78 +191,57 @@ def load_report(path: Path | str) -> dict[str, Any]:
         where = error.json_path.removeprefix("$") or "(top level)"
         raise UsageError(
             f"{source}: not a valid drill report at {where}: {error.message}",
-            hint="rebuild it from the journal: drill report rebuild journal.jsonl",
+            hint="rebuild it from the journal: drill report journal.jsonl",
         )
-    report: dict[str, Any] = data
-    return report
+    try:
+        return report_from_data(data)
+    except ValueError as exc:
+        raise UsageError(f"{source}: not a valid drill report: {exc}") from None
 
 
-def write_report(report: Mapping[str, Any], directory: Path | str) -> Path:
+def report_bytes(report: Report) -> bytes:
+    """The RFC 8785 canonical bytes of a report: exactly what signatures cover."""
+    return canonical_bytes(report_data(report))
+
+
+def write_report(report: Report, directory: Path | str) -> Path:
     """Write report.json as RFC 8785 canonical bytes (the exact bytes signatures cover)."""
     target = Path(directory) / REPORT_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{REPORT_FILE}.tmp")
-    tmp.write_bytes(canonical_bytes(dict(report)))
+    tmp.write_bytes(report_bytes(report))
     tmp.replace(target)  # atomic: a reader never sees half a report
     return target
-
-
-class _Tap:
-    """Remembers the run.started, run.finished and last events while the fold streams past."""
-
-    __slots__ = ("finished", "last", "started")
-
-    def __init__(self) -> None:
-        self.started: Event | None = None
-        self.finished: Event | None = None
-        self.last: Event | None = None
-
-    def watch(self, events: Iterable[Event]) -> Iterator[Event]:
-        event: Event | None = None
-        for event in events:
-            kind = event.type
-            if kind == RUN_STARTED and self.started is None:
-                self.started = event
-            elif kind == RUN_FINISHED:
-                self.finished = event
-            yield event
-        self.last = event
 
 
 # ---------------------------------------------------------------- sections
 
 
-def _playbook(results: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
-    pb = _mapping(results.get("playbook"))
-    return {
-        "name": str(pb.get("name") or meta.get("name") or ""),
-        "version": _str(meta.get("version")),
-        "quarter": _str(meta.get("quarter")),
-        "owner": _str(meta.get("owner")),
-        "description": _str(meta.get("description")),
-        "sha256": str(pb.get("sha256") or ""),
-        "path": str(pb.get("path") or ""),
-    }
+def _planned(step: PlanStep) -> PlannedStep:
+    return PlannedStep(step.name, step.kind, step.phase, step.parent, step.injects, step.summary)
 
 
-def _exercise(meta: Mapping[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "test_type": _str(meta.get("test_type")) or "functional",
-        "objectives": _strings(meta.get("objectives")),
-        "success_criteria": _strings(meta.get("success_criteria")),
-        "assumptions": _strings(meta.get("assumptions")),
-        "business_impact_ref": _str(meta.get("business_impact_ref")),
-        "previous_drill": _str(meta.get("previous_drill")),
-        "scenario": _planned_steps(doc.get("scenario"), "scenario"),
-        "rollback_plan": _planned_steps(doc.get("rollback"), "rollback"),
-        "stop_conditions": [_stop_condition(s) for s in _list(doc.get("stop_conditions"))],
-    }
+def _exercise(plan: Plan) -> Exercise:
+    meta = plan.metadata
+    return Exercise(
+        test_type=meta.test_type,
+        objectives=meta.objectives,
+        success_criteria=meta.success_criteria,
+        assumptions=meta.assumptions,
+        business_impact_ref=meta.business_impact_ref,
+        previous_drill=meta.previous_drill,
+        scenario=tuple(_planned(s) for s in plan.phase_steps(Phase.SCENARIO)),
+        rollback_plan=tuple(_planned(s) for s in plan.phase_steps(Phase.ROLLBACK)),
+        stop_conditions=tuple(
+            StopConditionRow(c.name, c.asset, c.tier, c.down_for_ms) for c in plan.stop_conditions
+        ),
+    )
 
 
-def _run(results: Mapping[str, Any], meta: Mapping[str, Any], started: Mapping[str, Any]) -> dict[str, Any]:
-    user, host = _str(started.get("user")), _str(started.get("host"))
-    planned_start = _str(started.get("planned_start")) or _str(meta.get("planned_start"))
-    planned_ms = _ms(meta.get("planned_duration"))
+def _run(results: Results, plan: Plan, started: RunStarted) -> RunSection:
+    user, host = started.user, started.host
+    planned_start = started.planned_start or plan.metadata.planned_start
+    planned_ms = plan.metadata.planned_duration_ms or None
     planned_end: str | None = None
     planned_start_utc: str | None = None
     if planned_start:
@@ -276,348 +253,170 @@ def _run(results: Mapping[str, Any], meta: Mapping[str, Any], started: Mapping[s
             planned_start_utc = utc_iso(moment)
             if planned_ms:
                 planned_end = utc_iso(moment + timedelta(milliseconds=planned_ms))
-    return {
-        "status": str(results.get("status") or ""),
-        "reason": str(results.get("reason") or ""),
-        "operator": user if "@" in user else (f"{user}@{host}" if user or host else ""),
-        "run_tool_version": _str(started.get("tool_version")),
-        "planned_start_utc": planned_start_utc,
-        "planned_end_utc": planned_end,
-        "planned_duration_ms": planned_ms,
-        "started_utc": results.get("started_utc"),
-        "finished_utc": results.get("finished_utc"),
-        "duration_ms": results.get("duration_ms"),
-        "pass_tiers": [str(t) for t in results.get("pass_tiers", [])],
-    }
+    return RunSection(
+        status=str(results.status),
+        reason=results.reason,
+        operator=user if "@" in user else (f"{user}@{host}" if user or host else ""),
+        run_tool_version=started.tool_version,
+        planned_start_utc=planned_start_utc,
+        planned_end_utc=planned_end,
+        planned_duration_ms=planned_ms,
+        started_utc=results.started_utc,
+        finished_utc=results.finished_utc,
+        duration_ms=results.duration_ms,
+        pass_tiers=results.pass_tiers,
+    )
 
 
-def _tiers(results: Mapping[str, Any], doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    described = {_str(t.get("name")): _str(t.get("description")) for t in _mappings(doc.get("tiers"))}
-    tiers = []
-    for tier in results.get("tiers", []):
-        row = dict(tier)
-        row["description"] = described.get(str(tier["name"]), "")
-        tiers.append(row)
-    return tiers
-
-
-def _assets(results: Mapping[str, Any], doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    declared = {str(raw.get("id")): raw for raw in _mappings(doc.get("assets"))}  # by id: O(n), not O(n²)
-    rows = []
-    for asset in results.get("assets", []):
-        row = dict(asset)
-        raw = declared.get(str(asset["id"]), {})
-        row["description"] = _str(raw.get("description"))
-        row["probes"] = [_str(p.get("name")) for p in _mappings(raw.get("probes"))]
-        rows.append(row)
-    return rows
-
-
-def _participants(meta: Mapping[str, Any]) -> list[dict[str, str]]:
-    keys = ("name", "role", "contact", "organisation")
-    return [{k: _str(p.get(k)) for k in keys} for p in _mappings(meta.get("participants"))]
-
-
-def _third_parties(meta: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [
-        {"name": _str(t.get("name")), "role": _str(t.get("role"))}
-        for t in _mappings(meta.get("third_parties"))
-    ]
-
-
-def _chains(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    chains = _mapping(_mapping(doc.get("contacts")).get("chains"))
-    out = []
-    for name in sorted(chains):
-        raw = chains[name]
-        # Both spellings: {respond_within, contacts: [...]} and a bare list of contacts.
-        body = raw if isinstance(raw, Mapping) else {"contacts": raw}
-        contacts = [
-            {
-                "name": _str(c.get("name")),
-                "role": _str(c.get("role")),
-                "via": _str(c.get("via")),  # the channel kind only: its url/token stay out
-                "ack_within_ms": _ms(c.get("ack_within")),
-            }
-            for c in _mappings(body.get("contacts"))
-        ]
-        out.append(
-            {"name": str(name), "respond_within_ms": _ms(body.get("respond_within")), "contacts": contacts}
-        )
-    return out
-
-
-def _planned_steps(raw: Any, phase: str, parent: str = "") -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = []
-    for step in _mappings(raw):
-        kind = next((k for k in STEP_KINDS if k in step), "")
-        steps.append(
-            {
-                "name": _str(step.get("name")),
-                "kind": kind,
-                "phase": phase,
-                "parent": parent,
-                "inject": bool(step.get("inject")) or (kind == "mark" and step.get("mark") == "disaster"),
-                "detail": _step_detail(kind, step),
-            }
-        )
-        if kind == "parallel":
-            steps.extend(_planned_steps(step.get("parallel"), phase, _str(step.get("name"))))
-    return steps
-
-
-def _step_detail(kind: str, step: Mapping[str, Any]) -> str:
-    """A one-line description with no parameters that could hold secrets (urls, argv, bodies)."""
-    value = step.get(kind)
-    if kind == "mark":
-        return f"mark {_str(value)}"
-    if kind == "pause":
-        return f"pause {_str(value)}"
-    if kind == "manual":
-        return _str(value)
-    if kind == "wait_for":
-        w = _mapping(value)
-        target = (
-            "all assets"
-            if w.get("all_assets")
-            else (f"asset {_str(w.get('asset'))}" if w.get("asset") else f"tier {_str(w.get('tier'))}")
-        )
-        return f"wait for {target} {_str(w.get('state'))} within {_str(w.get('within'))}".strip()
-    if kind == "action":
-        action = _mapping(value)
-        kinds = sorted(str(k) for k in action)
-        return f"{'/'.join(kinds)} action" if kinds else "action"
-    if kind == "parallel":
-        return f"{len(_list(value))} steps in parallel"
-    return ""
-
-
-def _stop_condition(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "name": _str(raw.get("name")),
-        "asset": _str(raw.get("asset")),
-        "tier": _str(raw.get("tier")),
-        "down_for_ms": _ms(raw.get("down_for")),
-    }
-
-
-def _deviations(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _deviations(steps: Iterable[StepResult]) -> list[Deviation]:
     """Departures from the plan: steps not ok, and manual prompts skipped, aborted or auto-answered."""
     out = []
-    for step in results.get("steps", []):
-        manual = step.get("manual")
-        overridden = bool(manual) and (manual.get("answer") != "done" or manual.get("auto"))
-        if step.get("status") == "ok" and not overridden:
+    for step in steps:
+        manual = step.manual
+        overridden = manual is not None and (manual.answer != ManualAnswer.DONE or manual.auto)
+        if step.status == StepStatus.OK and not overridden:
             continue
-        what = f"step {step.get('status')}"
-        if overridden:
-            how = "automatically" if manual.get("auto") else f"by {manual.get('who') or 'unknown'}"
-            what = f"manual prompt answered '{manual.get('answer')}' {how}"
-        out.append(
-            {
-                "step": str(step.get("name")),
-                "phase": str(step.get("phase")),
-                "status": str(step.get("status")),
-                "deviation": what,
-                "reason": str(step.get("reason") or ""),
-                "seq": int(step.get("seq") or 0),
-            }
-        )
+        what = f"step {step.status}"
+        if manual is not None and overridden:
+            how = "automatically" if manual.auto else f"by {manual.who or 'unknown'}"
+            what = f"manual prompt answered '{manual.answer}' {how}"
+        out.append(Deviation(step.name, str(step.phase), str(step.status), what, step.reason, step.seq))
     return out
 
 
-def _cleanup(results: Mapping[str, Any]) -> dict[str, Any]:
+def _cleanup(results: Results) -> Cleanup:
     """Whether the return to normal was confirmed: rollback ok, or an operator said so in rollback."""
-    rollback = _mapping(results.get("rollback"))
-    for step in results.get("steps", []):
-        manual = step.get("manual")
-        if (
-            step.get("phase") == "rollback"
-            and manual
-            and manual.get("answer") == "done"
-            and not manual.get("auto")
-        ):
-            return {
-                "confirmed": True,
-                "basis": f"confirmed by {manual.get('who') or 'operator'} at '{step['name']}'",
-            }
-    if rollback.get("ran") and rollback.get("status") == "ok":
-        return {"confirmed": True, "basis": "rollback completed"}
-    if rollback.get("ran"):
-        return {"confirmed": False, "basis": f"rollback {rollback.get('status')}"}
-    return {"confirmed": False, "basis": "no rollback ran"}
+    for step in results.steps:
+        manual = step.manual
+        if step.phase == Phase.ROLLBACK and manual and manual.answer == ManualAnswer.DONE and not manual.auto:
+            return Cleanup(True, f"confirmed by {manual.who or 'operator'} at '{step.name}'")
+    rollback = results.rollback
+    if rollback.ran and rollback.status == "ok":
+        return Cleanup(True, "rollback completed")
+    if rollback.ran:
+        return Cleanup(False, f"rollback {rollback.status}")
+    return Cleanup(False, "no rollback ran")
 
 
-def _summary(report: Mapping[str, Any]) -> dict[str, Any]:
-    verdicts = [a.get("verdict") for a in report["assets"]]
-    severities = {s: 0 for s in SEVERITIES}
-    for finding in report["findings"]:
-        severities[finding["severity"]] += 1
-    pages = report["people"]["pages"]
-    return {
-        "assets_total": len(verdicts),
-        "assets_passed": verdicts.count("pass"),
-        "assets_failed": verdicts.count("fail"),
-        "assets_not_measured": verdicts.count("not-measured"),
-        "order_violations": len(report["order_violations"]),
-        "pages_sent": len(pages),
-        "pages_acked": sum(1 for p in pages if p.get("acked_utc")),
-        "findings": severities,
-    }
+def _summary(assets: Sequence[AssetResult], results: Results, findings: Sequence[Finding]) -> Summary:
+    verdicts = [a.verdict for a in assets]
+    counts = {s: 0 for s in SEVERITIES}
+    for finding in findings:
+        counts[finding.severity] += 1
+    return Summary(
+        assets_total=len(verdicts),
+        assets_passed=verdicts.count("pass"),
+        assets_failed=verdicts.count("fail"),
+        assets_not_measured=verdicts.count("not-measured"),
+        order_violations=len(results.order_violations),
+        pages_sent=len(results.pages),
+        pages_acked=sum(1 for p in results.pages if p.acked_utc),
+        findings=FindingCounts(*(counts[s] for s in SEVERITIES)),
+    )
 
 
 # ---------------------------------------------------------------- findings
 
 
-def build_findings(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    severity: Severity
+    title: str
+    detail: str
+    seqs: tuple[int, ...] = ()
+
+
+def build_findings(results: Results) -> tuple[Finding, ...]:
     """Every failed step, missed target, probe error, stop, order violation and exhausted chain."""
-    pass_tiers = set(results.get("pass_tiers", []))
-    raw: list[tuple[str, str, str, list[int]]] = []
-    run_status = results.get("status")
-    if run_status not in (None, "completed") and not results.get("stops"):
-        raw.append(("high", f"Drill {run_status}", str(results.get("reason") or ""), []))
-    for stop in results.get("stops", []):
-        detail = f"{stop.get('reason') or ''} at {stop.get('utc')}".strip()
-        raw.append(("high", f"Stop condition tripped: {stop.get('condition')}", detail, [int(stop["seq"])]))
-    for step in results.get("steps", []):
+    pass_tiers = set(results.pass_tiers)
+    raw: list[_Raw] = []
+    if results.status != "completed" and not results.stops:
+        raw.append(_Raw(Severity.HIGH, f"Drill {results.status}", results.reason))
+    for stop in results.stops:
+        detail = f"{stop.reason} at {stop.utc}".strip()
+        raw.append(_Raw(Severity.HIGH, f"Stop condition tripped: {stop.condition}", detail, (stop.seq,)))
+    for step in results.steps:
         raw.extend(_step_findings(step))
-    if _mapping(results.get("rollback")).get("status") == "failed":
-        raw.append(("critical", "Rollback failed", "systems may not be back to normal", []))
-    for asset in results.get("assets", []):
-        raw.extend(_asset_findings(asset, asset.get("tier") in pass_tiers))
-    for v in results.get("order_violations", []):
-        dep_at = v.get("dependency_recovered_utc") or "never"
-        detail = (
-            f"{v['asset']} recovered at {v.get('asset_recovered_utc')}; {v['depends_on']} recovered {dep_at}"
+    if results.rollback.status == "failed":
+        raw.append(_Raw(Severity.CRITICAL, "Rollback failed", "systems may not be back to normal"))
+    for asset in results.assets:
+        raw.extend(_asset_findings(asset, asset.tier in pass_tiers))
+    for v in results.order_violations:
+        detail = f"{v.asset} recovered at {v.asset_recovered_utc}; {v.depends_on} recovered {v.dependency_recovered_utc or 'never'}"
+        raw.append(
+            _Raw(
+                Severity.MEDIUM, f"Recovery order violated: {v.asset} before {v.depends_on}", detail, (v.seq,)
+            )
         )
-        title = f"Recovery order violated: {v['asset']} before {v['depends_on']}"
-        raw.append(("medium", title, detail, [int(v["seq"])]))
-    for page in results.get("pages", []):
-        if not page.get("ok"):
-            title = f"Page to {page.get('contact')} via {page.get('via')} failed"
-            raw.append(("medium", title, str(page.get("reason") or ""), []))
-    for chain in results.get("chains", []):
-        if chain.get("exhausted"):
-            raw.append(("high", f"Contact chain exhausted: {chain['name']}", "nobody acknowledged", []))
-        elif chain.get("met") is False:
-            first, target = _fmt_ms(chain.get("first_ack_ms")), _fmt_ms(chain.get("respond_within_ms"))
-            detail = f"first ack after {first}, target {target}"
-            raw.append(("medium", f"Contact chain {chain['name']} responded late", detail, []))
+    for page in results.pages:
+        if not page.ok:
+            raw.append(_Raw(Severity.MEDIUM, f"Page to {page.contact} via {page.via} failed", page.reason))
+    for chain in results.chains:
+        if chain.exhausted:
+            raw.append(_Raw(Severity.HIGH, f"Contact chain exhausted: {chain.name}", "nobody acknowledged"))
+        elif chain.met is False:
+            detail = (
+                f"first ack after {human_ms(chain.first_ack_ms)}, target {human_ms(chain.respond_within_ms)}"
+            )
+            raw.append(_Raw(Severity.MEDIUM, f"Contact chain {chain.name} responded late", detail))
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    ranked = sorted(enumerate(raw), key=lambda item: (order[item[1][0]], item[0]))
-    return [
-        {
-            "id": f"F-{n:03d}",
-            "severity": sev,
-            "title": title,
-            "detail": detail,
-            "evidence_seqs": sorted(set(seqs)),
-        }
-        for n, (_, (sev, title, detail, seqs)) in enumerate(ranked, start=1)
-    ]
+    ranked = sorted(enumerate(raw), key=lambda item: (order[item[1].severity], item[0]))
+    return tuple(
+        Finding(f"F-{n:03d}", r.severity, r.title, r.detail, tuple(sorted(set(r.seqs))))
+        for n, (_, r) in enumerate(ranked, start=1)
+    )
 
 
-def _step_findings(step: Mapping[str, Any]) -> list[tuple[str, str, str, list[int]]]:
-    status, name, seq = step.get("status"), step.get("name"), [int(step.get("seq") or 0)]
-    reason = str(step.get("reason") or "")
-    phase = step.get("phase", "scenario")
-    manual = step.get("manual")
-    if status == "failed":
-        return [("high", f"{phase.capitalize()} step failed: {name}", reason, seq)]
-    if status == "aborted":
-        return [("medium", f"{phase.capitalize()} step aborted: {name}", reason, seq)]
-    if status == "skipped":
-        return [("low", f"{phase.capitalize()} step skipped: {name}", reason, seq)]
-    if manual and manual.get("auto"):
-        return [
-            ("info", f"Manual step answered automatically: {name}", f"answer '{manual.get('answer')}'", seq)
-        ]
+def _step_findings(step: StepResult) -> list[_Raw]:
+    phase, seq = str(step.phase).capitalize(), (step.seq,)
+    if step.status == StepStatus.FAILED:
+        return [_Raw(Severity.HIGH, f"{phase} step failed: {step.name}", step.reason, seq)]
+    if step.status == StepStatus.ABORTED:
+        return [_Raw(Severity.MEDIUM, f"{phase} step aborted: {step.name}", step.reason, seq)]
+    if step.status == StepStatus.SKIPPED:
+        return [_Raw(Severity.LOW, f"{phase} step skipped: {step.name}", step.reason, seq)]
+    if step.manual and step.manual.auto:
+        title = f"Manual step answered automatically: {step.name}"
+        return [_Raw(Severity.INFO, title, f"answer '{step.manual.answer}'", seq)]
     return []
 
 
-def _asset_findings(asset: Mapping[str, Any], decisive: bool) -> list[tuple[str, str, str, list[int]]]:
-    out: list[tuple[str, str, str, list[int]]] = []
-    aid, seqs = asset["id"], [int(s) for s in asset.get("evidence_seqs", [])]
-    missed = "critical" if decisive else "high"
-    targets = _mapping(asset.get("targets"))
-    rto, rto_target, unc = asset.get("rto_ms"), targets.get("rto_ms"), asset.get("uncertainty_ms", 0)
-    if asset.get("verdict") == "fail":
+def _asset_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
+    out: list[_Raw] = []
+    aid, seqs = asset.id, asset.evidence_seqs
+    missed = Severity.CRITICAL if decisive else Severity.HIGH
+    rto, rto_target, unc = asset.rto_ms, asset.targets.rto_ms, asset.uncertainty_ms
+    if asset.verdict == "fail":
         found = False
-        if rto is None and asset.get("t_detect_utc"):
-            out.append((missed, f"{aid} did not recover", f"target RTO {_fmt_ms(rto_target)}", seqs))
+        if rto is None and asset.t_detect_utc:
+            out.append(_Raw(missed, f"{aid} did not recover", f"target RTO {human_ms(rto_target)}", seqs))
             found = True
-        elif rto is not None and rto_target is not None and rto > rto_target:
-            detail = f"achieved {_fmt_ms(rto)} ± {_fmt_ms(unc)}, target {_fmt_ms(rto_target)}"
-            out.append((missed, f"{aid} missed its RTO", detail, seqs))
+        elif rto is not None and rto > rto_target:
+            detail = f"achieved {human_ms(rto)} ± {human_ms(unc)}, target {human_ms(rto_target)}"
+            out.append(_Raw(missed, f"{aid} missed its RTO", detail, seqs))
             found = True
-        rpo, rpo_target = _mapping(asset.get("rpo")), targets.get("rpo_ms")
-        if rpo and rpo_target is not None and int(rpo.get("rpo_ms", 0)) > rpo_target:
-            detail = (
-                f"achieved {_fmt_ms(rpo.get('rpo_ms'))} ({rpo.get('lost_writes')} lost writes), "
-                f"target {_fmt_ms(rpo_target)}"
-            )
-            out.append((missed, f"{aid} missed its RPO", detail, seqs))
+        rpo, rpo_target = asset.rpo, asset.targets.rpo_ms
+        if rpo and rpo_target is not None and rpo.rpo_ms > rpo_target:
+            detail = f"achieved {human_ms(rpo.rpo_ms)} ({rpo.lost_writes} lost writes), target {human_ms(rpo_target)}"
+            out.append(_Raw(missed, f"{aid} missed its RPO", detail, seqs))
             found = True
-        ack = _mapping(asset.get("ack"))
-        if ack and ack.get("met") is False:
-            target = _fmt_ms(ack.get("target_ms"))
-            if ack.get("ack_ms") is None:
-                title, detail = (
-                    f"{aid}: nobody acknowledged the page",
-                    f"chain {ack.get('chain')}, target {target}",
-                )
+        ack = asset.ack
+        if ack and ack.met is False:
+            target = human_ms(ack.target_ms)
+            severity = Severity.HIGH if decisive else Severity.MEDIUM
+            if ack.ack_ms is None:
+                title, detail = f"{aid}: nobody acknowledged the page", f"chain {ack.chain}, target {target}"
             else:
-                title, detail = (
-                    f"{aid} acknowledged late",
-                    f"after {_fmt_ms(ack.get('ack_ms'))}, target {target}",
-                )
-            out.append(("high" if decisive else "medium", title, detail, seqs))
+                title, detail = f"{aid} acknowledged late", f"after {human_ms(ack.ack_ms)}, target {target}"
+            out.append(_Raw(severity, title, detail, seqs))
             found = True
         if not found:
-            detail = "; ".join(str(r) for r in asset.get("reasons", [])) or "verdict fail"
-            out.append((missed, f"{aid} failed its objectives", detail, seqs))
-    elif asset.get("verdict") == "not-measured" and decisive:
-        detail = "; ".join(str(r) for r in asset.get("reasons", [])) or "no outage or recovery was observed"
-        out.append(("medium", f"{aid} was not measured", detail, seqs))
-    for err in asset.get("probe_errors", []):
-        title = f"Probe {err.get('probe')} on {aid}: {err.get('reason')}"
-        out.append(("low", title, f"{err.get('count')} occurrence(s)", [int(err.get("first_seq") or 0)]))
+            detail = "; ".join(asset.reasons) or "verdict fail"
+            out.append(_Raw(missed, f"{aid} failed its objectives", detail, seqs))
+    elif asset.verdict == "not-measured" and decisive:
+        detail = "; ".join(asset.reasons) or "no outage or recovery was observed"
+        out.append(_Raw(Severity.MEDIUM, f"{aid} was not measured", detail, seqs))
+    for err in asset.probe_errors:
+        title = f"Probe {err.probe} on {aid}: {err.reason}"
+        out.append(_Raw(Severity.LOW, title, f"{err.count} occurrence(s)", (err.first_seq,)))
     return out
-
-
-# ---------------------------------------------------------------- small helpers
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _mappings(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in _list(value) if isinstance(v, Mapping)]
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _strings(value: Any) -> list[str]:
-    return [str(v) for v in _list(value)]
-
-
-def _ms(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        return parse_duration_ms(str(value))
-    except ValueError:
-        return None
-
-
-def _by_file(entry: Mapping[str, str]) -> str:
-    return entry["file"]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from drill.report.build import build_report_from_journal, write_report
+from drill.report.model import Report, Signer
 from drill.report.render_html import render_html
 from drill.report.render_junit import render_junit
 from drill.report.render_md import render_markdown
 from drill.report.sign import sign_report, signer_identity
 
-Renderer = Callable[[Mapping[str, Any]], str]
+Renderer = Callable[[Report], str]
 
 # format -> (renderer, file name in the evidence folder)
 RENDERERS: dict[str, tuple[Renderer, str]] = {
@@ -22,9 +22,7 @@ RENDERERS: dict[str, tuple[Renderer, str]] = {
 }
 
 
-def render_views(
-    report: Mapping[str, Any], directory: Path, formats: tuple[str, ...] = tuple(RENDERERS)
-) -> list[Path]:
+def render_views(report: Report, directory: Path, formats: tuple[str, ...] = tuple(RENDERERS)) -> list[Path]:
     """Write report.html / report.md / report.junit.xml next to report.json; returns the paths."""
     written = []
     for fmt in formats:
@@ -39,7 +37,7 @@ def write_evidence(
     run_dir: Path, *, sign_key: Path | None = None, signer: str = "operator", passphrase: str | None = None
 ) -> list[Path]:
     """Build report.json from the run's journal, sign it when a key is given, render every view."""
-    identity = signer_identity(sign_key, signer, passphrase) if sign_key else None
+    identity = Signer(*signer_identity(sign_key, signer, passphrase)) if sign_key else None
     extra = [p for p in (run_dir / "results.json",) if p.exists()]
     report = build_report_from_journal(run_dir / "journal.jsonl", signer=identity, evidence_files=extra)
     written = [run_dir / "journal.jsonl", *extra, write_report(report, run_dir)]

@@ -7,15 +7,15 @@ people, the step timeline, scope and the verification block; print CSS makes a c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import jinja2
 
 from drill.report import _view as view
-from drill.report.canonical import canonical_bytes
+from drill.report.build import report_bytes
+from drill.report.model import Report
+from drill.units import human_bp, human_ms, human_pm
 
 # Chart geometry (px). Rows shrink for big drills so 1,000 assets stay readable and light.
 _LABEL_W = 190
@@ -68,9 +68,9 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        ms=view.fmt_ms,
-        pm=view.fmt_pm,
-        bp=view.fmt_bp,
+        ms=human_ms,
+        pm=human_pm,
+        bp=human_bp,
         utc=view.fmt_utc,
         clock=view.fmt_clock,
         rpo=view.rpo_text,
@@ -79,7 +79,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(report: Mapping[str, Any]) -> str:
+def render_html(report: Report) -> str:
     """The report as a standalone HTML document (deterministic: same report, same bytes)."""
     template = _environment().get_template("report.html.j2")
     return template.render(
@@ -87,11 +87,11 @@ def render_html(report: Mapping[str, Any]) -> str:
         groups=view.assets_by_tier(report),
         severities=view.findings_by_severity(report),
         chart=_chart(report),
-        report_sha256=hashlib.sha256(canonical_bytes(dict(report))).hexdigest(),
+        report_sha256=hashlib.sha256(report_bytes(report)).hexdigest(),
     )
 
 
-def _chart(report: Mapping[str, Any]) -> _Chart | None:
+def _chart(report: Report) -> _Chart | None:
     bars, span = view.timeline_bars(report)
     if not bars:
         return None
@@ -125,7 +125,7 @@ def _chart(report: Mapping[str, Any]) -> _Chart | None:
                 recover_x=x(bar.recover_ms),
                 end_x=x(span) if open_end else None,
                 target_x=x(bar.target_end_ms) or _LABEL_W,
-                target_clipped=f"RTO {view.fmt_ms(bar.target_end_ms - (bar.inject_ms or 0))} →"
+                target_clipped=f"RTO {human_ms(bar.target_end_ms - (bar.inject_ms or 0))} →"
                 if bar.target_end_ms > span
                 else "",
                 unc_lo=x(bar.recover_ms - unc) if bar.recover_ms is not None and unc else None,
@@ -135,7 +135,7 @@ def _chart(report: Mapping[str, Any]) -> _Chart | None:
             )
         )
         y += row_h
-    ticks = [(x(t) or _LABEL_W, "t₀" if t == 0 else f"+{view.fmt_ms(t)}") for t in view.nice_ticks(span)]
+    ticks = [(x(t) or _LABEL_W, "t₀" if t == 0 else f"+{human_ms(t)}") for t in view.nice_ticks(span)]
     return _Chart(
         width=_LABEL_W + _PLOT_W + _RIGHT_PAD,
         height=y + _BOTTOM,
@@ -151,10 +151,10 @@ def _chart(report: Mapping[str, Any]) -> _Chart | None:
 
 def _bar_title(bar: view.Bar) -> str:
     def rel(ms: int | None) -> str:
-        return "—" if ms is None else f"t₀+{view.fmt_ms(ms)}"
+        return "—" if ms is None else f"t₀+{human_ms(ms)}"
 
     return (
         f"{bar.asset}: injected {rel(bar.inject_ms)}, detected {rel(bar.detect_ms)}, "
-        f"recovered {rel(bar.recover_ms)} (± {view.fmt_ms(bar.uncertainty_ms)}), "
+        f"recovered {rel(bar.recover_ms)} (± {human_ms(bar.uncertainty_ms)}), "
         f"RTO deadline {rel(bar.target_end_ms)}"
     )

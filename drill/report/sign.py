@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from drill.errors import KeyProblem, UsageError
-from drill.report.canonical import is_canonical
+from drill.evidence.canonical import is_canonical
 
 NAMESPACE = "drill-report-v1"
 REPORT_FILE = "report.json"

@@ -19,11 +19,13 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from drill.clock import parse_utc
 from drill.errors import JournalInvalid, UsageError, VerificationFailed
-from drill.report.canonical import is_canonical
+from drill.evidence.canonical import is_canonical
+from drill.evidence.journal import JournalSummary, file_sha256, verify_journal
+from drill.jsontypes import JsonObject
+from drill.report.model import EvidenceFile, JournalBlock, Report, report_from_data
 from drill.report.sign import (
     NAMESPACE,
     REPORT_FILE,
@@ -395,11 +397,19 @@ def verify_report_dir(
         for sig, text in zip(signatures, parsed, strict=True)
     )
     _check_required(signers, require)
-    _check_preparer(report, signers)
     notes = _check_schema(report)
-    journal = _check_journal(directory, report)
-    evidence = _check_evidence(directory, report)
-    return Verification(str(report.get("report_id", "")), signed_at, signers, journal, evidence, notes)
+    typed = _typed(report)
+    _check_preparer(typed, signers)
+    journal = _check_journal(directory, typed.journal)
+    evidence = _check_evidence(directory, typed.evidence)
+    return Verification(typed.report_id, signed_at, signers, journal, evidence, notes)
+
+
+def _typed(report: JsonObject) -> Report:
+    try:
+        return report_from_data(report)
+    except ValueError as exc:
+        raise VerificationFailed(f"{REPORT_FILE} does not match its schema: {exc}") from None
 
 
 def _read_report(directory: Path) -> bytes:
@@ -435,7 +445,7 @@ def _untrusted_check(data: bytes, signatures: Sequence[Path]) -> list[str]:
     return texts
 
 
-def _report_document(data: bytes) -> dict[str, Any]:
+def _report_document(data: bytes) -> JsonObject:
     try:
         report = json.loads(data)
     except ValueError as exc:
@@ -447,7 +457,7 @@ def _report_document(data: bytes) -> dict[str, Any]:
     return report
 
 
-def _signing_time(report: dict[str, Any]) -> str:
+def _signing_time(report: JsonObject) -> str:
     value = report.get("signed_at") or report.get("generated_utc")
     if not isinstance(value, str):
         raise VerificationFailed(f"{REPORT_FILE} has no generated_utc (the signing time keys are checked at)")
@@ -473,19 +483,19 @@ def _check_required(signers: Sequence[SignerInfo], require: Iterable[str]) -> No
             )
 
 
-def _check_preparer(report: dict[str, Any], signers: Sequence[SignerInfo]) -> None:
+def _check_preparer(report: Report, signers: Sequence[SignerInfo]) -> None:
     """A report that names who prepared it must carry that person's valid signature."""
-    prepared = report.get("prepared_by")
-    if not isinstance(prepared, dict):
+    prepared = report.prepared_by
+    if prepared is None:
         return
-    principal, fpr = prepared.get("principal"), prepared.get("fingerprint")
+    principal, fpr = prepared.principal, prepared.fingerprint
     if not any(s.principal == principal and s.fingerprint == fpr for s in signers):
         raise VerificationFailed(
             f"{REPORT_FILE} names {principal!r} ({fpr}) as preparer, but has no signature by that key"
         )
 
 
-def _check_schema(report: dict[str, Any]) -> tuple[str, ...]:
+def _check_schema(report: JsonObject) -> tuple[str, ...]:
     import jsonschema
 
     from drill.resources import schema_dir
@@ -504,13 +514,8 @@ def _check_schema(report: dict[str, Any]) -> tuple[str, ...]:
     return ()
 
 
-def _check_journal(directory: Path, report: dict[str, Any]) -> JournalCheck:
-    from drill.run.journal import JournalSummary, verify_journal
-
-    block = report.get("journal")
-    if not isinstance(block, dict):
-        raise VerificationFailed(f"{REPORT_FILE} has no journal block")
-    path = _evidence_path(directory, block.get("file"), "journal")
+def _check_journal(directory: Path, block: JournalBlock) -> JournalCheck:
+    path = _evidence_path(directory, block.file, "journal")
     # One pass hashes the file and follows the chain. When the SHA-256 is the signed one the
     # bytes are what was signed (their form was checked when the report was built); any other
     # file gets the full line-by-line check, which names the first broken line.
@@ -518,59 +523,46 @@ def _check_journal(directory: Path, report: dict[str, Any]) -> JournalCheck:
         summary: JournalSummary | None = verify_journal(path, chain_only=True)
     except JournalInvalid:
         summary = None
-    if summary is None or summary.sha256 != block.get("sha256"):
+    if summary is None or summary.sha256 != block.sha256:
         try:
             summary = verify_journal(path)
         except JournalInvalid as exc:
             raise VerificationFailed(f"{path.name}: {exc.message}") from None
-    expected = block.get("events")
+    expected = block.events
     if summary.count != expected:
         tail = (
             f"lines after {summary.count} are missing"
-            if isinstance(expected, int) and summary.count < expected
+            if summary.count < expected
             else f"lines after {expected} are not covered by the report"
         )
         raise VerificationFailed(
             f"{path.name}: {summary.count} events, the signed report says {expected} ({tail})"
         )
-    if summary.head != block.get("head"):
+    if summary.head != block.head:
         raise VerificationFailed(f"{path.name}: chain head {summary.head} differs from the signed report's")
-    if summary.sha256 != block.get("sha256"):
+    if summary.sha256 != block.sha256:
         raise VerificationFailed(
-            f"{path.name}: SHA-256 {summary.sha256} differs from the signed report's {block.get('sha256')}"
+            f"{path.name}: SHA-256 {summary.sha256} differs from the signed report's {block.sha256}"
         )
     return JournalCheck(path.name, summary.sha256, summary.count, summary.head)
 
 
-def _check_evidence(directory: Path, report: dict[str, Any]) -> tuple[str, ...]:
-    from drill.run.journal import file_sha256
-
-    entries = report.get("evidence", [])
-    if not isinstance(entries, list):
-        raise VerificationFailed(f"{REPORT_FILE}: evidence is not a list")
+def _check_evidence(directory: Path, entries: Iterable[EvidenceFile]) -> tuple[str, ...]:
     checked = []
     for entry in entries:
-        if not isinstance(entry, dict):
-            raise VerificationFailed(f"{REPORT_FILE}: evidence entry {entry!r} is not an object")
-        path = _evidence_path(directory, entry.get("file"), "evidence")
+        path = _evidence_path(directory, entry.file, "evidence")
         digest = file_sha256(path)
-        if digest != entry.get("sha256"):
+        if digest != entry.sha256:
             raise VerificationFailed(
-                f"{path.name}: SHA-256 {digest} differs from the signed report's {entry.get('sha256')}"
+                f"{path.name}: SHA-256 {digest} differs from the signed report's {entry.sha256}"
             )
         checked.append(path.name)
     return tuple(checked)
 
 
-def _evidence_path(directory: Path, name: Any, what: str) -> Path:
+def _evidence_path(directory: Path, name: str, what: str) -> Path:
     """A file the report names, which must sit in the report's own folder."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or name in (".", "..")
-        or Path(name).name != name
-        or "\\" in name
-    ):
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
         raise VerificationFailed(f"{REPORT_FILE} names {what} file {name!r}, which is not a plain file name")
     path = directory / name
     if not path.is_file():

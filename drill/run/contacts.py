@@ -5,23 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drill import events as ev
 from drill.clock import Clock, SystemClock
-from drill.errors import EXIT_FAILED, EXIT_OK, UsageError
-from drill.events import EventDraft
+from drill.errors import UsageError
+from drill.evidence.events import EventDraft, FailureInjected, RunStatus
 from drill.notify.ack import AckServer
 from drill.notify.escalation import run_contact_drill
+from drill.plan import build_plan
 from drill.playbook.model import Playbook
-from drill.run.journal import JournalWriter
-from drill.run.runner import (
-    JOURNAL_FILE,
-    RunOptions,
-    RunOutcome,
-    finish_run,
-    open_run_dir,
-    secrets_for,
-    started_data,
-)
+from drill.run.session import RunOptions, RunOutcome, RunSession, outcome_of, secrets_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,38 +37,25 @@ async def run_contact_test(
         )
     clock = clock or SystemClock()
     secrets = secrets_for(playbook, options.env)
-    run_id, run_dir = open_run_dir(options, clock)
-    journal_path = run_dir / JOURNAL_FILE
-    with JournalWriter.create(journal_path, clock, redact=secrets.redact) as journal:
+    with RunSession.open(playbook, build_plan(playbook), options, clock, secrets, mode="contacts") as session:
 
         def emit(draft: EventDraft) -> None:
-            journal.append(draft, sync=True)
+            session.emit_draft(draft, sync=True)
 
-        emit(
-            EventDraft(
-                ev.RUN_STARTED,
-                clock.monotonic_ns(),
-                {**started_data(playbook, options, run_id, clock), "mode": "contacts"},
-            )
-        )
-        emit(EventDraft(ev.INJECTED, clock.monotonic_ns(), {"step": "contact-chain drill"}))
+        session.emit(FailureInjected("contact-chain drill"))
         outcome = await run_contact_drill(
             playbook,
             secrets,
             clock,
             emit,
-            run_id=run_id,
-            run_dir=run_dir,
+            run_id=session.run_id,
+            run_dir=session.run_dir,
             ack_host=contact.ack_host,
             ack_port=contact.ack_port,
             public_url=contact.public_url,
             on_ready=on_ready,
         )
-        (run_dir / "ack.url").unlink(missing_ok=True)
+        (session.run_dir / "ack.url").unlink(missing_ok=True)
         exhausted = [c.chain for c in outcome.chains if c.exhausted]
-        reason = f"exhausted: {', '.join(exhausted)}" if exhausted else ""
-        emit(EventDraft(ev.RUN_FINISHED, clock.monotonic_ns(), {"status": "completed", "reason": reason}))
-    summary, results = finish_run(journal_path)
-    return RunOutcome(
-        run_dir, journal_path, results, summary, EXIT_OK if results["verdict"] == "pass" else EXIT_FAILED
-    )
+        session.finish(RunStatus.COMPLETED, f"exhausted: {', '.join(exhausted)}" if exhausted else "")
+    return outcome_of(session)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from drill.actions.registry import ACTION_KINDS
 from drill.clock import Clock, SystemClock
 from drill.errors import SecretUnresolved
 from drill.playbook.model import ActionStep, Playbook, walk_steps
-from drill.probes.pool import HttpPool
 from drill.probes.registry import PROBE_KINDS
-from drill.run.runner import secrets_for
-from drill.run.scheduler import LiveProbeContext, ScheduledProbe, run_probe_once
+from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run_probe_once
+from drill.run.session import secrets_for
 from drill.secrets import Secrets
 
 
@@ -47,9 +45,11 @@ class Readiness:
         return out
 
 
-def _resolve(secrets: Secrets, what: str, params: Mapping[str, Any]) -> tuple[Check | None, Any]:
+def _resolve(
+    secrets: Secrets, what: str, params: Mapping[str, object]
+) -> tuple[Check | None, dict[str, object] | None]:
     try:
-        return None, secrets.resolve(dict(params), what)
+        return None, secrets.resolve_params(params, what)
     except SecretUnresolved as exc:
         return Check(what, False, exc.message), None
 
@@ -65,8 +65,8 @@ async def check_readiness(
     for asset in playbook.assets:
         for probe in asset.probes:
             problem, params = _resolve(secrets, f"probe {asset.id}/{probe.name}", probe.params)
-            if problem:
-                checks.append(problem)
+            if problem or params is None:
+                checks.extend([problem] if problem else [])
             else:
                 kind = PROBE_KINDS[probe.kind]
                 probes.append(ScheduledProbe(asset.id, probe, kind, kind.parse(params)))
@@ -85,18 +85,18 @@ async def check_readiness(
 
 
 def _redact(check: Check, secrets: Secrets) -> Check:
-    return Check(check.what, check.ok, str(secrets.redact(check.reason)))
+    return Check(check.what, check.ok, secrets.redact_text(check.reason))
 
 
 async def _probe_all(probes: list[ScheduledProbe], clock: Clock) -> list[Check]:
-    pool = HttpPool()
+    resources = Resources(probes)
     try:
 
         async def one(p: ScheduledProbe) -> Check:
-            ctx = LiveProbeContext.for_probe(p, pool, clock, lambda draft: None)
+            ctx = LiveProbeContext.for_probe(p, resources, clock, lambda draft: None)
             obs = await run_probe_once(p, ctx, clock)
             return Check(f"probe {p.asset}/{p.probe.name}", obs.ok, obs.reason)
 
         return list(await asyncio.gather(*(one(p) for p in probes)))
     finally:
-        await pool.aclose()
+        await resources.aclose()

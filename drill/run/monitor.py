@@ -12,14 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
-from drill import events as ev
-from drill.events import EventDraft
+from drill.evidence.events import AssetState, EventDraft, ProbeObserved, State
 from drill.playbook.model import Asset
 from drill.probes.base import Observation
-
-State = Literal["up", "down"]
 
 
 @dataclass(slots=True)
@@ -99,17 +95,16 @@ class Monitor:
         track.total += 1
         track.ok += obs.ok
         track.last_latency_us = obs.latency_us
-        data = {
-            "probe": probe,
-            "ok": obs.ok,
-            "latency_us": obs.latency_us,
-            "tick": tick,
-            "scheduled_mono_ns": scheduled_ns,
-            "jitter_us": (started_ns - scheduled_ns) // 1000,
-        }
-        if not obs.ok:
-            data["reason"] = obs.reason
-        out = [EventDraft(ev.PROBE_OBSERVED, started_ns, data, asset)]
+        observed = ProbeObserved(
+            probe=probe,
+            ok=obs.ok,
+            latency_us=obs.latency_us,
+            tick=tick,
+            scheduled_mono_ns=scheduled_ns,
+            jitter_us=(started_ns - scheduled_ns) // 1000,
+            reason="" if obs.ok else obs.reason,
+        )
+        out = [EventDraft(observed, started_ns, asset)]
         if probe_track.observe(obs.ok, started_ns, started_ns + obs.latency_us * 1000):
             out.extend(self._asset_transition(track, probe, probe_track))
         return out
@@ -120,12 +115,12 @@ class Monitor:
             return []
         initial = track.state is None
         track.state, track.since_ns = new, cause.streak_start_ns
-        data = {
-            "state": new,
-            "at_mono_ns": cause.streak_start_ns,
-            "lower_mono_ns": cause.before_streak_ns or cause.streak_start_ns,
-            "probe": probe,
-            "streak": cause.streak_len,
-            "initial": initial,
-        }
-        return [EventDraft(ev.ASSET_STATE, cause.streak_start_ns, data, track.asset)]
+        change = AssetState(
+            state=new,
+            at_mono_ns=cause.streak_start_ns,
+            lower_mono_ns=cause.before_streak_ns or cause.streak_start_ns,
+            probe=probe,
+            streak=cause.streak_len,
+            initial=initial,
+        )
+        return [EventDraft(change, cause.streak_start_ns, track.asset)]

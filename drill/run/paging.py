@@ -11,9 +11,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from drill import events as ev
 from drill.clock import Clock
-from drill.events import Event, EventDraft
+from drill.evidence.events import AssetState, Event, FailureInjected
 from drill.notify.ack import ACK_URL_FILE, AckDesk, AckServer, Emit
 from drill.notify.base import NotifyContext, RetryPolicy, warm_up
 from drill.notify.escalation import PageAbout, affected_chains, escalate
@@ -70,26 +69,25 @@ class Paging:
         if not self.enabled:
             return
         policy = self.playbook.settings.page_on
-        if event.type == ev.INJECTED:
+        payload = event.payload
+        if isinstance(payload, FailureInjected):
             self.injected = True
             if policy == "declare":
                 self._page([a.id for a in self.playbook.assets], event.mono_ns)
         elif (
-            event.type == ev.ASSET_STATE
+            isinstance(payload, AssetState)
             and policy == "asset-down"
             and self.injected
-            and event.data["state"] == "down"
+            and payload.state == "down"
         ):
-            self._page([event.asset or ""], int(event.data.get("at_mono_ns", event.mono_ns)))
+            self._page([event.asset or ""], payload.at_mono_ns)
 
     def _page(self, asset_ids: list[str], trigger_ns: int) -> None:
         affected = [a for a in affected_chains(self.playbook, asset_ids) if a.chain.name not in self.paged]
         if not affected:
             return
         self.paged.update(a.chain.name for a in affected)
-        ctx = NotifyContext(
-            clock=self.clock, retry=self.retry, redact=lambda text: str(self.secrets.redact(text))
-        )
+        ctx = NotifyContext(clock=self.clock, retry=self.retry, redact=self.secrets.redact_text)
         coro = escalate(
             affected,
             trigger_mono_ns=trigger_ns,
@@ -114,12 +112,3 @@ class Paging:
             max((sum(x.ack_within_ms + per_contact for x in c.contacts) for c in chains), default=0) / 1000
             + 1
         )
-
-
-def emitter(emit: Any) -> Emit:
-    """Pages and acks are journalled with fsync: they are evidence of people, not of probes."""
-
-    def journal(draft: EventDraft) -> None:
-        emit(draft, True)
-
-    return journal

@@ -10,14 +10,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import tenacity
 
-from drill import events as ev
 from drill.actions.base import ActionContext, ActionResult
 from drill.actions.registry import ACTION_KINDS
-from drill.events import EventDraft
+from drill.evidence.events import (
+    EventDraft,
+    FailureInjected,
+    ManualAnswer,
+    ManualAnswered,
+    Mark,
+    Payload,
+    StepAttempt,
+    StepFinished,
+    StepStarted,
+    StepStatus,
+)
+from drill.evidence.snapshot import Phase
 from drill.playbook.model import (
     ActionStep,
     ManualStep,
@@ -28,18 +39,18 @@ from drill.playbook.model import (
     Step,
     WaitFor,
     WaitForStep,
+    injects,
     step_kind,
 )
 from drill.secrets import Secrets
-
-DISASTER_MARK = "disaster"
+from drill.units import human_ms
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
     """An operator's answer to a manual step."""
 
-    answer: str  # done | skip | abort
+    answer: ManualAnswer
     who: str
     auto: bool = False
 
@@ -71,16 +82,9 @@ class Changes:
             await self._event.wait()
 
 
-def _injects(step: Step) -> bool:
-    """t_inject is the completion of a step marked inject, or of the mark 'disaster'."""
-    if isinstance(step, MarkStep) and step.mark == DISASTER_MARK:
-        return True
-    return bool(getattr(step, "inject", False))
-
-
 @dataclass(frozen=True, slots=True)
 class StepOutcome:
-    status: str  # ok | failed | skipped | aborted
+    status: StepStatus
     reason: str = ""
     attempts: int = 0
 
@@ -107,33 +111,29 @@ class ScenarioRunner:
     action_ctx: ActionContext
     prompter: Prompter
 
-    async def run_steps(self, steps: Sequence[Step], phase: str) -> bool:
+    async def run_steps(self, steps: Sequence[Step], phase: Phase) -> bool:
         """Run steps in order; True when all succeeded. Raises OperatorAbort on an operator abort."""
         for index, step in enumerate(steps):
             outcome = await self.run_step(step, phase)
-            if outcome.status == "failed":
+            if outcome.status == StepStatus.FAILED:
                 self._skip_rest(steps[index + 1 :], phase, f"after '{step.name}' failed")
                 return False
         return True
 
-    async def run_step(self, step: Step, phase: str) -> StepOutcome:
+    async def run_step(self, step: Step, phase: Phase) -> StepOutcome:
         kind = step_kind(step)
-        self._emit(ev.STEP_STARTED, {"step": step.name, "kind": kind, "phase": phase}, sync=True)
-        outcome = StepOutcome("aborted", "interrupted")
+        self._emit(StepStarted(step.name, kind, phase), sync=True)
+        outcome = StepOutcome(StepStatus.ABORTED, "interrupted")
         try:
             outcome = await self._dispatch(step, phase)
         finally:
-            data: dict[str, Any] = {"step": step.name, "kind": kind, "phase": phase, "status": outcome.status}
-            if outcome.reason:
-                data["reason"] = outcome.reason
-            if outcome.attempts:
-                data["attempts"] = outcome.attempts
-            self._emit(ev.STEP_FINISHED, data, sync=True)
-        if outcome.status == "ok" and phase == "scenario" and _injects(step):
-            self._emit(ev.INJECTED, {"step": step.name}, sync=True)
+            finished = StepFinished(step.name, kind, outcome.status, phase, outcome.reason, outcome.attempts)
+            self._emit(finished, sync=True)
+        if outcome.status == StepStatus.OK and phase == Phase.SCENARIO and injects(step):
+            self._emit(FailureInjected(step.name), sync=True)
         return outcome
 
-    async def _dispatch(self, step: Step, phase: str) -> StepOutcome:
+    async def _dispatch(self, step: Step, phase: Phase) -> StepOutcome:
         match step:
             case MarkStep():
                 return self._mark(step, phase)
@@ -143,20 +143,20 @@ class ScenarioRunner:
                 return await self._wait_for(step.wait_for)
             case PauseStep():
                 await asyncio.sleep(step.pause_ms / 1000)
-                return StepOutcome("ok")
+                return StepOutcome(StepStatus.OK)
             case ManualStep():
                 return await self._manual(step, phase)
             case ParallelStep():
                 return await self._parallel(step, phase)
         raise AssertionError(f"unknown step type {type(step).__name__}")
 
-    def _mark(self, step: MarkStep, phase: str) -> StepOutcome:
-        self._emit(ev.MARK, {"name": step.mark, "step": step.name}, sync=True)
-        return StepOutcome("ok")
+    def _mark(self, step: MarkStep, phase: Phase) -> StepOutcome:
+        self._emit(Mark(step.mark, step.name), sync=True)
+        return StepOutcome(StepStatus.OK)
 
     async def _action(self, step: ActionStep) -> StepOutcome:
         kind = ACTION_KINDS[step.action.kind]
-        spec = kind.parse(self.secrets.resolve(dict(step.action.params), f"step '{step.name}'"))
+        spec = kind.parse(self.secrets.resolve_params(step.action.params, f"step '{step.name}'"))
         attempts = 0
 
         async def attempt() -> ActionResult:
@@ -167,13 +167,9 @@ class ScenarioRunner:
                     result = await kind.run(spec, self.action_ctx)
             except TimeoutError:
                 result = ActionResult(
-                    ok=False, reason=f"timed out after {step.timeout_ms} ms", transient=True
+                    ok=False, reason=f"timed out after {human_ms(step.timeout_ms)}", transient=True
                 )
-            self._emit(
-                ev.STEP_ATTEMPT,
-                {"step": step.name, "attempt": attempts, "ok": result.ok, "reason": result.reason},
-                sync=False,
-            )
+            self._emit(StepAttempt(step.name, attempts, result.ok, result.reason), sync=False)
             if not result.ok and result.transient:
                 raise _Retryable(result)
             return result
@@ -190,8 +186,8 @@ class ScenarioRunner:
         except _Retryable as exc:
             result = exc.result
         if result.ok:
-            return StepOutcome("ok", attempts=attempts)
-        return StepOutcome("failed", self.secrets.redact(result.reason), attempts)
+            return StepOutcome(StepStatus.OK, attempts=attempts)
+        return StepOutcome(StepStatus.FAILED, self.secrets.redact_text(result.reason), attempts)
 
     async def _wait_for(self, wait: WaitFor) -> StepOutcome:
         members = self._members(wait)
@@ -203,9 +199,10 @@ class ScenarioRunner:
         except TimeoutError:
             laggards = [a for a in members if self.states.state(a) != wait.state]
             return StepOutcome(
-                "failed", f"still not {wait.state} after {wait.within_ms} ms: {', '.join(laggards)}"
+                StepStatus.FAILED,
+                f"still not {wait.state} after {human_ms(wait.within_ms)}: {', '.join(laggards)}",
             )
-        return StepOutcome("ok")
+        return StepOutcome(StepStatus.OK)
 
     def _members(self, wait: WaitFor) -> list[str]:
         if wait.asset:
@@ -214,7 +211,7 @@ class ScenarioRunner:
             return [a.id for a in self.playbook.assets if a.tier == wait.tier]
         return [a.id for a in self.playbook.assets]
 
-    async def _manual(self, step: ManualStep, phase: str) -> StepOutcome:
+    async def _manual(self, step: ManualStep, phase: Phase) -> StepOutcome:
         try:
             if step.timeout_ms:
                 async with asyncio.timeout(step.timeout_ms / 1000):
@@ -222,39 +219,35 @@ class ScenarioRunner:
             else:
                 answer = await self.prompter.ask(step)
         except TimeoutError:
-            return StepOutcome("failed", f"no answer from the operator within {step.timeout_ms} ms")
+            return StepOutcome(
+                StepStatus.FAILED, f"no answer from the operator within {human_ms(step.timeout_ms)}"
+            )
         self._emit(
-            ev.MANUAL_ANSWERED,
-            {
-                "step": step.name,
-                "phase": phase,
-                "answer": answer.answer,
-                "who": answer.who,
-                "auto": answer.auto,
-                "prompt": step.prompt,
-            },
-            sync=True,
+            ManualAnswered(step.name, answer.answer, answer.who, answer.auto, step.prompt, phase), sync=True
         )
-        if answer.answer == "abort":
+        if answer.answer == ManualAnswer.ABORT:
             raise OperatorAbort(f"operator {answer.who} aborted at '{step.name}'")
-        return StepOutcome(
-            "skipped" if answer.answer == "skip" else "ok",
-            "skipped by the operator" if answer.answer == "skip" else "",
-        )
+        if answer.answer == ManualAnswer.SKIP:
+            return StepOutcome(StepStatus.SKIPPED, "skipped by the operator")
+        return StepOutcome(StepStatus.OK)
 
-    async def _parallel(self, step: ParallelStep, phase: str) -> StepOutcome:
+    async def _parallel(self, step: ParallelStep, phase: Phase) -> StepOutcome:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(self.run_step(sub, phase)) for sub in step.steps]
         failed = [
-            sub.name for sub, task in zip(step.steps, tasks, strict=True) if task.result().status == "failed"
+            sub.name
+            for sub, task in zip(step.steps, tasks, strict=True)
+            if task.result().status == StepStatus.FAILED
         ]
-        return StepOutcome("failed", f"failed: {', '.join(failed)}") if failed else StepOutcome("ok")
+        if failed:
+            return StepOutcome(StepStatus.FAILED, f"failed: {', '.join(failed)}")
+        return StepOutcome(StepStatus.OK)
 
-    def _skip_rest(self, steps: Sequence[Step], phase: str, why: str) -> None:
+    def _skip_rest(self, steps: Sequence[Step], phase: Phase, why: str) -> None:
         for step in steps:
-            data = {"step": step.name, "kind": step_kind(step), "phase": phase}
-            self._emit(ev.STEP_STARTED, data, sync=False)
-            self._emit(ev.STEP_FINISHED, {**data, "status": "skipped", "reason": why}, sync=False)
+            kind = step_kind(step)
+            self._emit(StepStarted(step.name, kind, phase), sync=False)
+            self._emit(StepFinished(step.name, kind, StepStatus.SKIPPED, phase, why), sync=False)
 
-    def _emit(self, kind: str, data: dict[str, Any], *, sync: bool) -> None:
-        self.emit(EventDraft(kind, self.now_ns(), data), sync)
+    def _emit(self, payload: Payload, *, sync: bool) -> None:
+        self.emit(EventDraft(payload, self.now_ns()), sync)

@@ -18,15 +18,13 @@ import asyncio
 import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import Any, cast
 
 from drill.clock import Clock
-from drill.events import EventDraft
+from drill.evidence.events import EventDraft
 from drill.playbook.model import Probe
-from drill.probes.base import Observation, ProbeKind, fail
-from drill.probes.pool import HttpPool
+from drill.probes.base import Observation, ProbeContext, ProbeKind, R, ResourceKind, SharedResource, fail
+from drill.units import human_ms
 
 NS_PER_MS = 1_000_000
 LEAD_IN_NS = 10 * NS_PER_MS
@@ -46,7 +44,7 @@ class ScheduledProbe:
     asset: str
     probe: Probe
     kind: ProbeKind[Any]
-    spec: Any
+    spec: object
 
     @property
     def interval_ns(self) -> int:
@@ -57,9 +55,34 @@ class ScheduledProbe:
         return self.probe.timeout_ms / 1000
 
 
+class Resources:
+    """The shared resources the run's probe kinds declared, each opened once for every probe using it."""
+
+    def __init__(self, probes: Sequence[ScheduledProbe]) -> None:
+        users: dict[str, tuple[ResourceKind[Any], list[object]]] = {}
+        for probe in probes:
+            for kind in probe.kind.resources:
+                users.setdefault(kind.name, (kind, []))[1].append(probe.spec)
+        # opened now, before the first tick: building clients inside a tick would delay it
+        self._open: dict[str, SharedResource] = {
+            name: kind.open(specs) for name, (kind, specs) in users.items()
+        }
+
+    def get(self, kind: ResourceKind[R]) -> R:
+        resource = self._open.get(kind.name)
+        if resource is None:
+            raise LookupError(f"resource {kind.name!r} was not declared by this probe's kind")
+        return cast(R, resource)
+
+    async def aclose(self) -> None:
+        opened, self._open = self._open, {}
+        for resource in opened.values():
+            await resource.aclose()
+
+
 @dataclass(slots=True)
 class LiveProbeContext:
-    """The ProbeContext of a real run: HTTP clients leased from the pool, events to `sink`.
+    """The ProbeContext of a real run: the run's shared resources, events to `sink`.
 
     `memory` lives as long as the context (one per probe loop), so a probe can keep state
     between ticks and its kind's `finish` hook sees it after the scenario.
@@ -69,23 +92,19 @@ class LiveProbeContext:
     probe: str
     timeout_s: float
     clock: Clock
-    pool: HttpPool
+    resources: Resources
     sink: EventSink
     memory: dict[str, Any] = field(default_factory=dict)
-    _leased: list[httpx.AsyncClient] = field(default_factory=list)
 
     @classmethod
     def for_probe(
-        cls, probe: ScheduledProbe, pool: HttpPool, clock: Clock, sink: EventSink
+        cls, probe: ScheduledProbe, resources: Resources, clock: Clock, sink: EventSink
     ) -> LiveProbeContext:
         """The context for one scheduled probe."""
-        return cls(probe.asset, probe.probe.name, probe.timeout_s, clock, pool, sink)
+        return cls(probe.asset, probe.probe.name, probe.timeout_s, clock, resources, sink)
 
-    def http(self, verify: bool = True) -> httpx.AsyncClient:
-        """A pooled client, counted as busy until the current probe run ends."""
-        client = self.pool.acquire(verify)
-        self._leased.append(client)
-        return client
+    def resource(self, kind: ResourceKind[R]) -> R:
+        return self.resources.get(kind)
 
     def monotonic_ns(self) -> int:
         return self.clock.monotonic_ns()
@@ -93,41 +112,41 @@ class LiveProbeContext:
     def emit(self, event: EventDraft) -> None:
         self.sink(event)
 
-    def release(self) -> None:
-        """Give back every client leased during the run that just ended (the scheduler calls it)."""
-        while self._leased:
-            self.pool.release(self._leased.pop())
 
-
-async def run_probe_once(probe: ScheduledProbe, ctx: LiveProbeContext, clock: Clock) -> Observation:
+async def run_probe_once(probe: ScheduledProbe, ctx: ProbeContext, clock: Clock) -> Observation:
     """Run the probe once under its deadline; never raises except for cancellation.
 
     latency_us is measured here, from just before the call to its end (or to the deadline).
     """
+    return await run_kind_once(probe.kind, probe.spec, ctx, probe.probe.timeout_ms, clock)
+
+
+async def run_kind_once(
+    kind: ProbeKind[Any], spec: object, ctx: ProbeContext, timeout_ms: int, clock: Clock
+) -> Observation:
+    """One probe execution as the scheduler runs it: under timeout_ms, every failure an Observation."""
     started = clock.monotonic_ns()
-    deadline = asyncio.timeout(probe.timeout_s)
+    deadline = asyncio.timeout(timeout_ms / 1000)
     try:
         async with deadline:
-            obs = await probe.kind.run(probe.spec, ctx)
+            obs = await kind.run(spec, ctx)
     except TimeoutError as exc:
         if deadline.expired():
-            obs = fail(f"timed out after {probe.probe.timeout_ms} ms", transient=True)
+            obs = fail(f"timed out after {human_ms(timeout_ms)}", transient=True)
         else:
-            obs = _bug(probe, exc)
+            obs = _bug(kind, exc)
     except Exception as exc:
-        obs = _bug(probe, exc)
-    finally:
-        ctx.release()
+        obs = _bug(kind, exc)
     if not isinstance(obs, Observation):
-        obs = fail(f"bug: probe kind {probe.kind.name!r} returned {type(obs).__name__}, not an Observation")
+        obs = fail(f"bug: probe kind {kind.name!r} returned {type(obs).__name__}, not an Observation")
     # Built directly: dataclasses.replace costs more than the rest of a no-op tick.
     latency_us = (clock.monotonic_ns() - started) // 1000
     return Observation(obs.ok, obs.reason, obs.transient, latency_us, obs.detail)
 
 
-def _bug(probe: ScheduledProbe, exc: BaseException) -> Observation:
+def _bug(kind: ProbeKind[Any], exc: BaseException) -> Observation:
     return fail(
-        f"bug: probe kind {probe.kind.name!r} raised {type(exc).__name__}: {exc} "
+        f"bug: probe kind {kind.name!r} raised {type(exc).__name__}: {exc} "
         "(please report it; probes must turn every failure into a reason)"
     )
 

@@ -18,10 +18,11 @@ class FloatInReport(TypeError):
     """Raised (a bug, not a user error) when a float would be canonicalised into a signed report."""
 
 
-def canonical_bytes(obj: Any) -> bytes:
+def canonical_bytes(obj: object) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value; floats are refused (reports hold integers only)."""
     reject_floats(obj, "$")
-    return bytes(rfc8785.dumps(obj))
+    # reject_floats walked the value; rfc8785 itself refuses anything else that is not JSON
+    return bytes(rfc8785.dumps(obj))  # type: ignore[arg-type]
 
 
 def is_canonical(data: bytes) -> bool:
@@ -33,7 +34,7 @@ def is_canonical(data: bytes) -> bool:
         return False
 
 
-def reject_floats(value: Any, path: str) -> None:
+def reject_floats(value: object, path: str) -> None:
     """Raise FloatInReport naming where (path first, e.g. `$` or `report`) a float sits."""
     # Iterative: a deep report must not hit the recursion limit.
     stack: list[tuple[Any, str]] = [(value, path)]

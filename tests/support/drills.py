@@ -14,7 +14,8 @@ from typing import Any
 from drill.clock import SystemClock, monotonic_ns, parse_utc
 from drill.playbook.model import ManualStep
 from drill.playbook.validate import load_playbook
-from drill.run.runner import RunOptions, RunOutcome, run_drill
+from drill.run.runner import run_drill
+from drill.run.session import RunOptions, RunOutcome
 from drill.run.scenario import Answer
 
 

@@ -7,7 +7,7 @@ a SIGKILL loses nothing already appended; `sync()` (or `append(..., sync=True)`)
 written so far survive a power loss too.
 
 Reading. `read_events` and `verify_journal` check every line in full: valid JSON, the known
-fields with their types, integers only (within +-(2**53-1)), RFC 8785 canonical bytes, seq and
+fields with their types, the data matching its event type's dataclass (drill.evidence.events), integers only (within +-(2**53-1)), RFC 8785 canonical bytes, seq and
 prev linked. Lines are parsed with orjson and checked against its sorted compact form, which
 for ASCII lines is the canonical form; any line that fast path does not accept gets the exact,
 slower check, so the first broken line is named the same way either way. A report is built
@@ -38,7 +38,7 @@ import rfc8785
 
 from drill.clock import Clock, FakeClock, SystemClock, utc_iso
 from drill.errors import DrillError, JournalInvalid, Location
-from drill.events import Event, EventDraft
+from drill.evidence.events import Event, EventDraft, PayloadMismatch, decode_payload, payload_data
 
 __all__ = [
     "GENESIS",
@@ -59,7 +59,7 @@ _CHUNK = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
-Redactor = Callable[[Any], Any]
+Redactor = Callable[[dict[str, object]], dict[str, object]]  # the same dict back when nothing changed
 
 
 # Canonical JSON without the cost of a pure-Python serialiser: for the values _check admits
@@ -90,7 +90,7 @@ _SORT_KEYS = orjson.OPT_SORT_KEYS
 _JSONDecodeError = orjson.JSONDecodeError
 
 
-def _encode(value: Any) -> str:
+def _encode(value: object) -> str:
     return _join(_chunks(value, 0))
 
 
@@ -102,12 +102,11 @@ class _BadValue(Exception):
         self.path = path
 
 
-def _check(value: Any) -> bool:
+def _check(value: object) -> bool:
     """Raise _BadValue for anything but JSON made of integers; True when rfc8785 must serialise it."""
-    kind = type(value)
-    if kind is dict:
+    if type(value) is dict:
         return _check_dict(value)
-    if kind is list or kind is tuple:
+    if type(value) is list or type(value) is tuple:
         return _check_list(value)
     return _check_scalar(value)
 
@@ -143,7 +142,7 @@ def _check_list(value: list[Any] | tuple[Any, ...]) -> bool:
     return unusual
 
 
-def _check_scalar(value: Any) -> bool:
+def _check_scalar(value: object) -> bool:
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return False
@@ -163,7 +162,7 @@ def _check_scalar(value: Any) -> bool:
     raise _BadValue(f"{type(value).__name__} is not a JSON value")
 
 
-def _dumps(value: Any, what: str) -> str:
+def _dumps(value: object, what: str) -> str:
     """Canonical JSON text of value, or TypeError naming where the offending value sits."""
     try:
         unusual = _check(value)
@@ -172,28 +171,29 @@ def _dumps(value: Any, what: str) -> str:
     text = _encode(value)
     if unusual or not text.isascii():
         try:
-            text = str(rfc8785.dumps(value).decode("utf-8"))
+            text = str(rfc8785.dumps(value).decode("utf-8"))  # type: ignore[arg-type]  # _check walked it
         except rfc8785.CanonicalizationError as exc:
             raise TypeError(f"journal {what}: {exc}") from None
     return text
 
 
-def _string(value: Any, what: str) -> str:
+def _string(value: object, what: str) -> str:
     if isinstance(value, str):
         return encode_basestring(str.__str__(value))  # the same escapes as RFC 8785
     return _not_a(what, "string", value)
 
 
-def _not_a(what: str, expected: str, value: Any) -> str:
+def _not_a(what: str, expected: str, value: object) -> str:
     raise TypeError(f"journal {what}: expected a {expected}, got {type(value).__name__}")
 
 
 def canonical_line(event: Event) -> bytes:
     """The RFC 8785 bytes of one event, without the newline (the bytes its successor hashes)."""
-    return _line(event.seq, event.prev, event.mono_ns, event.utc, event.type, event.asset, event.data)
+    data = payload_data(event.payload)
+    return _line(event.seq, event.prev, event.mono_ns, event.utc, event.type, event.asset, data)
 
 
-def _line(seq: int, prev: str, mono_ns: int, utc: str, kind: str, asset: str | None, data: Any) -> bytes:
+def _line(seq: int, prev: str, mono_ns: int, utc: str, kind: str, asset: str | None, data: object) -> bytes:
     # The hot path of every append, so written flat: one call per C helper, no layers.
     if type(mono_ns) is not int or not -_INT_MAX <= mono_ns <= _INT_MAX:
         raise TypeError(f"journal mono_ns: expected an integer within +-(2**53-1), got {mono_ns!r}")
@@ -285,8 +285,7 @@ _set_seq = _slot_setter("seq")
 _set_prev = _slot_setter("prev")
 _set_mono_ns = _slot_setter("mono_ns")
 _set_utc = _slot_setter("utc")
-_set_type = _slot_setter("type")
-_set_data = _slot_setter("data")
+_set_payload = _slot_setter("payload")
 _set_asset = _slot_setter("asset")
 
 
@@ -339,27 +338,34 @@ class JournalWriter:
     def append(self, draft: EventDraft, *, sync: bool = False) -> Event:
         """Stamp seq, prev and utc on draft, redact, write one line and hand it to the OS; fsync if sync.
 
-        Raises TypeError (nothing written) for data JSON cannot hold exactly: floats, integers
-        beyond +-(2**53-1), non-string keys. The returned Event shares its data dict with the
-        draft (after redaction): treat both as frozen.
+        Raises TypeError (nothing written) for a payload that does not match its event type or
+        holds what JSON cannot hold exactly (floats, integers beyond +-(2**53-1)). The returned
+        Event carries the payload as written (redacted when a secret was scrubbed from it).
         """
         fd = self._fd
         if fd is None:
             raise ValueError(f"journal {self._path} is closed")  # a bug in the caller
-        data, asset, kind, mono_ns = draft.data, draft.asset, draft.type, draft.mono_ns
+        payload, asset, mono_ns = draft.payload, draft.asset, draft.mono_ns
+        kind = payload.TYPE
+        try:
+            data = payload_data(payload)
+        except PayloadMismatch as exc:
+            raise TypeError(f"journal data: {exc}") from None
         if self._redact is not None:
-            data = self._redact(data)
+            redacted = self._redact(data)
+            if redacted is not data:  # rare: only events that quote a secret are rebuilt
+                data, payload = redacted, decode_payload(kind, redacted)
             if asset is not None:
-                asset = self._redact(asset)
+                asset = str(self._redact({"asset": asset})["asset"])
         seq = self._count + 1
         prev = self._head
         utc = self._stamp(mono_ns) if type(mono_ns) is int else ""  # _line rejects a non-int
         line = _line(seq, prev, mono_ns, utc, kind, asset, data)
-        payload = line + b"\n"
+        payload_bytes = line + b"\n"
         try:
-            written = os.write(fd, payload)
-            if written != len(payload):
-                _write_rest(fd, payload[written:])
+            written = os.write(fd, payload_bytes)
+            if written != len(payload_bytes):
+                _write_rest(fd, payload_bytes[written:])
         except OSError as exc:
             raise self._fail("write", exc) from None
         self._head = _sha256(line).hexdigest()
@@ -371,8 +377,7 @@ class JournalWriter:
         _set_prev(event, prev)
         _set_mono_ns(event, mono_ns)
         _set_utc(event, utc)
-        _set_type(event, kind)
-        _set_data(event, data)
+        _set_payload(event, payload)
         _set_asset(event, asset)
         return event
 
@@ -487,12 +492,13 @@ def verify_journal(
     prev) and the file's SHA-256 but not each line's form: for a file whose SHA-256 a verified
     signature already covers (see the module docstring); a break is still named exactly.
     """
-    scan = _Scan(path, allow_torn_tail)
-    if chain_only:
-        scan.walk_chain()
-    else:
-        for _ in scan.records():
+    if not chain_only:  # the full check reads every event into its type, as a report build does
+        stream = JournalStream(path, allow_torn_tail=allow_torn_tail)
+        for _ in stream:
             pass
+        return stream.summary
+    scan = _Scan(path, allow_torn_tail)
+    scan.walk_chain()
     return JournalSummary(scan.file_sha256, scan.count, scan.head, scan.torn_bytes)
 
 
@@ -506,14 +512,17 @@ class JournalStream:
 
     def __iter__(self) -> Iterator[Event]:
         for raw in self._scan.records():
+            try:
+                payload = decode_payload(raw["type"], raw["data"])
+            except PayloadMismatch as exc:
+                raise self._scan.error(raw["seq"], str(exc)) from None
             # Filled slot by slot as in JournalWriter.append: a frozen dataclass __init__ costs 3x more.
             event: Event = _new_object(Event)
             _set_seq(event, raw["seq"])
             _set_prev(event, raw["prev"])
             _set_mono_ns(event, raw["mono_ns"])
             _set_utc(event, raw["utc"])
-            _set_type(event, raw["type"])
-            _set_data(event, raw["data"])
+            _set_payload(event, payload)
             _set_asset(event, raw.get("asset"))
             yield event
         self._done = True
@@ -653,7 +662,7 @@ class _Scan:
 
     def _torn(self, number: int, raw_line: bytes) -> None:
         if not self.allow_torn_tail:
-            raise self._error(
+            raise self.error(
                 number,
                 f"incomplete last line ({len(raw_line)} bytes, no newline): a write cut short",
                 hint="a crash can leave this; `drill journal verify --allow-torn-tail` checks the rest",
@@ -665,15 +674,15 @@ class _Scan:
         try:
             raw = json.loads(line)
         except (UnicodeDecodeError, ValueError):
-            raise self._error(number, "not valid JSON") from None
+            raise self.error(number, "not valid JSON") from None
         if type(raw) is not dict:
-            raise self._error(number, "not a JSON object")
+            raise self.error(number, "not a JSON object")
         self._check_fields(number, raw)
         if raw["seq"] != number:
-            raise self._error(number, f"seq {raw['seq']} expected {number}")
+            raise self.error(number, f"seq {raw['seq']} expected {number}")
         if raw["prev"] != self.head:
             what = "the genesis hash (64 zeros)" if number == 1 else f"line {number - 1}"
-            raise self._error(number, f"prev hash does not match {what}")
+            raise self.error(number, f"prev hash does not match {what}")
         try:
             canonical = _line(
                 raw["seq"],
@@ -685,31 +694,31 @@ class _Scan:
                 raw["data"],
             )
         except TypeError as exc:
-            raise self._error(number, str(exc).removeprefix("journal ")) from None
+            raise self.error(number, str(exc).removeprefix("journal ")) from None
         if canonical != line:
-            raise self._error(number, "not in RFC 8785 canonical form (edited by hand?)")
+            raise self.error(number, "not in RFC 8785 canonical form (edited by hand?)")
         return raw
 
     def _check_fields(self, number: int, raw: dict[str, Any]) -> None:
         missing = _REQUIRED - raw.keys()
         if missing:
-            raise self._error(number, f"missing field(s) {', '.join(sorted(missing))}")
+            raise self.error(number, f"missing field(s) {', '.join(sorted(missing))}")
         extra = raw.keys() - _FIELDS
         if extra:
-            raise self._error(number, f"unknown field(s) {', '.join(sorted(extra))}")
+            raise self.error(number, f"unknown field(s) {', '.join(sorted(extra))}")
         for name in ("seq", "mono_ns"):
             if type(raw[name]) is not int:
-                raise self._error(number, f"{name} is not an integer")
+                raise self.error(number, f"{name} is not an integer")
         for name in ("utc", "type"):
             if type(raw[name]) is not str:
-                raise self._error(number, f"{name} is not a string")
+                raise self.error(number, f"{name} is not a string")
         if "asset" in raw and type(raw["asset"]) is not str:
-            raise self._error(number, "asset is not a string")
+            raise self.error(number, "asset is not a string")
         if type(raw["data"]) is not dict:
-            raise self._error(number, "data is not an object")
+            raise self.error(number, "data is not an object")
         prev = raw["prev"]
         if type(prev) is not str or len(prev) != 64 or not _HEX.issuperset(prev):
-            raise self._error(number, "prev is not a lowercase hex SHA-256")
+            raise self.error(number, "prev is not a lowercase hex SHA-256")
 
-    def _error(self, number: int, message: str, hint: str = "") -> JournalInvalid:
+    def error(self, number: int, message: str, hint: str = "") -> JournalInvalid:
         return JournalInvalid(f"line {number}: {message}", hint=hint, location=Location(str(self.path)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drill.testing.servers import Unavailable, find_binary, start_or_skip
+from tests.support.servers import Unavailable, find_binary, start_or_skip
 
 
 def _missing() -> None:

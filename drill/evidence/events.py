@@ -1,0 +1,439 @@
+"""The journal's events: one frozen dataclass per event type, the one catalogue of the format.
+
+An emitter builds a payload (say `ProbeObserved(...)`) and hands an `EventDraft` to the journal,
+which stamps seq, prev and utc and writes `{seq, prev, mono_ns, utc, type, asset?, data}`; the
+reader gives back `Event`s whose payload is the same dataclass. Dicts exist only inside
+`payload_data` / `decode_payload`, at serialisation. Every name here is part of the evidence
+format: add types and defaulted fields, never rename them. Format 1 (drill 0.1.0) journals
+decode with the same classes: fields they lack have defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+import msgspec
+
+from drill.evidence.snapshot import Phase, Plan, StepKind
+
+JOURNAL_FORMAT = 2  # 1: drill 0.1.0 (no format field, no plan in run.started)
+
+State = Literal["up", "down"]
+
+
+class RunStatus(StrEnum):
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+class StepStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ABORTED = "aborted"
+
+
+class ManualAnswer(StrEnum):
+    DONE = "done"
+    SKIP = "skip"
+    ABORT = "abort"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookRef:
+    name: str
+    sha256: str
+    path: str
+    document: dict[str, object] = field(default_factory=dict)  # the raw document, for the record only
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptionsRecord:
+    auto_confirm: bool = False
+    rollback: str = "on-failure"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    TYPE: ClassVar[str] = "run.started"
+    run_id: str
+    playbook: PlaybookRef
+    user: str
+    host: str
+    tool_version: str
+    started_utc: str
+    options: RunOptionsRecord = RunOptionsRecord()
+    planned_start: str = ""
+    mode: Literal["drill", "contacts"] = "drill"
+    plan: Plan | None = None  # None only in format 1, whose readers rebuild it from the document
+    format: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    TYPE: ClassVar[str] = "run.finished"
+    status: RunStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeObserved:
+    TYPE: ClassVar[str] = "probe.observed"
+    probe: str
+    ok: bool
+    latency_us: int
+    tick: int
+    scheduled_mono_ns: int
+    jitter_us: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOverrun:
+    """A probe slower than its interval: missed_ticks ticks were skipped."""
+
+    TYPE: ClassVar[str] = "probe.overrun"
+    probe: str
+    missed_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssetState:
+    """An asset changed state: at_mono_ns is the instant (DESIGN §2), lower_mono_ns its window's start."""
+
+    TYPE: ClassVar[str] = "asset.state"
+    state: State
+    at_mono_ns: int
+    lower_mono_ns: int
+    probe: str
+    streak: int
+    initial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    TYPE: ClassVar[str] = "step.started"
+    step: str
+    kind: StepKind
+    phase: Phase = Phase.SCENARIO
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    TYPE: ClassVar[str] = "step.finished"
+    step: str
+    kind: StepKind
+    status: StepStatus
+    phase: Phase = Phase.SCENARIO
+    reason: str = ""
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepAttempt:
+    """One try of an action (a declared retry makes several)."""
+
+    TYPE: ClassVar[str] = "step.attempt"
+    step: str
+    attempt: int
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A named instant: a mark step, or the `baseline` the runner records before the scenario."""
+
+    TYPE: ClassVar[str] = "mark"
+    name: str
+    step: str = ""
+    states: dict[str, str] = field(default_factory=dict)  # baseline: asset -> up|down|unknown
+
+
+@dataclass(frozen=True, slots=True)
+class ManualAnswered:
+    TYPE: ClassVar[str] = "manual.answered"
+    step: str
+    answer: ManualAnswer
+    who: str
+    auto: bool
+    prompt: str
+    phase: Phase = Phase.SCENARIO
+
+
+@dataclass(frozen=True, slots=True)
+class FailureInjected:
+    """t_inject: the injecting step (or the `disaster` mark) completed."""
+
+    TYPE: ClassVar[str] = "failure.injected"
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopTripped:
+    TYPE: ClassVar[str] = "stop.tripped"
+    condition: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReceived:
+    TYPE: ClassVar[str] = "signal.received"
+    signal: str
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackStarted:
+    TYPE: ClassVar[str] = "rollback.started"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackFinished:
+    TYPE: ClassVar[str] = "rollback.finished"
+    status: Literal["ok", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RpoMeasured:
+    TYPE: ClassVar[str] = "rpo.measured"
+    probe: str
+    last_acked_seq: int
+    last_acked_utc: str | None
+    last_surviving_seq: int
+    surviving_utc: str | None
+    lost_writes: int
+    rpo_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RpoUnmeasured:
+    """The surviving canary writes could not be read: RPO stays unmeasured, with the reason."""
+
+    TYPE: ClassVar[str] = "rpo.unmeasured"
+    probe: str
+    reason: str
+    last_acked_seq: int = 0
+    last_acked_utc: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryWritten:
+    """An acknowledged canary write; journalled sparsely (first write, last before each failure)."""
+
+    TYPE: ClassVar[str] = "canary.written"
+    probe: str
+    seq: int
+    utc: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageSent:
+    TYPE: ClassVar[str] = "page.sent"
+    page_id: str
+    chain: str
+    contact: str
+    via: str
+    assets: tuple[str, ...]
+    ok: bool
+    reason: str
+    attempts: int
+    ack_within_ms: int
+    chains: tuple[str, ...] = ()
+    delivery_ms: int = 0
+    trigger_mono_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PageAcked:
+    TYPE: ClassVar[str] = "page.acked"
+    page_id: str
+    chain: str
+    contact: str
+    via: str
+    by: str
+    ack_ms: int
+    ack_within_ms: int
+    met: bool
+    since_trigger_ms: int
+    chains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AckRefused:
+    """A refused acknowledgement (the token is never recorded)."""
+
+    TYPE: ClassVar[str] = "ack.refused"
+    reason: str
+    status: int
+    by: str = ""
+    peer: str = ""
+    page_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainExhausted:
+    TYPE: ClassVar[str] = "chain.exhausted"
+    chain: str
+    assets: tuple[str, ...]
+    contacts: int
+    trigger_mono_ns: int = 0
+
+
+Payload = (
+    RunStarted
+    | RunFinished
+    | ProbeObserved
+    | ProbeOverrun
+    | AssetState
+    | StepStarted
+    | StepFinished
+    | StepAttempt
+    | Mark
+    | ManualAnswered
+    | FailureInjected
+    | StopTripped
+    | SignalReceived
+    | RollbackStarted
+    | RollbackFinished
+    | RpoMeasured
+    | RpoUnmeasured
+    | CanaryWritten
+    | PageSent
+    | PageAcked
+    | AckRefused
+    | ChainExhausted
+)
+
+# The one list of event types: `type` in the journal -> its payload class.
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    cls.TYPE: cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        ProbeObserved,
+        ProbeOverrun,
+        AssetState,
+        StepStarted,
+        StepFinished,
+        StepAttempt,
+        Mark,
+        ManualAnswered,
+        FailureInjected,
+        StopTripped,
+        SignalReceived,
+        RollbackStarted,
+        RollbackFinished,
+        RpoMeasured,
+        RpoUnmeasured,
+        CanaryWritten,
+        PageSent,
+        PageAcked,
+        AckRefused,
+        ChainExhausted,
+    )
+}
+_FIELDS: dict[type[Payload], frozenset[str]] = {
+    cls: frozenset(f.name for f in fields(cls)) for cls in PAYLOAD_TYPES.values()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """What an emitter knows: the payload, its instant and its asset; the journal adds the rest."""
+
+    payload: Payload
+    mono_ns: int
+    asset: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One journal line, as written or read."""
+
+    seq: int
+    prev: str
+    mono_ns: int
+    utc: str
+    payload: Payload
+    asset: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.payload.TYPE
+
+
+class PayloadMismatch(ValueError):
+    """Event data that does not match its type's dataclass (a bug when writing; bad evidence when reading)."""
+
+
+def payload_data(payload: Payload) -> dict[str, object]:
+    """The payload as JSON-ready data, checked against its own type so that it reads back."""
+    kind = type(payload)
+    if kind not in _FIELDS:
+        raise PayloadMismatch(f"{kind.__name__} is not a journal event type")
+    data: dict[str, object] = msgspec.to_builtins(payload)
+    try:  # what is written must read back: field types are checked at runtime too
+        msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise PayloadMismatch(f"{kind.TYPE} event: {exc}") from None
+    return data
+
+
+def decode_payload(kind: str, data: Mapping[str, object]) -> Payload:
+    """The typed payload of a journal line; PayloadMismatch names what does not fit."""
+    cls = PAYLOAD_TYPES.get(kind)
+    if cls is None:
+        raise PayloadMismatch(f"unknown event type {kind!r}")
+    names = _FIELDS[cls]
+    if not names.issuperset(data):
+        extra = ", ".join(sorted(set(data) - names))
+        raise PayloadMismatch(f"{kind} event: unknown field(s) {extra}")
+    try:
+        return msgspec.convert(data, cls)
+    except msgspec.ValidationError as exc:
+        raise PayloadMismatch(f"{kind} event: {exc}") from None
+
+
+__all__ = [
+    "JOURNAL_FORMAT",
+    "PAYLOAD_TYPES",
+    "AckRefused",
+    "AssetState",
+    "CanaryWritten",
+    "ChainExhausted",
+    "Event",
+    "EventDraft",
+    "FailureInjected",
+    "ManualAnswer",
+    "ManualAnswered",
+    "Mark",
+    "PageAcked",
+    "PageSent",
+    "Payload",
+    "PayloadMismatch",
+    "PlaybookRef",
+    "ProbeObserved",
+    "ProbeOverrun",
+    "RollbackFinished",
+    "RollbackStarted",
+    "RpoMeasured",
+    "RpoUnmeasured",
+    "RunFinished",
+    "RunOptionsRecord",
+    "RunStarted",
+    "RunStatus",
+    "SignalReceived",
+    "State",
+    "StepAttempt",
+    "StepFinished",
+    "StepStarted",
+    "StepStatus",
+    "StopTripped",
+    "decode_payload",
+    "payload_data",
+]
