@@ -16,13 +16,9 @@ in __all__ is internal and may change between releases (tests/test_public_api.py
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-try:
-    __version__ = version("drill")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+from drill.version import __version__
 
 if TYPE_CHECKING:
     from drill.errors import DrillError

@@ -39,9 +39,6 @@ from drill.evidence.events import (
     StopTripped,
 )
 from drill.evidence.snapshot import Phase, Plan, PlanAsset, StepKind
-from drill.plan import build_plan
-from drill.playbook.load import parse_document
-from drill.playbook.validate import check_document
 from drill.units import human_ms
 
 BP_FULL = 10_000  # availability in basis points: integers only in evidence
@@ -428,6 +425,11 @@ def plan_of(started: RunStarted) -> Plan:
     (drill 0.1.0) rebuilt from the journalled document by the same loader and planner."""
     if started.plan is not None:
         return started.plan
+    # Imported only for these old journals: the planner loads every probe kind's driver.
+    from drill.plan import build_plan
+    from drill.playbook.load import parse_document
+    from drill.playbook.validate import check_document
+
     raw = json.dumps(started.playbook.document).encode()
     playbook, diagnostics = check_document(parse_document(raw, started.playbook.path or "<journal>"))
     if playbook is None:
@@ -550,7 +552,7 @@ def _asset_reasons(
 
 def _chains(fold: _Fold, plan: Plan) -> dict[str, ChainResult]:
     out: dict[str, ChainResult] = {}
-    for chain in plan.chains:
+    for chain in sorted(plan.chains, key=lambda c: c.name):  # by name, as the report lists them
         pages = [p for p in fold.pages.values() if chain.name in (p.sent.chains or (p.sent.chain,))]
         first_ack = min((p.acked.since_trigger_ms for p in pages if p.acked is not None), default=None)
         target = chain.respond_within_ms

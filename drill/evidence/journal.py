@@ -346,11 +346,11 @@ class JournalWriter:
         if fd is None:
             raise ValueError(f"journal {self._path} is closed")  # a bug in the caller
         payload, asset, mono_ns = draft.payload, draft.asset, draft.mono_ns
-        kind = payload.TYPE
         try:
             data = payload_data(payload)
         except PayloadMismatch as exc:
             raise TypeError(f"journal data: {exc}") from None
+        kind = payload.TYPE
         if self._redact is not None:
             redacted = self._redact(data)
             if redacted is not data:  # rare: only events that quote a secret are rebuilt

@@ -53,6 +53,13 @@ def build_playbook(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
     return (None if builder.problems else playbook), builder.problems
 
 
+def build_targets(doc: Document) -> tuple[Playbook, list[Diagnostic]]:
+    """Only the settings, tiers and assets of a document (no scenario, chains or metadata), with
+    the problems met building them (defaults stand in): enough to resolve every asset's targets."""
+    builder = _Builder(doc)
+    return builder.targets(), builder.problems
+
+
 class _Builder:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
@@ -102,6 +109,13 @@ class _Builder:
             sha256=self.doc.sha256,
             document=data,  # plain data, never mutated downstream
         )
+
+    def targets(self) -> Playbook:
+        data = self.doc.data
+        settings = self.settings(data.get("settings") or {})
+        tiers = tuple(self.tier(t, i) for i, t in enumerate(data.get("tiers") or ()))
+        assets = tuple(self.asset(a, i, settings) for i, a in enumerate(data.get("assets") or ()))
+        return Playbook(Metadata("", ""), tiers, assets, scenario=(), settings=settings, source=self.doc.file)
 
     def metadata(self, m: dict[str, Any]) -> Metadata:
         return Metadata(

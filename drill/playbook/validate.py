@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from jsonschema.exceptions import ValidationError
 
 from drill.errors import Diagnostic, PlaybookInvalid
-from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook
+from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook, build_targets
 from drill.playbook.load import Document, JsonPath, format_path, gc_paused, load_document
 from drill.playbook.model import STEP_KINDS, Playbook
 from drill.playbook.schema import ENVELOPE, compiled, fragment_name, known_kinds
@@ -68,12 +69,40 @@ def check_document(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
             checker.diagnostics.extend(problems)
             if any(d.severity == "error" for d in problems):
                 playbook = None
-            if playbook is not None:
-                checker.detection_bounds(playbook)
+        if playbook is not None:
+            checker.detection_bounds(playbook, frozenset())
+        elif not any(_shapes_targets(d) for d in checker.diagnostics):
+            # the rules over resolved targets also run beside errors elsewhere (a typo in a probe's
+            # parameters, an unknown reference), on the parts the errors leave intact
+            checker.detection_bounds(*_partial_model(doc))
     diagnostics = sorted(
         checker.diagnostics, key=lambda d: (d.location.line, d.location.col, d.severity, d.message)
     )
     return playbook, diagnostics
+
+
+_KIND_PARAMS = re.compile(r"assets\[\d+\]\.probes\[\d+\]\.(\w+)")
+
+
+_SAFE_CODES = frozenset({"reference", "cycle", "tier-order"})  # names and order: the shapes are intact
+
+
+def _shapes_targets(d: Diagnostic) -> bool:
+    """An error in what targets and detection bounds are built from (tiers, settings, assets,
+    except a probe kind's own parameters and wrong references): the partial model is unsafe."""
+    if d.severity != "error" or d.code in _SAFE_CODES:
+        return False
+    if not d.path.startswith(("tiers", "settings", "assets")) and d.path:
+        return False
+    params = _KIND_PARAMS.match(d.path)
+    return params is None or params.group(1) in PROBE_KEYS
+
+
+def _partial_model(doc: Document) -> tuple[Playbook, frozenset[str]]:
+    """The tiers and assets of a document whose errors lie elsewhere, and the paths where the
+    builder put a default in place of a bad value (their warnings would be false)."""
+    playbook, problems = build_targets(doc)
+    return playbook, frozenset(d.path for d in problems)
 
 
 def suggest(word: object, candidates: Iterable[str]) -> str:
@@ -369,9 +398,19 @@ class _Checker:
                         code="tier-order",
                     )
 
-    def detection_bounds(self, playbook: Playbook) -> None:
-        """Warn when an RTO target is shorter than the time a probe needs to notice an outage."""
+    def detection_bounds(self, playbook: Playbook, defaulted: frozenset[str]) -> None:
+        """Warn when an RTO target is shorter than the time a probe needs to notice an outage.
+
+        `defaulted` are the paths where the model holds a default instead of a bad value: a
+        warning computed from a default would be false, so those assets are left out.
+        """
+        tiers = {t.name: f"tiers[{t.rank}]" for t in playbook.tiers}
         for a, asset in enumerate(playbook.assets):
+            if asset.rto_ms is None and asset.tier not in tiers:
+                continue  # an unknown tier is an error of its own
+            sources = (f"assets[{a}]", tiers.get(asset.tier, "-"), "settings")
+            if any(path.startswith(sources) for path in defaulted):
+                continue
             rto = playbook.rto_ms(asset)
             for probe in asset.probes:
                 bound = probe.detection_bound_ms

@@ -10,7 +10,6 @@ the plan, so they cannot be copied here.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from drill.report.model import (
 from drill.resources import load_schema
 from drill.results import AssetResult, FoldedRun, Results, StepResult, fold_journal
 from drill.units import human_ms
+from drill.version import __version__
 
 REPORT_FILE = "report.json"
 
@@ -66,10 +66,7 @@ def report_id_for(run_id: str, journal_head: str) -> str:
 
 def tool_version() -> str:
     """The installed drill version (the builder's, recorded next to the runner's)."""
-    try:
-        return importlib.metadata.version("drill")
-    except importlib.metadata.PackageNotFoundError:  # a source checkout without install
-        return "0+unknown"
+    return __version__
 
 
 def build_report(

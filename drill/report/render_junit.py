@@ -19,8 +19,8 @@ Case = tuple[str, str, str | None, str | None, int]  # name, classname, failure,
 
 def render_junit(report: Report) -> str:
     """The JUnit XML document (UTF-8 text, deterministic)."""
-    name = report.playbook.name
-    suites = ET.Element("testsuites", name=f"drill {name}")
+    playbook = report.playbook.name
+    suites = ET.Element("testsuites", name=f"drill {playbook}")
     all_cases = 0
     all_failures = 0
     for tier, members in assets_by_tier(report):
@@ -30,7 +30,7 @@ def render_junit(report: Report) -> str:
         suite = ET.SubElement(
             suites,
             "testsuite",
-            name=f"{name}.{tier.name}",
+            name=f"{playbook}.{tier.name}",
             tests=str(len(cases)),
             failures=str(failures),
             errors="0",

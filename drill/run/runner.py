@@ -353,17 +353,20 @@ async def run_drill(
             StopWatch.for_plan(prepared.plan),
         )
         status, reason = RunStatus.ABORTED, "the runner failed"
+        failure: BaseException | None = None
         _install_signals(run, install_signal_handlers)
         try:
             async with paging:
                 status, reason = await run.main()
         except BaseException as exc:
-            status, reason = RunStatus.ABORTED, _internal_error(exc)
-            raise
+            status, reason, failure = RunStatus.ABORTED, _internal_error(exc), exc
         finally:
             _remove_signals(install_signal_handlers)
             session.finish(status, reason)
-    return outcome_of(session)
+    outcome = outcome_of(session)  # results.json even when the runner itself failed
+    if failure is not None:
+        raise failure
+    return outcome
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from drill import __version__
 from drill.clock import Clock, utc_iso
 from drill.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, DrillError
 from drill.evidence.events import (
@@ -37,6 +36,7 @@ from drill.evidence.snapshot import Plan
 from drill.playbook.model import Playbook
 from drill.results import Results, fold_results, results_json
 from drill.secrets import Secrets
+from drill.version import __version__
 
 JOURNAL_FILE = "journal.jsonl"
 RESULTS_FILE = "results.json"
