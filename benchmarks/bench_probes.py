@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/bench_probes.py [--chaos-probes 100] [--repeat 3]
 
-(a) drill's scheduler + probe engine (one tick of 500 probe loops, HTTP pool grown on demand)
+(a) drill's scheduler + probe engine (one tick of 500 probe loops; the run's Resources open the
+    HTTP pool prewarmed for them, as the runner does, then it grows on demand)
 (b) raw asyncio sockets (the limit)        (c) aiohttp, one session
 (d) httpx: 1 client per 10 in-flight requests, and one single shared client
 (e) Chaos Toolkit (`chaos` on PATH or $CHAOS_BIN; never a drill dependency): an experiment of
@@ -27,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import httpx
@@ -35,9 +35,9 @@ import httpx
 from drill.clock import SystemClock
 from drill.playbook.model import Probe
 from drill.probes import http as http_probe
-from drill.probes.base import Observation, ProbeContext, ProbeKind, ok
-from drill.probes.pool import HttpPool
-from drill.run.scheduler import LiveProbeContext, ScheduledProbe, run_probe_loops
+from drill.probes.base import Observation, Params, ProbeContext, ProbeKind, ok
+from drill.probes.pool import HTTP_POOL
+from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run_probe_loops
 
 N = 500
 DELAY_S = 0.05
@@ -87,7 +87,6 @@ def serve() -> None:
 
 # --------------------------------------------------------------------------- the contestants
 async def run_drill(url: str) -> tuple[float, int]:
-    pool = HttpPool()  # built outside the clock: it loads the CA bundle once, before any run
     clock = SystemClock()
     probes = [
         ScheduledProbe(
@@ -98,8 +97,12 @@ async def run_drill(url: str) -> tuple[float, int]:
         )
         for i in range(N)
     ]
+    # Opened outside the clock, as the runner does before the first tick: the HTTP pool loads the
+    # CA bundle once and builds the clients these N probes need (prewarmed from their specs).
+    resources = Resources(probes)
     contexts = {
-        (p.asset, p.probe.name): LiveProbeContext.for_probe(p, pool, clock, lambda _: None) for p in probes
+        (p.asset, p.probe.name): LiveProbeContext.for_probe(p, resources, clock, lambda _: None)
+        for p in probes
     }
     results: list[Observation] = []
 
@@ -108,15 +111,16 @@ async def run_drill(url: str) -> tuple[float, int]:
     ) -> None:
         results.append(obs)
 
-    pool.prewarm(N)  # as the runner does: it knows how many HTTP probes it will run
     # Timed from the scheduled first tick (the scheduler's lead-in before it is idle time).
     start = clock.monotonic_ns() + 50_000_000
-    await run_probe_loops(
-        probes, contexts, clock, on_observation, None, None, start_ns=start, ticks=1, spread=False
-    )
-    elapsed = (clock.monotonic_ns() - start) / 1e9
-    clients = pool.size
-    await pool.aclose()
+    try:
+        await run_probe_loops(
+            probes, contexts, clock, on_observation, None, None, start_ns=start, ticks=1, spread=False
+        )
+        elapsed = (clock.monotonic_ns() - start) / 1e9
+        clients = resources.get(HTTP_POOL).size
+    finally:
+        await resources.aclose()
     reasons = sorted({o.reason for o in results if not o.ok})[:3]
     _check(len(results), sum(o.ok for o in results), f"drill {reasons}")
     return elapsed, clients
@@ -222,21 +226,22 @@ def run_chaos(binary: str, url: str, count: int) -> float:
 
 
 # --------------------------------------------------------------------------- scheduler jitter
-async def _noop(spec: Any, ctx: ProbeContext) -> Observation:
+async def _noop(spec: Params, ctx: ProbeContext) -> Observation:
     return ok()
 
 
 async def measure_jitter(loops: int, interval_ms: int, seconds: float) -> list[int]:
     """Jitter (started - scheduled, ns) of every tick of `loops` no-op probe loops."""
-    kind: ProbeKind[Any] = ProbeKind(name="noop", parse=dict, run=_noop, summary="does nothing")
-    pool = HttpPool()
+    kind: ProbeKind[Params] = ProbeKind(name="noop", parse=dict, run=_noop, summary="does nothing")
     clock = SystemClock()
     probes = [
         ScheduledProbe(f"a{i}", Probe("noop", "noop", {}, interval_ms, 1000, 2, 2), kind, {})
         for i in range(loops)
     ]
+    resources = Resources(probes)  # the no-op kind declares none: nothing is opened
     contexts = {
-        (p.asset, p.probe.name): LiveProbeContext.for_probe(p, pool, clock, lambda _: None) for p in probes
+        (p.asset, p.probe.name): LiveProbeContext.for_probe(p, resources, clock, lambda _: None)
+        for p in probes
     }
     jitters: list[int] = []
     overruns = [0]
@@ -253,7 +258,7 @@ async def measure_jitter(loops: int, interval_ms: int, seconds: float) -> list[i
     cpu = time.process_time()
     await run_probe_loops(probes, contexts, clock, on_observation, on_overrun, None, ticks=ticks)
     cpu = time.process_time() - cpu
-    await pool.aclose()
+    await resources.aclose()
     print(f"  jitter run: CPU {cpu * 1e6 / max(1, len(jitters)):.0f} us per tick ", end="")
     print(f"({cpu / seconds:.0%} of one core); {overruns[0]} ticks skipped as overruns")
     return jitters

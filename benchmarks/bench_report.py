@@ -18,19 +18,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from drill.evidence.events import Payload
+    from drill.evidence.snapshot import Plan
 
 GOAL_S = 10.0
 S = 1_000_000_000
 EPOCH = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- generating the journal (child process)
 
 
-def _document(n_assets: int) -> dict[str, Any]:
+def _document(n_assets: int) -> dict[str, object]:
     tiers = [{"name": f"tier-{i}", "rto": f"{(i + 1) * 5}m", "rpo": "30s"} for i in range(10)]
     assets = []
     for i in range(n_assets):
@@ -47,7 +56,9 @@ def _document(n_assets: int) -> dict[str, Any]:
     chains = {
         f"chain-{c}": {
             "respond_within": "15m",
-            "contacts": [{"name": f"person-{c}", "via": "webhook", "url": "x", "ack_within": "5m"}],
+            "contacts": [
+                {"name": f"person-{c}", "via": "webhook", "url": "http://127.0.0.1/page", "ack_within": "5m"}
+            ],
         }
         for c in range(20)
     }
@@ -84,121 +95,120 @@ class _Gen:
         self.out.write(raw + b"\n")
         self.prev = hashlib.sha256(raw).hexdigest()
 
-    def general(self, mono_ns: int, kind: str, data: dict[str, Any], asset: str | None = None) -> None:
-        from drill.events import Event
-        from drill.run.journal import canonical_line
+    def general(self, mono_ns: int, payload: Payload, asset: str | None = None) -> None:
+        from drill.evidence.events import Event
+        from drill.evidence.journal import canonical_line
 
         self.seq += 1
-        event = Event(self.seq, self.prev, mono_ns, self.utc(mono_ns), kind, data, asset)
+        event = Event(self.seq, self.prev, mono_ns, self.utc(mono_ns), payload, asset)
         self.emit(canonical_line(event).decode())
 
-    def observed(self, mono_ns: int, asset: str, ok: bool) -> None:
+    def observed(self, mono_ns: int, asset: str, ok: bool, tick: int) -> None:
+        """A probe.observed line (on schedule: no jitter), formatted by hand: the bulk of the journal."""
         self.seq += 1
         reason = "" if ok else "connection refused"
         self.emit(
-            f'{{"asset":"{asset}","data":{{"latency_us":900,"ok":{"true" if ok else "false"},'
-            f'"probe":"health",'
-            f'"reason":"{reason}"}},"mono_ns":{mono_ns},"prev":"{self.prev}","seq":{self.seq},'
+            f'{{"asset":"{asset}","data":{{"jitter_us":0,"latency_us":900,"ok":{"true" if ok else "false"},'
+            f'"probe":"health","reason":"{reason}","scheduled_mono_ns":{mono_ns},"tick":{tick}}},'
+            f'"mono_ns":{mono_ns},"prev":"{self.prev}","seq":{self.seq},'
             f'"type":"probe.observed","utc":"{self.utc(mono_ns)}"}}'
         )
 
 
+def _plan(doc: dict[str, object]) -> Plan:
+    """The plan `drill run` journals for doc: the same loader, validator and planner."""
+    from drill.plan import build_plan
+    from drill.playbook.load import parse_document
+    from drill.playbook.validate import check_document
+
+    playbook, diagnostics = check_document(parse_document(json.dumps(doc).encode(), "bench.yaml"))
+    if playbook is None:
+        raise SystemExit("; ".join(str(d) for d in diagnostics if d.severity == "error"))
+    return build_plan(playbook)
+
+
 def generate(path: Path, n_assets: int, n_events: int) -> None:
     """A drill: probes every second, each asset down from t0+2s for a few seconds, then up."""
-    from drill.events import Event
-    from drill.run.journal import canonical_line
+    from drill.evidence.events import (
+        JOURNAL_FORMAT,
+        AssetState,
+        Event,
+        FailureInjected,
+        PageAcked,
+        PageSent,
+        PlaybookRef,
+        RunFinished,
+        RunStarted,
+        RunStatus,
+        StepFinished,
+        StepStarted,
+        StepStatus,
+        decode_payload,
+    )
+    from drill.evidence.journal import canonical_line
+    from drill.evidence.snapshot import StepKind
 
     gen = _Gen(path)
     t0 = gen.base_mono + 60 * S
     doc = _document(n_assets)
-    started = {
-        "run_id": "bench-run",
-        "playbook": {"name": "bench", "sha256": "cd" * 32, "path": "bench.yaml", "document": doc},
-        "user": "bench",
-        "host": "localhost",
-        "tool_version": "bench",
-        "planned_start": "",
-        "options": {},
-    }
-    gen.general(gen.base_mono, "run.started", started)
+    plan = _plan(doc)
+    started = RunStarted(
+        run_id="bench-run",
+        playbook=PlaybookRef("bench", plan.sha256, "bench.yaml", doc),
+        user="bench",
+        host="localhost",
+        tool_version="bench",
+        started_utc=gen.utc(gen.base_mono),
+        plan=plan,
+        format=JOURNAL_FORMAT,
+    )
+    gen.general(gen.base_mono, started)
     ticks = max(1, (n_events - 10 - 2 * n_assets) // n_assets)
     first_tick = -3
     for k in range(first_tick, first_tick + ticks):
         mono = t0 + k * S
         if k == 0:
-            gen.general(mono, "step.started", {"step": "declare", "kind": "mark", "phase": "scenario"})
-            gen.general(mono, "failure.injected", {"step": "declare"})
-            gen.general(
-                mono,
-                "step.finished",
-                {
-                    "step": "declare",
-                    "kind": "mark",
-                    "phase": "scenario",
-                    "status": "ok",
-                    "reason": "",
-                    "attempts": 1,
-                },
+            gen.general(mono, StepStarted("declare", StepKind.MARK))
+            gen.general(mono, FailureInjected("declare"))
+            gen.general(mono, StepFinished("declare", StepKind.MARK, StepStatus.OK, attempts=1))
+            sent = PageSent(
+                "p1",
+                "chain-0",
+                "person-0",
+                "webhook",
+                ("svc-0000",),
+                True,
+                "",
+                1,
+                300_000,
+                trigger_mono_ns=mono,
             )
-            gen.general(
-                mono,
-                "page.sent",
-                {
-                    "page_id": "p1",
-                    "chain": "chain-0",
-                    "contact": "person-0",
-                    "via": "webhook",
-                    "assets": ["svc-0000"],
-                    "ok": True,
-                    "reason": "",
-                    "attempts": 1,
-                    "ack_within_ms": 300_000,
-                },
-            )
+            gen.general(mono, sent)
         if k == 30:
             gen.general(
-                mono,
-                "page.acked",
-                {"page_id": "p1", "chain": "chain-0", "contact": "person-0", "by": "x", "ack_ms": 30_000},
+                mono, PageAcked("p1", "chain-0", "person-0", "webhook", "x", 30_000, 300_000, True, 30_000)
             )
         for i in range(n_assets):
             asset = f"svc-{i:04d}"
             down_at, up_at = 2 + i % 3, 6 + i % 40
             ok = not (down_at <= k < up_at)
-            gen.observed(mono + i * 1000, asset, ok)
+            gen.observed(mono + i * 1000, asset, ok, k - first_tick)
             if k == down_at + 1 or k == up_at + 1:
-                state = "down" if k == down_at + 1 else "up"
                 at = t0 + (k - 1) * S + i * 1000
-                gen.general(
-                    mono + i * 1000,
-                    "asset.state",
-                    {"state": state, "at_mono_ns": at, "probe": "health", "streak": 2},
-                    asset,
-                )
+                state = AssetState("down" if k == down_at + 1 else "up", at, at - S, "health", 2)
+                gen.general(mono + i * 1000, state, asset)
     end = t0 + (first_tick + ticks + 1) * S
-    gen.general(end, "step.started", {"step": "recover", "kind": "wait_for", "phase": "scenario"})
-    gen.general(
-        end,
-        "step.finished",
-        {
-            "step": "recover",
-            "kind": "wait_for",
-            "phase": "scenario",
-            "status": "ok",
-            "reason": "",
-            "attempts": 1,
-        },
-    )
-    gen.general(end, "run.finished", {"status": "completed", "reason": ""})
+    gen.general(end, StepStarted("recover", StepKind.WAIT_FOR))
+    gen.general(end, StepFinished("recover", StepKind.WAIT_FOR, StepStatus.OK, attempts=1))
+    gen.general(end, RunFinished(RunStatus.COMPLETED))
     gen.out.close()
-    # The fast path must write exactly what the journal's encoder would.
+    # The fast path must write exactly what the journal's encoder would, and read back typed.
     with path.open("rb") as fh:
         for _ in range(3):
             line = fh.readline().rstrip(b"\n")
         raw = json.loads(line)
-        event = Event(
-            raw["seq"], raw["prev"], raw["mono_ns"], raw["utc"], raw["type"], raw["data"], raw.get("asset")
-        )
+        payload = decode_payload(raw["type"], raw["data"])
+        event = Event(raw["seq"], raw["prev"], raw["mono_ns"], raw["utc"], payload, raw.get("asset"))
         assert canonical_line(event) == line, "generator line differs from canonical_line"
 
 
@@ -209,7 +219,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(label: str, timings: list[tuple[str, float]], fn: Any, *args: Any, **kw: Any) -> Any:
+def _timed(
+    label: str, timings: list[tuple[str, float]], fn: Callable[P, T], *args: P.args, **kw: P.kwargs
+) -> T:
     start = time.perf_counter()
     value = fn(*args, **kw)
     timings.append((label, time.perf_counter() - start))
@@ -240,13 +252,13 @@ def _verify(run_dir: Path, public_line: str | None) -> None:
         allowed.write_text(f'bench namespaces="{NAMESPACE}" {public_line}\n')
         verify_report_dir(run_dir, allowed, require=["bench"])
         return
+    from drill.evidence.journal import verify_journal
     from drill.report.build import load_report
-    from drill.run.journal import verify_journal
 
     report = load_report(run_dir)  # JSON + schema
-    summary = verify_journal(run_dir / report["journal"]["file"])
+    summary = verify_journal(run_dir / report.journal.file)
     got = (summary.sha256, summary.count, summary.head)
-    want = (report["journal"]["sha256"], report["journal"]["events"], report["journal"]["head"])
+    want = (report.journal.sha256, report.journal.events, report.journal.head)
     assert got == want, "journal does not match the report"
 
 
@@ -287,8 +299,8 @@ def main() -> int:
 
 
 def _measure(run_dir: Path, journal: Path) -> int:
-    from drill.report.build import build_report_from_journal, write_report
-    from drill.report.canonical import canonical_bytes
+    from drill.report.build import build_report_from_journal, report_bytes, write_report
+    from drill.report.model import Signer
     from drill.report.render_html import render_html
     from drill.report.render_junit import render_junit
     from drill.report.render_md import render_markdown
@@ -300,7 +312,7 @@ def _measure(run_dir: Path, journal: Path) -> int:
     reference_s = ref_timings[0][1]
 
     signer = None
-    key: Any = None
+    key: Ed25519PrivateKey | None = None
     public_line = None
     try:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -308,7 +320,7 @@ def _measure(run_dir: Path, journal: Path) -> int:
         from drill.report.sign import fingerprint, public_key_line, sign_bytes
 
         key = Ed25519PrivateKey.generate()
-        signer = ("bench", fingerprint(key.public_key()))
+        signer = Signer("bench", fingerprint(key.public_key()))
         public_line = public_key_line(key.public_key())
     except ImportError:
         print("  (drill.report.sign not available: signing and signature check skipped)")
@@ -328,8 +340,8 @@ def _measure(run_dir: Path, journal: Path) -> int:
     _timed("verify (drill verify: sig, schema, journal)", timings, _verify, run_dir, public_line)
     total = sum(t for _, t in timings)
     print(
-        f"report.json {len(canonical_bytes(report)) / 1e6:.1f} MB, html {len(html) / 1e6:.1f} MB, "
-        f"md {len(md) / 1e6:.1f} MB, junit {len(junit) / 1e6:.1f} MB; {len(report['findings'])} findings"
+        f"report.json {len(report_bytes(report)) / 1e6:.1f} MB, html {len(html) / 1e6:.1f} MB, "
+        f"md {len(md) / 1e6:.1f} MB, junit {len(junit) / 1e6:.1f} MB; {len(report.findings)} findings"
     )
     print(
         f"events {events:,}; reference pass {reference_s:.2f} s; total {total:.2f} s "

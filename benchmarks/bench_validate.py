@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from drill.errors import Diagnostic
-from drill.plan import Plan, build_plan
+from drill.evidence.snapshot import Plan
+from drill.plan import build_plan
 from drill.playbook.load import load_document
 from drill.playbook.validate import check_document
 

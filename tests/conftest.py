@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from drill.testing.servers import HAProxyPair, PostgresPair, RedisSentinelCluster, start_or_skip
+from tests.support.servers import HAProxyPair, PostgresPair, RedisSentinelCluster, start_or_skip
 
 
 def drill_run_argv(playbook: Path, runs: Path, *extra: str) -> list[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from drill.plan import Plan, build_plan, plan_to_dict, plan_to_text, step_bound_ms
+from drill.evidence.snapshot import Phase, Plan
+from drill.plan import build_plan, plan_to_dict, plan_to_text, step_bound_ms
 from drill.playbook.load import parse_document
 from drill.playbook.model import ManualStep, ParallelStep, PauseStep
 from drill.playbook.validate import check_document, load_playbook
@@ -72,7 +74,7 @@ def test_worst_case_sums_step_bounds_and_takes_the_longest_parallel_branch() -> 
     assert plan.scenario_ms == 30_000 + 70_000 + 180_000
     assert plan.rollback_ms == 60_000
     assert plan.worst_case_ms == plan.scenario_ms + 60_000
-    assert [(s.number, s.bound_ms) for s in plan.steps if s.phase == "scenario"] == [
+    assert [(s.number, s.bound_ms) for s in plan.steps if s.phase == Phase.SCENARIO] == [
         ("1", 0),
         ("2", 30_000),
         ("3", 70_000),
@@ -110,12 +112,26 @@ def test_plan_dict_is_integers_and_strings_only() -> None:
         if isinstance(value, dict):
             for v in value.values():
                 walk(v)
-        elif isinstance(value, list):
+        elif isinstance(value, list | tuple):
             for v in value:
                 walk(v)
+        else:
+            assert value is None or isinstance(value, bool | int | str), value
 
     walk(data)
-    assert data["tiers"][0]["waves"] == [["a"], ["b", "d"], ["c"]]
+    printed = json.loads(json.dumps(data))  # what `drill plan --format json` prints
+    assert printed["tiers"][0]["waves"] == [["a"], ["b", "d"], ["c"]]
+    assert printed["assets"][0]["probes"] == [
+        {
+            "name": "p",
+            "kind": "tcp",
+            "interval_ms": 1000,
+            "timeout_ms": 1000,
+            "fall": 2,
+            "rise": 2,
+            "measures_rpo": False,
+        }
+    ]
 
 
 def test_long_dependency_chain_plans_without_recursion() -> None:

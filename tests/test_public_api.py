@@ -44,7 +44,7 @@ def test_every_public_name_resolves(name: str) -> None:
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = drill.nope  # type: ignore[attr-defined]
+        _ = drill.nope
 
 
 def test_import_drill_loads_no_driver() -> None:

@@ -2,54 +2,102 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
-from drill import events as ev
-from drill.events import Event
-from drill.results import fold_results
+import pytest
+
+from drill.evidence.events import (
+    JOURNAL_FORMAT,
+    AssetState,
+    Event,
+    FailureInjected,
+    Payload,
+    PlaybookRef,
+    ProbeObserved,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    State,
+)
+from drill.evidence.snapshot import Plan
+from drill.plan import build_plan
+from drill.playbook.load import parse_document
+from drill.playbook.validate import check_document
+from drill.results import ProbeError, Results, fold_results
 
 MS = 1_000_000
-DOC: dict[str, Any] = {
+DOC: dict[str, object] = {
+    "apiVersion": "drill/v1",
+    "kind": "Playbook",
     "metadata": {"name": "t", "owner": "o"},
     "settings": {"interval": "100ms"},
     "tiers": [{"name": "tier-0", "rto": "2s", "rpo": "0"}, {"name": "tier-1", "rto": "10s"}],
     "assets": [
-        {"id": "db", "tier": "tier-0", "probes": [{"name": "p", "tcp": {}, "interval": "200ms"}]},
-        {"id": "api", "tier": "tier-1", "depends_on": ["db"], "probes": [{"name": "p", "http": {}}]},
+        {
+            "id": "db",
+            "tier": "tier-0",
+            "probes": [{"name": "p", "tcp": {"host": "127.0.0.1", "port": 5432}, "interval": "200ms"}],
+        },
+        {
+            "id": "api",
+            "tier": "tier-1",
+            "depends_on": ["db"],
+            "probes": [{"name": "p", "http": {"url": "http://127.0.0.1:1/health"}}],
+        },
     ],
+    "scenario": [{"name": "kill", "mark": "disaster"}],
 }
+
+
+def _plan() -> Plan:
+    playbook, diagnostics = check_document(parse_document(json.dumps(DOC).encode(), "t.yaml"))
+    assert playbook is not None, diagnostics
+    return build_plan(playbook)
 
 
 class _Events:
     def __init__(self) -> None:
         self.items: list[Event] = []
+        self.ticks = 0
 
-    def add(
-        self, kind: str, at_ms: int, data: dict[str, Any] | None = None, asset: str | None = None
-    ) -> None:
+    def add(self, payload: Payload, at_ms: int, asset: str | None = None) -> None:
         seq = len(self.items) + 1
         utc = f"2026-01-01T00:00:{at_ms // 1000:02d}.{at_ms % 1000:03d}+00:00"
-        self.items.append(Event(seq, "0" * 64, at_ms * MS, utc, kind, data or {}, asset))
+        self.items.append(Event(seq, "0" * 64, at_ms * MS, utc, payload, asset))
 
-    def state(self, asset: str, state: str, at_ms: int) -> None:
-        self.add(ev.ASSET_STATE, at_ms, {"state": state, "at_mono_ns": at_ms * MS}, asset)
+    def state(self, asset: str, state: State, at_ms: int) -> None:
+        self.add(AssetState(state, at_ms * MS, at_ms * MS - 100 * MS, "p", 2), at_ms, asset)
 
     def probe(self, asset: str, ok: bool, at_ms: int, reason: str = "") -> None:
-        self.add(ev.PROBE_OBSERVED, at_ms, {"probe": "p", "ok": ok, "reason": reason}, asset)
+        self.ticks += 1
+        self.add(ProbeObserved("p", ok, 900, self.ticks, at_ms * MS, 0, reason), at_ms, asset)
 
 
-def _drill(api_recovers_ms: int = 2500) -> _Events:
+def _drill(api_recovers_ms: int = 2500, *, journalled_plan: bool = True) -> _Events:
+    """A run: both assets up, a disaster at 1 s, db down 1.2-2 s, api down 1.3 s to api_recovers_ms.
+
+    journalled_plan=False makes a format-1 journal (drill 0.1.0): no plan in run.started, so the
+    fold rebuilds it from the journalled document.
+    """
     e = _Events()
     e.add(
-        ev.RUN_STARTED,
+        RunStarted(
+            run_id="r1",
+            playbook=PlaybookRef("t", "ab", "t.yaml", DOC),
+            user="tester@host",
+            host="host",
+            tool_version="0.0.0",
+            started_utc="2026-01-01T00:00:00.000+00:00",
+            plan=_plan() if journalled_plan else None,
+            format=JOURNAL_FORMAT if journalled_plan else 1,
+        ),
         0,
-        {"run_id": "r1", "playbook": {"name": "t", "sha256": "ab", "path": "t.yaml", "document": DOC}},
     )
     e.state("db", "up", 100)
     e.state("api", "up", 100)
     e.probe("db", True, 100)
     e.probe("api", True, 100)
-    e.add(ev.INJECTED, 1000, {"step": "kill"})
+    e.add(FailureInjected("kill"), 1000)
     e.probe("db", False, 1200, "refused")
     e.state("db", "down", 1200)
     e.state("api", "down", 1300)
@@ -58,46 +106,50 @@ def _drill(api_recovers_ms: int = 2500) -> _Events:
     e.probe("db", True, 2000)
     e.state("api", "up", api_recovers_ms)
     e.probe("api", True, api_recovers_ms)
-    e.add(ev.RUN_FINISHED, 4000, {"status": "completed"})
+    e.add(RunFinished(RunStatus.COMPLETED), 4000)
     return e
 
 
-def test_timings_follow_design_semantics() -> None:
-    data = fold_results(_drill().items).data
-    db, api = data["assets"]
-    assert (db["detection_ms"], db["switchover_ms"], db["rto_ms"], db["uncertainty_ms"]) == (
+def _fold(events: _Events) -> Results:
+    return fold_results(events.items)
+
+
+@pytest.mark.parametrize("journalled_plan", [True, False], ids=["format-2", "format-1"])
+def test_timings_follow_design_semantics(journalled_plan: bool) -> None:
+    results = _fold(_drill(journalled_plan=journalled_plan))
+    db, api = results.assets
+    assert (db.detection_ms, db.switchover_ms, db.rto_ms, db.uncertainty_ms) == (
         200,
         800,
         1000,
         200,
     )
-    assert (api["detection_ms"], api["switchover_ms"], api["rto_ms"], api["uncertainty_ms"]) == (
+    assert (api.detection_ms, api.switchover_ms, api.rto_ms, api.uncertainty_ms) == (
         300,
         1200,
         1500,
         100,
     )
-    assert db["availability_bp"] == 6666 and db["probe_errors"] == [
-        {"probe": "p", "reason": "refused", "count": 1, "first_seq": 7}
-    ]
-    assert data["verdict"] == "pass" and data["order_violations"] == []
+    assert db.availability_bp == 6666 and db.probe_errors == (ProbeError("p", "refused", 1, 7),)
+    assert results.verdict == "pass" and results.order_violations == ()
 
 
 def test_missed_rto_fails_the_asset_with_a_reason() -> None:
-    data = fold_results(_drill(api_recovers_ms=12_000).items).data
-    api = data["assets"][1]
-    assert api["verdict"] == "fail"
-    assert api["reasons"] == ["RTO 11000 ms exceeds target 10000 ms"]
-    assert data["verdict"] == "fail"
+    results = _fold(_drill(api_recovers_ms=12_000))
+    api = results.assets[1]
+    assert api.verdict == "fail"
+    assert api.reasons == ("RTO 11 s exceeds target 10 s",)
+    assert results.verdict == "fail"
 
 
 def test_asset_up_before_its_dependency_is_an_order_violation() -> None:
-    data = fold_results(_drill(api_recovers_ms=1800).items).data
-    assert [(v["asset"], v["depends_on"]) for v in data["order_violations"]] == [("api", "db")]
+    results = _fold(_drill(api_recovers_ms=1800))
+    assert [(v.asset, v.depends_on) for v in results.order_violations] == [("api", "db")]
 
 
 def test_journal_without_run_finished_is_reported_aborted() -> None:
-    items = _drill().items[:-1]
-    data = fold_results(items).data
-    assert (data["status"], data["verdict"]) == ("aborted", "aborted")
-    assert data["reason"] == "the journal ends before run.finished"
+    events = _drill()
+    events.items.pop()
+    results = _fold(events)
+    assert (results.status, results.verdict) == (RunStatus.ABORTED, "aborted")
+    assert results.reason == "the journal ends before run.finished"

@@ -26,8 +26,8 @@ def test_validate_reports_every_problem_gcc_style_and_exits_2() -> None:
     code, out, _ = run("validate", path)
     assert code == 2
     assert out.splitlines() == [
-        f"{path}:22:11: warning: assets[0]: RTO target 1s of asset 'db' is shorter than the detection bound"
-        " of its probe 'port' (interval 1s x fall 2 = 2s)",
+        f"{path}:22:11: warning: assets[0]: RTO target 1 s of asset 'db' is shorter than the detection bound"
+        " of its probe 'port' (interval 1 s x fall 2 = 2 s)",
         f"{path}:33:54: error: assets[1].probes[0].http: unknown key 'metod' (did you mean 'method'?)",
         f"{path}:37:18: error: assets[2].depends_on[0]: unknown asset 'apii' (did you mean 'api'?)",
         f"{path}:47:35: error: scenario[2].wait_for.state: 'upp' is not one of: up, down"
@@ -69,11 +69,26 @@ def test_plan_text_and_json() -> None:
     code, out, _ = run("plan", str(ENTERPRISE))
     assert code == 0
     assert "Recovery order" in out and "wave 1: dns-internal" in out
-    assert "Worst-case duration: 3h43m10s" in out
+    assert "Worst-case duration: 3 h 43 min (" in out  # people read two units; JSON keeps the ms
+    assert "+ rollback 43 min 10 s)" in out
     code, out, _ = run("plan", "--format", "json", str(ENTERPRISE))
     data = json.loads(out)
     assert code == 0 and data["worst_case_ms"] == (3 * 3600 + 43 * 60 + 10) * 1000
     assert len(data["assets"]) == 24
+    first = data["assets"][0]
+    assert first["id"] == "dns-internal" and first["detection_bound_ms"] == 3000
+    assert first["probes"] == [
+        {
+            "name": "resolve-ledger",
+            "kind": "dns",
+            "interval_ms": 1000,
+            "timeout_ms": 1000,
+            "fall": 3,
+            "rise": 2,
+            "measures_rpo": False,
+        }
+    ]
+    assert {s["phase"] for s in data["steps"]} == {"scenario", "rollback"}
 
 
 def test_plan_of_an_invalid_playbook_exits_2_with_the_diagnostics() -> None:
@@ -110,5 +125,5 @@ def test_warnings_alone_keep_exit_0() -> None:
     path = str(INVALID / "rto_below_detection.yaml")
     code, out, _ = run("validate", path)
     assert code == 0
-    assert out.splitlines()[0].startswith(f"{path}:22:11: warning: assets[0]: RTO target 1s")
+    assert out.splitlines()[0].startswith(f"{path}:22:11: warning: assets[0]: RTO target 1 s of asset 'db'")
     assert out.splitlines()[-1] == f"{path}: valid (3 assets, 1 warning)"

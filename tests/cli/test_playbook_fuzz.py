@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
 
 import yaml
 from click.testing import CliRunner
@@ -36,7 +36,7 @@ JUNK = [
 ]
 
 
-def paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def paths(data: object, prefix: tuple[Hashable, ...] = ()) -> list[tuple[Hashable, ...]]:
     found = [prefix]
     if isinstance(data, dict):
         for k, v in data.items():
@@ -47,7 +47,7 @@ def paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-def mutate_tree(raw: bytes, choice: int, action: str, junk: Any) -> bytes:
+def mutate_tree(raw: bytes, choice: int, action: str, junk: object) -> bytes:
     data = yaml.safe_load(raw)
     targets = paths(data)[1:]
     path = targets[choice % len(targets)]

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from drill.run.journal import read_events, verify_journal
+from drill.evidence.journal import read_events, verify_journal
 from tests.conftest import SwitchableServer, drill_run_argv
 
 PLAYBOOK = """\

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from drill.clock import SystemClock
-from drill.testing.drills import exit_watch, mono_of, poll_until, run_playbook
-from drill.testing.servers import HAProxyPair, start_or_skip
+from drill.evidence.events import RunStatus
+from tests.support.drills import exit_watch, mono_of, poll_until, run_playbook
+from tests.support.servers import HAProxyPair, start_or_skip
 
 pytestmark = pytest.mark.integration
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "haproxy.yaml"
@@ -46,29 +47,31 @@ async def _drill(haproxy: HAProxyPair, tmp_path: Path) -> bool:
     t_kill = died()
     assert t_kill is not None
     results = outcome.results
-    assert results["status"] == "completed", results["reason"]
-    asset = results["assets"][0]
-    t_inject = mono_of(clock, asset["t_inject_utc"])
+    assert results.status == RunStatus.COMPLETED, results.reason
+    asset = results.assets[0]
+    t_inject = mono_of(clock, asset.t_inject_utc)
     assert abs(t_inject - t_kill) / 1e6 <= SLACK_MS  # the kill action's completion is the inject instant
     assert (t_backup - t_kill) / 1e6 <= 1000, asset  # HAProxy: fall 2 x check interval
-    if asset["t_detect_utc"] is None:
+    if asset.t_detect_utc is None:
         # The outage was shorter than fall=2 probes: drill must not invent one. The truth agrees
         # only if the backup took over within two intervals.
         assert (t_backup - t_kill) / 1e6 <= 2 * INTERVAL_MS + SLACK_MS, (
-            asset["probe_errors"],
-            asset["probes_total"],
-            asset["probes_ok"],
+            asset.probe_errors,
+            asset.probes_total,
+            asset.probes_ok,
         )
         summary = "outage shorter than two probes (not detected)"
         detected = False
     else:
-        t_detect = mono_of(clock, asset["t_detect_utc"])
-        t_recover = mono_of(clock, asset["t_recover_utc"])
+        t_detect = mono_of(clock, asset.t_detect_utc)
+        t_recover = mono_of(clock, asset.t_recover_utc)
         assert -SLACK_MS <= (t_detect - t_kill) / 1e6 <= INTERVAL_MS + SLACK_MS
         assert abs(t_recover - t_backup) / 1e6 <= INTERVAL_MS + SLACK_MS
         detected = True
-        summary = f"detection {asset['detection_ms']} ms, switchover {asset['switchover_ms']} ms, rto {asset['rto_ms']} ms"
-    assert asset["verdict"] == "pass", asset["reasons"]
+        summary = (
+            f"detection {asset.detection_ms} ms, switchover {asset.switchover_ms} ms, rto {asset.rto_ms} ms"
+        )
+    assert asset.verdict == "pass", asset.reasons
     print(
         f"\nhaproxy drill (checks {haproxy.check_ms} ms): {summary}"
         f" (truth: backup serves {(t_backup - t_kill) / 1e6:.0f} ms after kill)"

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from drill.clock import SystemClock
-from drill.run.runner import RunOutcome
-from drill.testing.drills import HookPrompter, exit_watch, mono_of, poll_until, run_playbook
-from drill.testing.servers import RedisSentinelCluster, redis_command
+from drill.evidence.events import RunStatus
+from drill.results import AssetResult, RpoResult
+from drill.run.session import RunOutcome
+from tests.support.drills import HookPrompter, exit_watch, mono_of, poll_until, run_playbook
+from tests.support.servers import RedisSentinelCluster, redis_command
 
 pytestmark = pytest.mark.integration
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "redis-sentinel.yaml"
@@ -35,7 +36,7 @@ def _new_master(cluster: RedisSentinelCluster) -> bool:
 
 async def _drill(
     cluster: RedisSentinelCluster, tmp_path: Path, prompter: HookPrompter | None = None
-) -> tuple[SystemClock, RunOutcome, dict[str, Any], int, int]:
+) -> tuple[SystemClock, RunOutcome, AssetResult, int, int]:
     clock = SystemClock()
     died = exit_watch(cluster.procs["master"].popen)
     promoted = asyncio.ensure_future(poll_until(lambda: _new_master(cluster)))
@@ -44,8 +45,13 @@ async def _drill(
     t_promoted = await promoted
     t_kill = died()
     assert t_kill is not None
-    asset = outcome.results["assets"][0]
+    asset = outcome.results.assets[0]
     return clock, outcome, asset, t_kill, t_promoted
+
+
+def _rpo(asset: AssetResult) -> RpoResult:
+    assert asset.rpo is not None, asset.reasons  # the canary's rpo.measured made it into the results
+    return asset.rpo
 
 
 def _with_cut(tmp_path: Path) -> Path:
@@ -65,19 +71,19 @@ async def test_sentinel_failover_drill_matches_ground_truth(
     redis_cluster: RedisSentinelCluster, tmp_path: Path
 ) -> None:
     clock, outcome, asset, t_kill, t_promoted = await _drill(redis_cluster, tmp_path)
-    assert outcome.results["status"] == "completed", outcome.results["reason"]
-    t_detect = mono_of(clock, asset["t_detect_utc"])
-    t_recover = mono_of(clock, asset["t_recover_utc"])
+    assert outcome.results.status == RunStatus.COMPLETED, outcome.results.reason
+    t_detect = mono_of(clock, asset.t_detect_utc)
+    t_recover = mono_of(clock, asset.t_recover_utc)
     detection_truth_ms = (t_detect - t_kill) / 1e6
     assert -SLACK_MS <= detection_truth_ms <= INTERVAL_MS + SLACK_MS
     # Writes go through again within one interval of Sentinel naming the replica as master.
     assert -SLACK_MS <= (t_recover - t_promoted) / 1e6 <= INTERVAL_MS + SLACK_MS
-    assert asset["uncertainty_ms"] == INTERVAL_MS
-    assert asset["rpo"] is not None and asset["rpo"]["lost_writes"] >= 0
+    assert asset.uncertainty_ms == INTERVAL_MS
+    assert asset.rpo is not None and asset.rpo.lost_writes >= 0
     print(
-        f"\nredis sentinel drill: detection {asset['detection_ms']} ms, switchover {asset['switchover_ms']} ms,"
-        f" rto {asset['rto_ms']} ms (truth: kill->sentinel {(t_promoted - t_kill) / 1e6:.0f} ms),"
-        f" rpo {asset['rpo']}"
+        f"\nredis sentinel drill: detection {asset.detection_ms} ms, switchover {asset.switchover_ms} ms,"
+        f" rto {asset.rto_ms} ms (truth: kill->sentinel {(t_promoted - t_kill) / 1e6:.0f} ms),"
+        f" rpo {asset.rpo}"
     )
 
 
@@ -100,11 +106,9 @@ async def test_sentinel_drill_measures_lost_writes_after_a_replication_cut(
     _, _, asset, t_kill, _ = await _drill(redis_cluster, tmp_path, prompter)
     await resume
     t_cut = prompter.instants["cut replication"]
-    rpo = asset["rpo"]
+    rpo = _rpo(asset)
     window_ms = (t_kill - t_cut) / 1e6
-    assert rpo["lost_writes"] >= window_ms // INTERVAL_MS - 1
-    assert abs(rpo["rpo_ms"] - window_ms) <= INTERVAL_MS + SLACK_MS
-    assert asset["verdict"] == "pass"  # RPO target 1 s
-    print(
-        f"\nredis sentinel cut: lost {rpo['lost_writes']}, rpo {rpo['rpo_ms']} ms (truth {window_ms:.0f} ms)"
-    )
+    assert rpo.lost_writes >= window_ms // INTERVAL_MS - 1
+    assert abs(rpo.rpo_ms - window_ms) <= INTERVAL_MS + SLACK_MS
+    assert asset.verdict == "pass"  # RPO target 1 s
+    print(f"\nredis sentinel cut: lost {rpo.lost_writes}, rpo {rpo.rpo_ms} ms (truth {window_ms:.0f} ms)")

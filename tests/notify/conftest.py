@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from drill.clock import monotonic_ns
-from drill.events import EventDraft
+from drill.evidence.events import EventDraft, Payload
+
+P = TypeVar("P", bound=Payload)
 
 
 @dataclass
@@ -113,17 +116,30 @@ class SmtpCatcher:
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> Any:
+    ) -> AuthResult:
         login = data.login.decode() if isinstance(data.login, bytes) else str(data.login)
         password = data.password.decode() if isinstance(data.password, bytes) else str(data.password)
         self.logins.append((login, password))
         return AuthResult(success=password == "s3cret-smtp-pass", handled=False)
 
 
-async def start_smtp(catcher: SmtpCatcher, **smtp_kwargs: Any) -> asyncio.Server:
+async def start_smtp(
+    catcher: SmtpCatcher,
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    require_starttls: bool = False,
+    auth_require_tls: bool = True,
+) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(catcher, hostname="drill-test", authenticator=catcher.authenticate, **smtp_kwargs),
+        lambda: SMTP(
+            catcher,
+            hostname="drill-test",
+            authenticator=catcher.authenticate,
+            tls_context=tls_context,
+            require_starttls=require_starttls,
+            auth_require_tls=auth_require_tls,
+        ),
         "127.0.0.1",
         0,
     )
@@ -140,6 +156,15 @@ async def smtp() -> AsyncIterator[SmtpCatcher]:
     await server.wait_closed()
 
 
+@dataclass(frozen=True, slots=True)
+class Emitted(Generic[P]):
+    """One emitted event whose payload is known to be a P: its instant, payload and asset."""
+
+    mono_ns: int
+    payload: P
+    asset: str | None
+
+
 class Journal:
     """An in-memory emit sink."""
 
@@ -149,8 +174,9 @@ class Journal:
     def __call__(self, draft: EventDraft) -> None:
         self.events.append(draft)
 
-    def of(self, kind: str) -> list[EventDraft]:
-        return [e for e in self.events if e.type == kind]
+    def of(self, kind: type[P]) -> list[Emitted[P]]:
+        """The emitted events of one payload type, in emission order."""
+        return [Emitted(e.mono_ns, e.payload, e.asset) for e in self.events if isinstance(e.payload, kind)]
 
 
 @pytest.fixture

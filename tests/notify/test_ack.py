@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 from drill.cli.ack import AckRefused, ack
 from drill.clock import FakeClock
 from drill.errors import UsageError
-from drill.events import ACK_REFUSED
+from drill.evidence import events
+from drill.evidence.events import payload_data
 from drill.notify.ack import AckDesk, AckServer, latest_ack_url
 from tests.notify.conftest import Journal
 
@@ -41,7 +42,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def no_token_in(journal: Journal, token: str) -> bool:
-    return all(token not in json.dumps(e.data) for e in journal.events)
+    return all(token not in json.dumps(payload_data(e.payload)) for e in journal.events)
 
 
 async def test_valid_token_acks_once_then_is_refused(
@@ -57,14 +58,10 @@ async def test_valid_token_acks_once_then_is_refused(
     again = await client.post(url, data={"by": "mallory"})
     assert again.status_code == 409 and "already acknowledged" in again.text
     assert len(acks.seen) == 1
-    [refused] = journal.of(ACK_REFUSED)
-    assert refused.data == {
-        "reason": "page already acknowledged",
-        "status": 409,
-        "by": "mallory",
-        "peer": "127.0.0.1",
-        "page_id": "page-1",
-    }
+    [refused] = journal.of(events.AckRefused)
+    assert refused.payload == events.AckRefused(
+        reason="page already acknowledged", status=409, by="mallory", peer="127.0.0.1", page_id="page-1"
+    )
     assert no_token_in(journal, token)
 
 
@@ -76,9 +73,9 @@ async def test_wrong_token_is_refused_and_recorded_without_the_token(
     guess = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
     response = await client.post(f"{server.url}/ack/{guess}")
     assert response.status_code == 403 and acks.seen == []
-    [refused] = journal.of(ACK_REFUSED)
-    assert refused.data["reason"] == "unknown token" and refused.data["by"] == "http 127.0.0.1"
-    assert "page_id" not in refused.data
+    [refused] = journal.of(events.AckRefused)
+    assert refused.payload.reason == "unknown token" and refused.payload.by == "http 127.0.0.1"
+    assert refused.payload.page_id == ""  # no page is named for a token that matches none
     assert no_token_in(journal, guess) and no_token_in(journal, real)
 
 
@@ -107,7 +104,7 @@ async def test_closed_desk_refuses_with_410(
     server.desk.close()
     response = await client.post(server.desk.url_for(token))
     assert response.status_code == 410
-    assert journal.of(ACK_REFUSED)[0].data["reason"].startswith("acknowledgements are closed")
+    assert journal.of(events.AckRefused)[0].payload.reason.startswith("acknowledgements are closed")
 
 
 @pytest.mark.parametrize(
@@ -137,7 +134,7 @@ async def test_refusals_are_capped_so_the_journal_cannot_be_flooded(
 ) -> None:
     for _ in range(150):
         server.desk.acknowledge("x" * 43, "flood")
-    assert server.desk.refusals == 150 and len(journal.of(ACK_REFUSED)) == 100
+    assert server.desk.refusals == 150 and len(journal.of(events.AckRefused)) == 100
 
 
 async def invoke(*args: str) -> Result:

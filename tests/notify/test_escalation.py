@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +12,8 @@ from click.testing import CliRunner
 
 from drill.cli.ack import ack
 from drill.clock import FakeClock, SystemClock, monotonic_ns
-from drill.events import CHAIN_EXHAUSTED, PAGE_ACKED, PAGE_SENT, EventDraft
+from drill.evidence.events import ChainExhausted, PageAcked, PageSent
+from drill.evidence.snapshot import Metadata
 from drill.notify.ack import AckDesk, AckServer
 from drill.notify.base import Message, NotifierKind, NotifyContext, RetryPolicy, SendResult, warm_up
 from drill.notify.escalation import (
@@ -24,9 +24,9 @@ from drill.notify.escalation import (
     escalate,
     run_contact_drill,
 )
-from drill.playbook.model import Asset, Contact, ContactChain, Metadata, Playbook
+from drill.playbook.model import Asset, Contact, ContactChain, Playbook
 from drill.secrets import Secrets
-from tests.notify.conftest import Journal, Received, Receiver
+from tests.notify.conftest import Emitted, Journal, Received, Receiver
 
 MS = 1_000_000
 RETRY = RetryPolicy(attempts=2, deadline_ms=800, attempt_timeout_ms=500, wait_ms=20)
@@ -80,7 +80,7 @@ def chain(name: str, *contacts: Contact, respond_within_ms: int | None = None) -
 
 
 async def run(
-    affected: list[Affected], server: AckServer, journal: Journal, **kw: Any
+    affected: list[Affected], server: AckServer, journal: Journal, *, escalate_on_failure: bool = True
 ) -> tuple[int, EscalationOutcome]:
     clock = SystemClock()
     await warm_up()  # as the runner does at start-up, before any trigger
@@ -93,13 +93,13 @@ async def run(
         ctx=NotifyContext(clock=clock, retry=RETRY),
         emit=journal,
         secrets=Secrets(env={}),
-        **kw,
+        escalate_on_failure=escalate_on_failure,
     )
     return trigger, outcome
 
 
-def sent(journal: Journal) -> dict[str, EventDraft]:
-    return {e.data["contact"]: e for e in journal.of(PAGE_SENT)}
+def sent(journal: Journal) -> dict[str, Emitted[PageSent]]:
+    return {e.payload.contact: e for e in journal.of(PageSent)}
 
 
 async def test_next_contact_is_paged_exactly_when_ack_within_runs_out(
@@ -126,23 +126,23 @@ async def test_next_contact_is_paged_exactly_when_ack_within_runs_out(
     # ... and the receiver (ground truth) saw the two pages 400 ms apart
     gap_ms = (receiver.on("/b")[0].at_ns - receiver.on("/a")[0].at_ns) / MS
     assert abs(gap_ms - 400) < 50
-    assert ben.data["ack_within_ms"] == 400 and ben.data["ok"] and ben.data["attempts"] == 1
+    assert ben.payload.ack_within_ms == 400 and ben.payload.ok and ben.payload.attempts == 1
 
-    [acked] = journal.of(PAGE_ACKED)
-    assert acked.data["page_id"] == ben.data["page_id"] and acked.data["by"] == "bot/b"
+    [acked] = journal.of(PageAcked)
+    assert acked.payload.page_id == ben.payload.page_id and acked.payload.by == "bot/b"
     # measured time-to-ack matches the bot's delay (200 ms) within 100 ms ...
-    assert abs(acked.data["ack_ms"] - 200) <= 100
+    assert abs(acked.payload.ack_ms - 200) <= 100
     # ... and the bot's own clock: ack instant - page instant
     truth_ms = (bot.acked_ns["/b"] - ben.mono_ns) / MS
-    assert abs(acked.data["ack_ms"] - truth_ms) < 20
-    assert acked.data["met"] is True and acked.data["ack_within_ms"] == 400
+    assert abs(acked.payload.ack_ms - truth_ms) < 20
+    assert acked.payload.met is True and acked.payload.ack_within_ms == 400
 
     [result] = outcome.chains
-    assert (result.exhausted, result.page_id, result.respond_within_ms) == (False, ben.data["page_id"], 900)
+    assert (result.exhausted, result.page_id, result.respond_within_ms) == (False, ben.payload.page_id, 900)
     assert result.first_ack_ms is not None and abs(result.first_ack_ms - 600) <= 100
-    assert journal.of(CHAIN_EXHAUSTED) == []
+    assert journal.of(ChainExhausted) == []
     assert [p.contact for p in outcome.pages] == ["Ana", "Ben"]
-    assert outcome.pages[1].ack_ms == acked.data["ack_ms"]
+    assert outcome.pages[1].ack_ms == acked.payload.ack_ms
 
 
 async def test_silent_chain_is_exhausted_when_the_last_ack_within_runs_out(
@@ -151,8 +151,8 @@ async def test_silent_chain_is_exhausted_when_the_last_ack_within_runs_out(
     oncall = chain("oncall", hook(receiver, "Ana", 300, "/a"), hook(receiver, "Ben", 300, "/b"))
     trigger, outcome = await run([Affected(oncall, ("db",))], desk_server, journal)
 
-    [exhausted] = journal.of(CHAIN_EXHAUSTED)
-    assert exhausted.data["chain"] == "oncall" and exhausted.data["assets"] == ["db"]
+    [exhausted] = journal.of(ChainExhausted)
+    assert exhausted.payload.chain == "oncall" and exhausted.payload.assets == ("db",)
     assert 0 <= exhausted.mono_ns - (trigger + 600 * MS) < 50 * MS
     assert outcome.chains[0].exhausted and outcome.chains[0].first_ack_ms is None
     assert len(receiver.requests) == 2
@@ -161,8 +161,8 @@ async def test_silent_chain_is_exhausted_when_the_last_ack_within_runs_out(
     late = receiver.on("/a")[0].json()["ack_url"]
     async with httpx.AsyncClient(trust_env=False, verify=False) as client:
         assert (await client.post(late)).status_code == 200
-    [acked] = journal.of(PAGE_ACKED)
-    assert acked.data["contact"] == "Ana" and acked.data["met"] is False and acked.data["ack_ms"] >= 600
+    [acked] = journal.of(PageAcked)
+    assert acked.payload.contact == "Ana" and acked.payload.met is False and acked.payload.ack_ms >= 600
 
 
 async def test_failing_receiver_is_retried_within_bound_and_escalation_goes_on(
@@ -176,12 +176,12 @@ async def test_failing_receiver_is_retried_within_bound_and_escalation_goes_on(
 
     pages = sent(journal)
     ana, ben = pages["Ana"], pages["Ben"]
-    assert (ana.data["ok"], ana.data["attempts"], ana.data["reason"]) == (False, 2, "HTTP 500: ok")
+    assert (ana.payload.ok, ana.payload.attempts, ana.payload.reason) == (False, 2, "HTTP 500: ok")
     assert len(receiver.on("/a")) == 2  # bounded: exactly the allowed attempts
     # an undeliverable page does not wait out its ack_within: Ben is paged as soon as Ana's failed
     assert ben.mono_ns - trigger < 300 * MS
-    assert ben.mono_ns >= ana.mono_ns + ana.data["delivery_ms"] * MS
-    assert outcome.chains[0].page_id == ben.data["page_id"] and not outcome.chains[0].exhausted
+    assert ben.mono_ns >= ana.mono_ns + ana.payload.delivery_ms * MS
+    assert outcome.chains[0].page_id == ben.payload.page_id and not outcome.chains[0].exhausted
 
 
 async def test_hanging_receiver_does_not_hold_up_escalation(
@@ -196,8 +196,8 @@ async def test_hanging_receiver_does_not_hold_up_escalation(
     ana, ben = pages["Ana"], pages["Ben"]
     # with escalate_on_failure=False the chain waits ack_within even though Ana's page hangs
     assert 0 <= ben.mono_ns - (trigger + 300 * MS) < 50 * MS
-    assert ana.data["ok"] is False and ana.data["reason"].startswith("gave up after 800 ms")
-    assert ana.data["attempts"] == 2 and ana.data["delivery_ms"] < 1000
+    assert ana.payload.ok is False and ana.payload.reason.startswith("gave up after 800 ms")
+    assert ana.payload.attempts == 2 and ana.payload.delivery_ms < 1000
     assert outcome.chains[0].exhausted
 
 
@@ -217,11 +217,11 @@ async def test_person_in_two_chains_is_paged_once_with_every_asset(
     assert page.json()["assets"] == ["api", "cdn", "db"]
     assert page.json()["chain"] == "web, data"
     assert sorted(sent(journal)) == ["Ana", "Cid"]  # Ben never paged: Ana answered for "web"
-    assert sent(journal)["Ana"].data["chains"] == ["web", "data"]
-    [acked] = journal.of(PAGE_ACKED)
-    assert acked.data["chains"] == ["web", "data"]
+    assert sent(journal)["Ana"].payload.chains == ("web", "data")
+    [acked] = journal.of(PageAcked)
+    assert acked.payload.chains == ("web", "data")
     by_name = {c.chain: c for c in outcome.chains}
-    assert by_name["web"].page_id == by_name["data"].page_id == acked.data["page_id"]
+    assert by_name["web"].page_id == by_name["data"].page_id == acked.payload.page_id
     assert not by_name["data"].exhausted and receiver.on("/ben") == []
 
 
@@ -250,7 +250,7 @@ async def test_pagerduty_page_acked_through_drill_is_resolved(
     assert trigger["event_action"] == "trigger" and resolve["event_action"] == "resolve"
     assert resolve["dedup_key"] == trigger["dedup_key"] == f"drill-run-1-{outcome.pages[0].page_id}"
     assert resolve["routing_key"] == "pd-routing-key-0123456789abcdef"
-    assert len(journal.of(PAGE_SENT)) == 1  # the resolve is housekeeping, not a page
+    assert len(journal.of(PageSent)) == 1  # the resolve is housekeeping, not a page
 
 
 async def test_bad_contact_is_a_recorded_failed_page_not_a_crash(
@@ -262,9 +262,9 @@ async def test_bad_contact_is_a_recorded_failed_page_not_a_crash(
     _, outcome = await run([Affected(oncall, ("api",))], desk_server, journal)
     await asyncio.gather(*bot.tasks)
     ana = sent(journal)["Ana"]
-    assert ana.data["ok"] is False and ana.data["attempts"] == 0
-    assert "MISSING_HOOK is not set" in ana.data["reason"]
-    assert outcome.chains[0].page_id == sent(journal)["Ben"].data["page_id"]
+    assert ana.payload.ok is False and ana.payload.attempts == 0
+    assert "MISSING_HOOK is not set" in ana.payload.reason
+    assert outcome.chains[0].page_id == sent(journal)["Ben"].payload.page_id
 
 
 async def test_escalation_is_cancellable(
@@ -276,7 +276,7 @@ async def test_escalation_is_cancellable(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert journal.of(CHAIN_EXHAUSTED) == []
+    assert journal.of(ChainExhausted) == []
 
 
 async def test_contact_drill_pages_every_chain_and_cli_acks(
@@ -301,8 +301,8 @@ async def test_contact_drill_pages_every_chain_and_cli_acks(
     assert (tmp_path / "ack.url").read_text().startswith("http://127.0.0.1:")
     by_name = {c.chain: c for c in outcome.chains}
     assert not by_name["web"].exhausted and by_name["spare"].exhausted
-    [acked] = journal.of(PAGE_ACKED)
-    assert acked.data["by"] == "bot" and abs(acked.data["ack_ms"] - 100) <= 100
+    [acked] = journal.of(PageAcked)
+    assert acked.payload.by == "bot" and abs(acked.payload.ack_ms - 100) <= 100
     assert receiver.on("/a")[0].json()["asked"].startswith("This is a contact-chain drill")
 
 
@@ -312,8 +312,8 @@ class Recorder:
     def __init__(self) -> None:
         self.pages: list[Message] = []
 
-    def kind(self) -> NotifierKind[Mapping[str, Any]]:
-        async def send(spec: Mapping[str, Any], message: Message, ctx: NotifyContext) -> SendResult:
+    def kind(self) -> NotifierKind[Mapping[str, object]]:
+        async def send(spec: Mapping[str, object], message: Message, ctx: NotifyContext) -> SendResult:
             self.pages.append(message)
             return SendResult(True, "", 1)
 
@@ -340,11 +340,11 @@ async def test_shared_page_that_ran_out_earlier_does_not_shorten_the_next_window
         secrets=Secrets(env={}),
         kinds={"memo": memo.kind()},
     )
-    at = {e.data["contact"]: (e.mono_ns - t0) // MS for e in journal.of(PAGE_SENT)}
+    at = {e.payload.contact: (e.mono_ns - t0) // MS for e in journal.of(PageSent)}
     # Ana once (for both chains) at 0; "slow" reaches her at 300 when her 100 ms are long gone,
     # so Dan is paged at 300 (not back-dated to 100) and keeps his full 200 ms
     assert at == {"Ana": 0, "Cid": 0, "Dan": 300}
     assert [m.contact for m in memo.pages].count("Ana") == 1
     assert all(c.exhausted for c in outcome.chains)
-    assert {e.data["chain"] for e in journal.of(CHAIN_EXHAUSTED)} == {"fast", "slow"}
+    assert {e.payload.chain for e in journal.of(ChainExhausted)} == {"fast", "slow"}
     assert clock.monotonic_ns() - t0 == 500 * MS

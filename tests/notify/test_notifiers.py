@@ -9,6 +9,7 @@ import ipaddress
 import ssl
 import time
 import urllib.parse
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from drill.clock import SystemClock
-from drill.notify.base import Message, NotifierInvalid, NotifyContext, RetryPolicy
+from drill.notify.base import Message, NotifierInvalid, NotifyContext, RetryPolicy, SendResult
 from drill.notify.registry import NOTIFIER_KINDS
 from drill.playbook.schema import known_kinds
 from tests.notify.conftest import Receiver, SmtpCatcher, start_smtp
@@ -32,7 +33,7 @@ def ctx(retry: RetryPolicy = FAST) -> NotifyContext:
     return NotifyContext(clock=SystemClock(), retry=retry)
 
 
-def message(**over: Any) -> Message:
+def message(**over: object) -> Message:
     base: dict[str, Any] = {
         "drill": "payments-q4",
         "run_id": "20261123T090000Z-ab12",
@@ -48,8 +49,8 @@ def message(**over: Any) -> Message:
 
 
 async def send(
-    via: str, params: dict[str, Any], msg: Message | None = None, retry: RetryPolicy = FAST
-) -> Any:
+    via: str, params: Mapping[str, object], msg: Message | None = None, retry: RetryPolicy = FAST
+) -> SendResult:
     kind = NOTIFIER_KINDS[via]
     return await kind.send(kind.parse(params), msg or message(), ctx(retry))
 
@@ -197,7 +198,7 @@ async def test_unreachable_receiver_never_quotes_the_secret_url() -> None:
         ("webhook", {"url": "http://x", "headers": {"a": 1}}, "`headers` must map names to strings"),
     ],
 )
-def test_bad_params_are_user_errors(via: str, params: dict[str, Any], text: str) -> None:
+def test_bad_params_are_user_errors(via: str, params: dict[str, object], text: str) -> None:
     with pytest.raises(NotifierInvalid) as info:
         NOTIFIER_KINDS[via].parse(params)
     assert text in str(info.value)

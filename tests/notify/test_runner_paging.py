@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 
 from drill.playbook.model import Contact, ContactChain, MarkStep, PauseStep
-from drill.run.runner import RunOptions, run_drill
+from drill.run.runner import run_drill
+from drill.run.session import RunOptions
 from tests.notify.conftest import Received, Receiver
 from tests.run.helpers import one_asset_playbook
 from tests.servers import ToggleServer
@@ -55,12 +56,15 @@ async def test_run_pages_escalates_and_measures_time_to_ack(receiver: Receiver, 
         await client.aclose()
 
     assert [r.status_code for r in responses] == [200]
-    pages = {p["contact"]: p for p in outcome.results["pages"]}
-    assert pages["ana"]["ack_ms"] is None and pages["ana"]["ok"]
-    assert abs(pages["ben"]["ack_ms"] - BOT_DELAY_S * 1000) <= 100
+    pages = {p.contact: p for p in outcome.results.pages}
+    assert pages["ana"].ack_ms is None and pages["ana"].ok
+    ben_ack_ms = pages["ben"].ack_ms
+    assert ben_ack_ms is not None and abs(ben_ack_ms - BOT_DELAY_S * 1000) <= 100
     ana_sent, ben_sent = (r.at_ns for r in (receiver.on("/ana")[0], receiver.on("/ben")[0]))
     assert abs((ben_sent - ana_sent) / 1e6 - 300) <= 50  # escalated when ack_within ran out
-    chain_result = outcome.results["chains"][0]
-    assert chain_result["met"] is True and 450 <= chain_result["first_ack_ms"] <= 650
-    assert outcome.results["assets"][0]["ack"]["met"] is True
+    chain_result = outcome.results.chains[0]
+    first_ack_ms = chain_result.first_ack_ms
+    assert chain_result.met is True and first_ack_ms is not None and 450 <= first_ack_ms <= 650
+    ack = outcome.results.assets[0].ack
+    assert ack is not None and ack.met is True
     assert not (outcome.run_dir / "ack.url").exists()

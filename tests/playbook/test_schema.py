@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -37,7 +36,7 @@ def all_schema_files() -> list[str]:
     return files
 
 
-def undocumented(node: Any, where: str) -> list[str]:
+def undocumented(node: object, where: str) -> list[str]:
     missing: list[str] = []
     if isinstance(node, dict):
         for name, prop in (node.get("properties") or {}).items():

@@ -1,48 +1,23 @@
-"""Fixtures for probe tests: a live probe context with its own HTTP pool, closed by the test."""
+"""Fixtures for probe tests, on the public probe-author kit (drill.testing): a FakeContext that
+records what the probe emits and opens the resources its kind declares, closed after the test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
-from drill.clock import SystemClock
-from drill.events import EventDraft
-from drill.playbook.model import Probe
-from drill.probes.base import ProbeKind
-from drill.probes.pool import HttpPool
-from drill.run.scheduler import LiveProbeContext, ScheduledProbe
+from drill.evidence.events import EventDraft
+from drill.testing import FakeContext
 
 
 @pytest.fixture
-async def pool() -> AsyncIterator[HttpPool]:
-    pool = HttpPool()
-    yield pool
-    await pool.aclose()
+async def probe_ctx() -> AsyncIterator[FakeContext]:
+    async with FakeContext() as ctx:
+        yield ctx
 
 
 @pytest.fixture
-def events() -> list[EventDraft]:
-    return []
-
-
-@pytest.fixture
-def probe_ctx(pool: HttpPool, events: list[EventDraft]) -> LiveProbeContext:
-    return LiveProbeContext("asset-a", "probe-a", 2.0, SystemClock(), pool, events.append)
-
-
-MakeScheduled = Callable[..., ScheduledProbe]
-
-
-@pytest.fixture
-def make_scheduled() -> MakeScheduled:
-    """Build a ScheduledProbe as the runner does (kind.parse on resolved params)."""
-
-    def build(
-        kind: ProbeKind[Any], params: dict[str, Any], *, interval_ms: int = 1000, timeout_ms: int = 1000
-    ) -> ScheduledProbe:
-        probe = Probe("p", kind.name, params, interval_ms=interval_ms, timeout_ms=timeout_ms, fall=2, rise=2)
-        return ScheduledProbe(asset="asset-a", probe=probe, kind=kind, spec=kind.parse(params))
-
-    return build
+def events(probe_ctx: FakeContext) -> list[EventDraft]:
+    """What the probes run with probe_ctx emitted (canary writes, RPO measurements)."""
+    return probe_ctx.events

@@ -6,32 +6,29 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from drill.clock import SystemClock
 from drill.errors import UsageError
 from drill.probes import command
 from drill.probes.base import Observation
-from drill.probes.pool import HttpPool
-from drill.run.scheduler import LiveProbeContext, run_probe_once
+from drill.testing import FakeContext, run_probe
 
 PY = sys.executable
 
 
-async def _probe(ctx: LiveProbeContext, **params: Any) -> Observation:
-    return await command.probe_command(command.parse(params), ctx)
+async def _probe(ctx: FakeContext, **params: object) -> Observation:
+    return await run_probe(command.KIND, params, ctx=ctx, timeout_ms=round(ctx.timeout_s * 1000))
 
 
-async def test_exit_code(probe_ctx: LiveProbeContext) -> None:
+async def test_exit_code(probe_ctx: FakeContext) -> None:
     assert (await _probe(probe_ctx, argv=[PY, "-c", "pass"])).ok
     obs = await _probe(probe_ctx, argv=[PY, "-c", "import sys; sys.exit('replica is read-only')"])
     assert obs.reason == f"{Path(PY).name}: expected exit 0, got 1: replica is read-only"
     assert (await _probe(probe_ctx, argv=[PY, "-c", "raise SystemExit(3)"], expect_exit=3)).ok
 
 
-async def test_stdout_checks(probe_ctx: LiveProbeContext) -> None:
+async def test_stdout_checks(probe_ctx: FakeContext) -> None:
     argv = [PY, "-c", "print('role: primary')"]
     assert (await _probe(probe_ctx, argv=argv, stdout_contains="primary", stdout_regex=r"role: \w+")).ok
     obs = await _probe(probe_ctx, argv=argv, stdout_contains="replica")
@@ -39,13 +36,13 @@ async def test_stdout_checks(probe_ctx: LiveProbeContext) -> None:
     assert not (await _probe(probe_ctx, argv=argv, stdout_regex=r"^replica")).ok
 
 
-async def test_argv_is_not_a_shell_string(probe_ctx: LiveProbeContext, tmp_path: Path) -> None:
+async def test_argv_is_not_a_shell_string(probe_ctx: FakeContext, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     obs = await _probe(probe_ctx, argv=[PY, "-c", "import sys; print(sys.argv[1])", f"x; touch {marker}"])
     assert obs.ok and not marker.exists()
 
 
-async def test_env_and_cwd(probe_ctx: LiveProbeContext, tmp_path: Path) -> None:
+async def test_env_and_cwd(probe_ctx: FakeContext, tmp_path: Path) -> None:
     argv = [PY, "-c", "import os; print(os.environ['DRILL_X'], os.getcwd(), 'PATH' in os.environ)"]
     obs = await _probe(
         probe_ctx, argv=argv, env={"DRILL_X": "42"}, cwd=str(tmp_path), stdout_contains=f"42 {tmp_path} True"
@@ -53,7 +50,7 @@ async def test_env_and_cwd(probe_ctx: LiveProbeContext, tmp_path: Path) -> None:
     assert obs.ok, obs.reason
 
 
-async def test_start_failures_are_reasons(probe_ctx: LiveProbeContext, tmp_path: Path) -> None:
+async def test_start_failures_are_reasons(probe_ctx: FakeContext, tmp_path: Path) -> None:
     missing = await _probe(probe_ctx, argv=["drill-no-such-program"])
     assert missing.reason.startswith("command not found: 'drill-no-such-program'")
     nodir = await _probe(probe_ctx, argv=[PY, "-c", "pass"], cwd=str(tmp_path / "nope"))
@@ -78,7 +75,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def test_timeout_kills_the_process_and_its_children(tmp_path: Path, make_scheduled: Any) -> None:
+async def test_timeout_kills_the_process_and_its_children(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     code = (
         "import os, subprocess, sys, time\n"
@@ -86,13 +83,8 @@ async def test_timeout_kills_the_process_and_its_children(tmp_path: Path, make_s
         f"open({str(pidfile)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
         "time.sleep(60)\n"
     )
-    probe = make_scheduled(command.KIND, {"argv": [PY, "-c", code]}, timeout_ms=1500)
-    clock = SystemClock()
-    pool = HttpPool()
-    ctx = LiveProbeContext.for_probe(probe, pool, clock, lambda _: None)
-    obs = await run_probe_once(probe, ctx, clock)
-    await pool.aclose()
-    assert (obs.ok, obs.reason) == (False, "timed out after 1500 ms")
+    obs = await run_probe(command.KIND, {"argv": [PY, "-c", code]}, timeout_ms=1500)
+    assert (obs.ok, obs.reason) == (False, "timed out after 1.5 s")
     parent, child = (int(p) for p in pidfile.read_text().split())
     assert not _alive(parent)  # reaped by the probe before it returned
     await _exited(child)  # SIGKILL to the group is delivered asynchronously: wait for the exit event

@@ -14,12 +14,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from drill.clock import SystemClock
 from drill.errors import UsageError
 from drill.probes import dns as dns_probe
 from drill.probes.base import Observation
-from drill.probes.pool import HttpPool
-from drill.run.scheduler import LiveProbeContext, run_probe_once
+from drill.testing import FakeContext, run_probe
 
 
 @dataclass
@@ -59,13 +57,12 @@ async def zone() -> AsyncIterator[tuple[Zone, int]]:
     transport.close()
 
 
-async def _probe(ctx: LiveProbeContext, port: int, **params: Any) -> Observation:
-    return await dns_probe.probe_dns(
-        dns_probe.parse({"nameserver": "127.0.0.1", "port": port, **params}), ctx
-    )
+async def _probe(ctx: FakeContext, port: int, **params: object) -> Observation:
+    params = {"nameserver": "127.0.0.1", "port": port, **params}
+    return await run_probe(dns_probe.KIND, params, ctx=ctx, timeout_ms=round(ctx.timeout_s * 1000))
 
 
-async def test_answer_switch_is_seen(zone: tuple[Zone, int], probe_ctx: LiveProbeContext) -> None:
+async def test_answer_switch_is_seen(zone: tuple[Zone, int], probe_ctx: FakeContext) -> None:
     server, port = zone
     server.records[("db.drill.test", "A")] = ["10.0.0.1"]
     first = await _probe(probe_ctx, port, name="db.drill.test", expect="10.0.0.1")
@@ -76,7 +73,7 @@ async def test_answer_switch_is_seen(zone: tuple[Zone, int], probe_ctx: LiveProb
     assert (await _probe(probe_ctx, port, name="db.drill.test", expect=["10.0.0.2"])).ok
 
 
-async def test_expect_is_the_whole_answer_set(zone: tuple[Zone, int], probe_ctx: LiveProbeContext) -> None:
+async def test_expect_is_the_whole_answer_set(zone: tuple[Zone, int], probe_ctx: FakeContext) -> None:
     server, port = zone
     server.records[("db.drill.test", "A")] = ["10.0.0.1", "10.0.0.2"]
     half = await _probe(probe_ctx, port, name="db.drill.test", expect="10.0.0.2")
@@ -86,7 +83,7 @@ async def test_expect_is_the_whole_answer_set(zone: tuple[Zone, int], probe_ctx:
 
 
 async def test_names_compare_without_trailing_dot_or_case(
-    zone: tuple[Zone, int], probe_ctx: LiveProbeContext
+    zone: tuple[Zone, int], probe_ctx: FakeContext
 ) -> None:
     server, port = zone
     server.records[("www.drill.test", "CNAME")] = ["primary.drill.test."]
@@ -94,7 +91,7 @@ async def test_names_compare_without_trailing_dot_or_case(
     assert obs.ok, obs.reason
 
 
-async def test_nxdomain_and_no_answer(zone: tuple[Zone, int], probe_ctx: LiveProbeContext) -> None:
+async def test_nxdomain_and_no_answer(zone: tuple[Zone, int], probe_ctx: FakeContext) -> None:
     server, port = zone
     server.records[("db.drill.test", "A")] = ["10.0.0.1"]
     gone = await _probe(probe_ctx, port, name="old.drill.test")
@@ -103,15 +100,11 @@ async def test_nxdomain_and_no_answer(zone: tuple[Zone, int], probe_ctx: LivePro
     assert empty.reason == f"no AAAA record for db.drill.test at 127.0.0.1:{port}"
 
 
-async def test_a_silent_server_fails_at_the_deadline(zone: tuple[Zone, int], make_scheduled: Any) -> None:
+async def test_a_silent_server_fails_at_the_deadline(zone: tuple[Zone, int]) -> None:
     server, port = zone
     server.mute = True
-    probe = make_scheduled(
-        dns_probe.KIND, {"name": "db.drill.test", "nameserver": "127.0.0.1", "port": port}, timeout_ms=300
-    )
-    clock, pool = SystemClock(), HttpPool()
-    obs = await run_probe_once(probe, LiveProbeContext.for_probe(probe, pool, clock, lambda _: None), clock)
-    await pool.aclose()
+    params = {"name": "db.drill.test", "nameserver": "127.0.0.1", "port": port}
+    obs = await run_probe(dns_probe.KIND, params, timeout_ms=300)
     assert (obs.ok, obs.reason) == (False, "timed out after 300 ms")
     assert server.queries >= 1
 

@@ -8,7 +8,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import httpx
 import pytest
@@ -22,8 +22,8 @@ from drill.clock import SystemClock
 from drill.errors import UsageError
 from drill.probes import http
 from drill.probes.base import Observation
-from drill.probes.pool import AsyncioBackend, HttpPool
-from drill.run.scheduler import LiveProbeContext, run_probe_once
+from drill.probes.pool import HTTP_POOL, AsyncioBackend, HttpPool
+from drill.testing import FakeContext, run_probe
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -77,6 +77,12 @@ async def _serve(ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunn
 
 
 @pytest.fixture
+def pool(probe_ctx: FakeContext) -> HttpPool:
+    """The pool probe_ctx hands the http probes (opened on first use, closed with the context)."""
+    return probe_ctx.resource(HTTP_POOL)
+
+
+@pytest.fixture
 async def base_url() -> AsyncIterator[str]:
     runner, port = await _serve()
     yield f"http://127.0.0.1:{port}"
@@ -112,27 +118,27 @@ def _self_signed(tmp: Path) -> ssl.SSLContext:
     return context
 
 
-async def _probe(ctx: LiveProbeContext, **params: Any) -> Observation:
-    return await http.probe_http(http.parse(params), ctx)
+async def _probe(ctx: FakeContext, **params: object) -> Observation:
+    return await run_probe(http.KIND, params, ctx=ctx, timeout_ms=round(ctx.timeout_s * 1000))
 
 
-async def test_2xx_is_ok_and_status_is_kept(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_2xx_is_ok_and_status_is_kept(base_url: str, probe_ctx: FakeContext) -> None:
     obs = await _probe(probe_ctx, url=f"{base_url}/status/204")
     assert (obs.ok, obs.reason, obs.detail["status"]) == (True, "", 204)
 
 
-async def test_503_is_down_with_the_status_in_the_reason(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_503_is_down_with_the_status_in_the_reason(base_url: str, probe_ctx: FakeContext) -> None:
     obs = await _probe(probe_ctx, url=f"{base_url}/status/503")
     assert (obs.ok, obs.reason) == (False, "expected status 2xx, got 503")
 
 
-async def test_expect_status_list(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_expect_status_list(base_url: str, probe_ctx: FakeContext) -> None:
     assert (await _probe(probe_ctx, url=f"{base_url}/status/404", expect_status=[404, 410])).ok
     obs = await _probe(probe_ctx, url=f"{base_url}/status/200", expect_status=[204, 202])
     assert obs.reason == "expected status 202 or 204, got 200"
 
 
-async def test_body_contains_and_regex(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_body_contains_and_regex(base_url: str, probe_ctx: FakeContext) -> None:
     url = f"{base_url}/status/200"
     assert (await _probe(probe_ctx, url=url, body_contains="status", body_regex=r"^stat\w+ page$")).ok
     miss = await _probe(probe_ctx, url=url, body_contains="healthy")
@@ -141,7 +147,7 @@ async def test_body_contains_and_regex(base_url: str, probe_ctx: LiveProbeContex
     assert nomatch.reason == "body does not match /^ok$/ (body starts 'status page')"
 
 
-async def test_json_equals_follows_dotted_paths(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_json_equals_follows_dotted_paths(base_url: str, probe_ctx: FakeContext) -> None:
     url = f"{base_url}/json"
     good = await _probe(
         probe_ctx, url=url, json_equals={"role": "primary", "db.ok": True, "nodes.1.name": "b"}
@@ -157,7 +163,7 @@ async def test_json_equals_follows_dotted_paths(base_url: str, probe_ctx: LivePr
     assert not_json.reason.startswith("body is not JSON")
 
 
-async def test_expect_headers(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_expect_headers(base_url: str, probe_ctx: FakeContext) -> None:
     url = f"{base_url}/json"
     assert (await _probe(probe_ctx, url=url, expect_headers={"x-role": "primary"})).ok
     wrong = await _probe(probe_ctx, url=url, expect_headers={"X-Role": "replica"})
@@ -166,7 +172,7 @@ async def test_expect_headers(base_url: str, probe_ctx: LiveProbeContext) -> Non
     assert missing.reason == "expected header X-Region: 'eu', header missing"
 
 
-async def test_method_headers_and_body_are_sent(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_method_headers_and_body_are_sent(base_url: str, probe_ctx: FakeContext) -> None:
     obs = await _probe(
         probe_ctx,
         url=f"{base_url}/echo",
@@ -178,13 +184,13 @@ async def test_method_headers_and_body_are_sent(base_url: str, probe_ctx: LivePr
     assert obs.ok, obs.reason
 
 
-async def test_redirects_are_not_followed_unless_asked(base_url: str, probe_ctx: LiveProbeContext) -> None:
+async def test_redirects_are_not_followed_unless_asked(base_url: str, probe_ctx: FakeContext) -> None:
     assert (await _probe(probe_ctx, url=f"{base_url}/redirect")).reason == "expected status 2xx, got 302"
     followed = await _probe(probe_ctx, url=f"{base_url}/redirect", follow_redirects=True)
     assert (followed.ok, followed.detail["status"]) == (True, 200)
 
 
-async def test_connection_refused_names_the_endpoint(probe_ctx: LiveProbeContext) -> None:
+async def test_connection_refused_names_the_endpoint(probe_ctx: FakeContext) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener now
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -192,7 +198,7 @@ async def test_connection_refused_names_the_endpoint(probe_ctx: LiveProbeContext
     assert (obs.ok, obs.reason, obs.transient) == (False, f"connection refused to 127.0.0.1:{port}", True)
 
 
-async def test_bad_urls_are_reasons_not_exceptions(probe_ctx: LiveProbeContext) -> None:
+async def test_bad_urls_are_reasons_not_exceptions(probe_ctx: FakeContext) -> None:
     assert (await _probe(probe_ctx, url="ftp://127.0.0.1/x")).reason.startswith("unsupported URL scheme")
     assert not (await _probe(probe_ctx, url="http://[::1")).ok
 
@@ -202,7 +208,7 @@ def test_a_bad_regex_is_a_usage_error() -> None:
         http.parse({"url": "http://127.0.0.1/", "body_regex": "("})
 
 
-async def test_tls_verification_on_and_off(tmp_path: Path, probe_ctx: LiveProbeContext) -> None:
+async def test_tls_verification_on_and_off(tmp_path: Path, probe_ctx: FakeContext) -> None:
     runner, port = await _serve(_self_signed(tmp_path))
     try:
         url = f"https://127.0.0.1:{port}/status/200"
@@ -215,49 +221,44 @@ async def test_tls_verification_on_and_off(tmp_path: Path, probe_ctx: LiveProbeC
         await runner.cleanup()
 
 
-async def test_a_hanging_server_fails_at_the_deadline(
-    base_url: str, pool: HttpPool, make_scheduled: Any
-) -> None:
+async def test_a_hanging_server_fails_at_the_deadline(base_url: str) -> None:
     clock = SystemClock()
-    probe = make_scheduled(http.KIND, {"url": f"{base_url}/hang"}, timeout_ms=200)
-    ctx = LiveProbeContext.for_probe(probe, pool, clock, lambda _: None)
     t0 = clock.monotonic_ns()
-    obs = await run_probe_once(probe, ctx, clock)
+    obs = await run_probe(http.KIND, {"url": f"{base_url}/hang"}, timeout_ms=200)
     elapsed_ms = (clock.monotonic_ns() - t0) / 1e6
     assert (obs.ok, obs.reason) == (False, "timed out after 200 ms")
     assert 200 <= elapsed_ms < 400 and 200_000 <= obs.latency_us < 400_000
 
 
-async def test_the_pool_grows_under_load_and_every_lease_is_returned(
-    base_url: str, make_scheduled: Any
-) -> None:
-    pool = HttpPool(per_client=5)
-    clock = SystemClock()
-    probe = make_scheduled(http.KIND, {"url": f"{base_url}/status/200"})
-    contexts = [LiveProbeContext.for_probe(probe, pool, clock, lambda _: None) for _ in range(60)]
+async def test_the_pool_grows_under_load_and_every_lease_is_returned(base_url: str) -> None:
+    ctx = FakeContext()
+    pool = ctx.resource(HTTP_POOL)  # the one pool every probe run below shares, as in a run
+    pool.per_client = 5
     try:
-        results = await asyncio.gather(*(run_probe_once(probe, ctx, clock) for ctx in contexts))
-        assert all(obs.ok for obs in results)
+        params = {"url": f"{base_url}/status/200"}
+        results = await asyncio.gather(*(run_probe(http.KIND, params, ctx=ctx) for _ in range(60)))
+        assert all(obs.ok for obs in results), {obs.reason for obs in results}
         assert pool.size >= 60 // 5
         assert all(slot.load == 0 for slots in pool._slots.values() for slot in slots)
         client = pool.client()
         assert isinstance(client, httpx.AsyncClient) and client._trust_env is False
     finally:
-        await pool.aclose()
+        await ctx.aclose()
     with pytest.raises(RuntimeError):
         pool.client()
 
 
 async def test_pool_clients_run_on_the_asyncio_backend(pool: HttpPool) -> None:
     # httpx does not expose httpcore's network backend; the pool swaps it in, and this pins that.
-    transport = pool.client()._transport
-    assert isinstance(transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+    transport = cast(httpx.AsyncHTTPTransport, pool.client()._transport)  # the pool's own subclass
+    assert isinstance(transport._pool._network_backend, AsyncioBackend)
 
 
-async def test_probes_sharing_a_client_never_carry_cookies(base_url: str, pool: HttpPool) -> None:
+async def test_probes_sharing_a_client_never_carry_cookies(
+    base_url: str, probe_ctx: FakeContext, pool: HttpPool
+) -> None:
     pool.per_client = 100  # every request below goes through the same client
-    ctx = LiveProbeContext("a", "p", 2.0, SystemClock(), pool, lambda _: None)
     for _ in range(2):
-        obs = await _probe(ctx, url=f"{base_url}/cookie", body_regex="^cookie=$")
+        obs = await _probe(probe_ctx, url=f"{base_url}/cookie", body_regex="^cookie=$")
         assert obs.ok, obs.reason
     assert pool.size == 1

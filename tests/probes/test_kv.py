@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from drill.events import RPO_MEASURED, RPO_UNMEASURED, EventDraft
+from drill.evidence.events import EventDraft, RpoMeasured, RpoUnmeasured
 from drill.lab import Lab, LabConfig
 from drill.probes import kv
-from drill.run.scheduler import LiveProbeContext
+from drill.probes.base import Observation
+from drill.testing import FakeContext, finish_probe, run_probe
 
 
 @pytest.fixture
@@ -19,32 +20,38 @@ async def lab() -> AsyncIterator[Lab]:
         yield running
 
 
+def _canary(lab: Lab) -> dict[str, object]:
+    return {"url": lab.urls["kv"], "canary": True}
+
+
+async def _tick(lab: Lab, ctx: FakeContext) -> Observation:
+    return await run_probe(kv.KIND, _canary(lab), ctx=ctx, timeout_ms=round(ctx.timeout_s * 1000))
+
+
 async def test_canary_counts_the_writes_lost_on_failover(
-    lab: Lab, probe_ctx: LiveProbeContext, events: list[EventDraft]
+    lab: Lab, probe_ctx: FakeContext, events: list[EventDraft]
 ) -> None:
-    spec = kv.parse_kv({"url": lab.urls["kv"], "canary": True})
     for _ in range(3):
-        assert (await kv.probe_kv(spec, probe_ctx)).ok
+        assert (await _tick(lab, probe_ctx)).ok
     async with httpx.AsyncClient(trust_env=False) as client:
         await client.post(f"{lab.urls['control']}/control/kv/crash")
-        down = await kv.probe_kv(spec, probe_ctx)
+        down = await _tick(lab, probe_ctx)
         assert (down.ok, down.reason) == (False, "HTTP 503: kv master a is down")
         await client.post(f"{lab.urls['control']}/control/kv/failover")
-    assert (await kv.probe_kv(spec, probe_ctx)).ok
-    await kv.finish_kv(spec, probe_ctx)
-    rpo = next(e for e in events if e.type == RPO_MEASURED).data
-    assert rpo["lost_writes"] == lab.kv.lost_on_failover == 3
-    assert rpo["last_acked_seq"] == 3 and rpo["last_surviving_seq"] == 0
+    assert (await _tick(lab, probe_ctx)).ok
+    await finish_probe(kv.KIND, _canary(lab), probe_ctx)
+    rpo = next(e.payload for e in events if isinstance(e.payload, RpoMeasured))
+    assert rpo.lost_writes == lab.kv.lost_on_failover == 3
+    assert rpo.last_acked_seq == 3 and rpo.last_surviving_seq == 0
 
 
 async def test_unreadable_survivors_leave_rpo_unmeasured_with_the_reason(
-    lab: Lab, probe_ctx: LiveProbeContext, events: list[EventDraft]
+    lab: Lab, probe_ctx: FakeContext, events: list[EventDraft]
 ) -> None:
-    spec = kv.parse_kv({"url": lab.urls["kv"], "canary": True})
-    assert (await kv.probe_kv(spec, probe_ctx)).ok
+    assert (await _tick(lab, probe_ctx)).ok
     await lab.kv.server.stop()
-    await kv.finish_kv(spec, probe_ctx)
-    assert not any(e.type == RPO_MEASURED for e in events)
-    unmeasured = next(e for e in events if e.type == RPO_UNMEASURED).data
-    assert unmeasured["reason"].startswith("cannot read surviving canary writes")
-    assert unmeasured["last_acked_seq"] == 1
+    await finish_probe(kv.KIND, _canary(lab), probe_ctx)
+    assert not any(isinstance(e.payload, RpoMeasured) for e in events)
+    unmeasured = next(e.payload for e in events if isinstance(e.payload, RpoUnmeasured))
+    assert unmeasured.reason.startswith("cannot read surviving canary writes")
+    assert unmeasured.last_acked_seq == 1

@@ -4,62 +4,71 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
+from collections.abc import AsyncIterator
 
+import pytest
 from redis.asyncio import Redis
 
-from drill.clock import SystemClock, monotonic_ns
-from drill.events import CANARY_WRITTEN, RPO_MEASURED, EventDraft
+from drill.clock import monotonic_ns
+from drill.evidence.events import CanaryWritten, RpoMeasured
 from drill.probes import canary
 from drill.probes import redis as redis_probe
-from drill.probes.pool import HttpPool
-from drill.run.scheduler import LiveProbeContext
-from drill.testing.servers import RedisSentinelCluster, free_port, redis_command
-from drill.testing.ticker import Ticker
+from drill.probes.base import Observation
+from drill.testing import FakeContext, finish_probe, run_probe
+from tests.support.servers import RedisSentinelCluster, free_port, redis_command
+from tests.support.ticker import Tick, Ticker
 
 INTERVAL_S = 0.1
 SLACK_NS = 60_000_000  # scheduling and loopback latency on a busy 2-core machine
 
 
-def _ctx(events: list[EventDraft], timeout_s: float = 0.5) -> LiveProbeContext:
-    return LiveProbeContext("cache", "canary", timeout_s, SystemClock(), HttpPool(), events.append)
+@pytest.fixture
+async def ctx() -> AsyncIterator[FakeContext]:
+    async with FakeContext("cache", "canary", timeout_s=0.5) as context:
+        yield context
 
 
-def _params(cluster: RedisSentinelCluster, **extra: Any) -> dict[str, Any]:
+def _params(cluster: RedisSentinelCluster, **extra: object) -> dict[str, object]:
     return {"sentinels": cluster.sentinels(), "master_name": cluster.name, **extra}
 
 
-async def test_ping_ok_then_refused_with_reason(redis_cluster: RedisSentinelCluster) -> None:
-    events: list[EventDraft] = []
-    ctx = _ctx(events)
-    spec = redis_probe.parse_redis({"port": redis_cluster.master_port})
-    assert (await redis_probe.probe_redis(spec, ctx)).ok
-    dead = redis_probe.parse_redis({"port": free_port()})
-    obs = await redis_probe.probe_redis(dead, _ctx(events))
+async def _once(params: dict[str, object], ctx: FakeContext) -> Observation:
+    return await run_probe(redis_probe.KIND, params, ctx=ctx, timeout_ms=round(ctx.timeout_s * 1000))
+
+
+async def test_ping_ok_then_refused_with_reason(
+    redis_cluster: RedisSentinelCluster, ctx: FakeContext
+) -> None:
+    live: dict[str, object] = {"port": redis_cluster.master_port}
+    assert (await _once(live, ctx)).ok
+    dead: dict[str, object] = {"port": free_port()}
+    async with FakeContext("cache", "dead", timeout_s=0.5) as other:
+        obs = await _once(dead, other)
+        await finish_probe(redis_probe.KIND, dead, other)
     assert not obs.ok
     assert "refused" in obs.reason.lower() or "connect" in obs.reason.lower(), obs.reason
-    await redis_probe.finish_redis(spec, ctx)
+    await finish_probe(redis_probe.KIND, live, ctx)
 
 
-async def test_unknown_master_name_is_a_clear_failure(redis_cluster: RedisSentinelCluster) -> None:
-    ctx = _ctx([])
-    spec = redis_probe.parse_redis({"sentinels": redis_cluster.sentinels(), "master_name": "nope"})
-    obs = await redis_probe.probe_redis(spec, ctx)
+async def test_unknown_master_name_is_a_clear_failure(
+    redis_cluster: RedisSentinelCluster, ctx: FakeContext
+) -> None:
+    params: dict[str, object] = {"sentinels": redis_cluster.sentinels(), "master_name": "nope"}
+    obs = await _once(params, ctx)
     assert not obs.ok
     assert "does not know master 'nope'" in obs.reason
-    await redis_probe.finish_redis(spec, ctx)
+    await finish_probe(redis_probe.KIND, params, ctx)
 
 
 async def _canary_ticking(
-    cluster: RedisSentinelCluster, events: list[EventDraft]
-) -> tuple[LiveProbeContext, Any, Ticker, asyncio.Task[None]]:
+    cluster: RedisSentinelCluster, ctx: FakeContext
+) -> tuple[dict[str, object], Ticker, asyncio.Task[list[Tick]]]:
     """A canary-writing redis probe ticking every interval, after three acknowledged writes."""
-    ctx = _ctx(events)
-    spec = redis_probe.parse_redis(_params(cluster, canary=True))
-    ticker = Ticker(redis_probe.KIND, spec, ctx, INTERVAL_S)
+    params = _params(cluster, canary=True)
+    ticker = Ticker(redis_probe.KIND, params, ctx, INTERVAL_S)
     loop = asyncio.create_task(ticker.run())
     await ticker.wait_for(True, 0, count=3)
-    return ctx, spec, ticker, loop
+    return params, ticker, loop
 
 
 async def _await_new_master(cluster: RedisSentinelCluster, old: tuple[str, int]) -> int:
@@ -81,10 +90,9 @@ async def _surviving(port: int, run: str) -> set[int]:
 
 
 async def test_sentinel_failover_detection_switchover_match_ground_truth(
-    redis_cluster: RedisSentinelCluster,
+    redis_cluster: RedisSentinelCluster, ctx: FakeContext
 ) -> None:
-    events: list[EventDraft] = []
-    ctx, spec, ticker, loop = await _canary_ticking(redis_cluster, events)
+    params, ticker, loop = await _canary_ticking(redis_cluster, ctx)
     old = redis_cluster.master_addr()
     assert old == ("127.0.0.1", redis_cluster.master_port)
 
@@ -96,7 +104,7 @@ async def test_sentinel_failover_detection_switchover_match_ground_truth(
     await loop
     t_fail = ticker.first(False, t_kill)
     assert t_fail is not None
-    await redis_probe.finish_redis(spec, ctx)
+    await finish_probe(redis_probe.KIND, params, ctx)
 
     detection_ns = t_fail.started_ns - t_kill
     assert 0 <= detection_ns <= INTERVAL_S * 1e9 + SLACK_NS
@@ -107,10 +115,10 @@ async def test_sentinel_failover_detection_switchover_match_ground_truth(
     acked = {t.obs.detail["seq"] for t in ticker.ticks if t.obs.ok}
     run = canary.state(ctx).run
     lost_truth = acked - await _surviving(redis_cluster.replica_port, run)
-    rpo = [e for e in events if e.type == RPO_MEASURED]
+    rpo = [e.payload for e in ctx.events if isinstance(e.payload, RpoMeasured)]
     assert len(rpo) == 1
-    assert rpo[0].data["lost_writes"] == len(lost_truth)
-    assert any(e.type == CANARY_WRITTEN for e in events)
+    assert rpo[0].lost_writes == len(lost_truth)
+    assert any(isinstance(e.payload, CanaryWritten) for e in ctx.events)
     print(
         f"redis sentinel: detection {detection_ns / 1e6:.0f} ms, failover (kill->sentinel) "
         f"{(t_new_master - t_kill) / 1e6:.0f} ms, writes ok {(t_ok - t_kill) / 1e6:.0f} ms after kill, "
@@ -119,11 +127,10 @@ async def test_sentinel_failover_detection_switchover_match_ground_truth(
 
 
 async def test_cut_replication_then_kill_loses_acknowledged_writes(
-    redis_cluster: RedisSentinelCluster,
+    redis_cluster: RedisSentinelCluster, ctx: FakeContext
 ) -> None:
     """Replication cut for ~500 ms before the kill: every write acknowledged in between is lost."""
-    events: list[EventDraft] = []
-    ctx, spec, ticker, loop = await _canary_ticking(redis_cluster, events)
+    params, ticker, loop = await _canary_ticking(redis_cluster, ctx)
     old = redis_cluster.master_addr()
     assert old is not None
 
@@ -139,16 +146,16 @@ async def test_cut_replication_then_kill_loses_acknowledged_writes(
     await ticker.wait_for(True, t_new_master - SLACK_NS, count=3)
     ticker.stop()
     await loop
-    await redis_probe.finish_redis(spec, ctx)
+    await finish_probe(redis_probe.KIND, params, ctx)
 
     acked_in_window = {
         t.obs.detail["seq"] for t in ticker.ticks if t.obs.ok and t_cut < t.started_ns < t_kill
     }
-    rpo = next(e for e in events if e.type == RPO_MEASURED).data
+    rpo = next(e.payload for e in ctx.events if isinstance(e.payload, RpoMeasured))
     assert len(acked_in_window) >= 3
-    assert rpo["lost_writes"] >= len(acked_in_window)
-    assert rpo["lost_writes"] <= len(acked_in_window) + 1  # a write in flight at the cut may be lost too
+    assert rpo.lost_writes >= len(acked_in_window)
+    assert rpo.lost_writes <= len(acked_in_window) + 1  # a write in flight at the cut may be lost too
     truth_ms = (t_kill - t_cut) / 1e6
-    assert abs(rpo["rpo_ms"] - truth_ms) <= INTERVAL_S * 1000 + SLACK_NS / 1e6
-    assert rpo["last_surviving_seq"] < rpo["last_acked_seq"]
-    print(f"redis cut: lost {rpo['lost_writes']} writes, rpo {rpo['rpo_ms']} ms (truth {truth_ms:.0f} ms)")
+    assert abs(rpo.rpo_ms - truth_ms) <= INTERVAL_S * 1000 + SLACK_NS / 1e6
+    assert rpo.last_surviving_seq < rpo.last_acked_seq
+    print(f"redis cut: lost {rpo.lost_writes} writes, rpo {rpo.rpo_ms} ms (truth {truth_ms:.0f} ms)")

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
 from drill.report import build
+from drill.report.model import Report, Signer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 JOURNAL = FIXTURES / "journal.jsonl"
-SIGNER = ("ana", "SHA256:" + "q" * 43)
+SIGNER = Signer("ana", "SHA256:" + "q" * 43)
 TEST_TOOL_VERSION = "0.0.0-test"  # pinned so golden files do not change with each release
 
 
@@ -41,13 +40,8 @@ def journal_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def _report_once() -> dict[str, Any]:
+def report() -> Report:
+    """The report of the fixed journal, as the operator 'ana' would sign it (frozen: safe to share)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(build, "tool_version", lambda: TEST_TOOL_VERSION)
         return build.build_report_from_journal(JOURNAL, signer=SIGNER)
-
-
-@pytest.fixture
-def report(_report_once: dict[str, Any]) -> dict[str, Any]:
-    """The report of the fixed journal, as the operator 'ana' would sign it (a fresh copy per test)."""
-    return copy.deepcopy(_report_once)

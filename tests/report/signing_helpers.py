@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from drill.report.build import build_report_from_journal, write_report
+from drill.report.model import Signer
 from drill.report.sign import fingerprint, generate_keypair, sign_report
 from tests.conftest import require_binary
 
@@ -48,7 +49,7 @@ def make_report_dir(
     for name, content in (evidence or {"results.json": b'{"verdict": "fail"}\n'}).items():
         (run / name).write_bytes(content)
         files.append(run / name)
-    identity = (signer[0], key_fingerprint(signer[1])) if signer else None
+    identity = Signer(signer[0], key_fingerprint(signer[1])) if signer else None
     report = build_report_from_journal(run / "journal.jsonl", signer=identity, evidence_files=files)
     write_report(report, run)
     if signer:

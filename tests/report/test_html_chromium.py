@@ -9,10 +9,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from drill.report.model import Report
 from drill.report.render_html import render_html
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def _screenshot(browser: str, page: Path, tmp_path: Path, size: str = "1280,2400
     return png, console
 
 
-def test_html_report_renders_without_console_errors(tmp_path: Path, report: dict[str, Any]) -> None:
+def test_html_report_renders_without_console_errors(tmp_path: Path, report: Report) -> None:
     browser = _chromium()
     # Control: the harness does see a console error when a page has one.
     bad = tmp_path / "control.html"

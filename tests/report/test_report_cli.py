@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from drill.cli import cli
+from drill.evidence.events import JOURNAL_FORMAT, RunStarted
+from drill.evidence.journal import read_events
 from drill.report.build import load_report
+from tests.conftest import SwitchableServer, drill_run_argv
 
 from .conftest import JOURNAL
 
@@ -41,11 +47,12 @@ def test_report_journal_rebuilds_report_and_views(run_dir: Path) -> None:
 
 def test_rebuild_keeps_signer_and_evidence_of_an_existing_report(run_dir: Path, tmp_path: Path) -> None:
     from drill.report.build import build_report_from_journal, write_report
+    from drill.report.model import Signer
 
     (run_dir / "playbook.yaml").write_text("kind: Playbook\n")
     original = build_report_from_journal(
         run_dir / "journal.jsonl",
-        signer=("ana", "SHA256:" + "x" * 43),
+        signer=Signer("ana", "SHA256:" + "x" * 43),
         evidence_files=[run_dir / "playbook.yaml"],
     )
     stored = write_report(original, run_dir).read_bytes()
@@ -97,3 +104,57 @@ def test_render_refuses_a_file_that_is_not_a_report(tmp_path: Path) -> None:
     assert "not a valid drill report" in err
     with pytest.raises(Exception, match="not a valid"):
         load_report(bogus)
+
+
+FRESH_PLAYBOOK = """\
+apiVersion: drill/v1
+kind: Playbook
+metadata: {{name: fresh-run, owner: tests}}
+settings: {{interval: 100ms, timeout: 500ms}}
+tiers: [{{name: tier-0, rto: 5s}}]
+assets:
+  - id: web
+    tier: tier-0
+    probes:
+      - {{name: health, http: {{url: "{url}/health"}}}}
+scenario:
+  - {{name: declare, mark: disaster}}
+  - {{name: hold, pause: 500ms}}
+"""
+
+
+def _drill_subprocess(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """drill as a user runs it (the tool version is the installed one, as in `drill run`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "drill", *args], capture_output=True, timeout=60, check=False
+    )
+
+
+def test_report_of_a_fresh_runs_journal_is_byte_identical(
+    tmp_path: Path, http_server: SwitchableServer
+) -> None:
+    """`drill run` writes report.json; `drill report JOURNAL` rebuilds exactly the same bytes."""
+    playbook = tmp_path / "p.yaml"
+    playbook.write_text(FRESH_PLAYBOOK.format(url=http_server.url))
+    runs = tmp_path / "runs"
+    ran = subprocess.run(
+        drill_run_argv(playbook, runs), capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    (journal,) = runs.glob("*/journal.jsonl")
+    run_dir = journal.parent
+    started = next(iter(read_events(journal))).payload
+    assert isinstance(started, RunStarted) and started.format == JOURNAL_FORMAT and started.plan is not None
+    written = (run_dir / "report.json").read_bytes()
+    report = load_report(run_dir)
+    assert report.verdict == "pass" and [e.file for e in report.evidence] == ["results.json"]
+    (run_dir / "report.md").unlink()
+    again = _drill_subprocess("report", str(journal))
+    assert again.returncode == 0, again.stderr.decode()
+    assert (run_dir / "report.json").read_bytes() == written
+    assert (run_dir / "report.md").is_file()  # it did rebuild: the views were rendered again
+    # The journal alone (no earlier report to take the evidence list from) gives the same report
+    # but for that list.
+    alone = _drill_subprocess("report", "rebuild", str(journal), "-o", str(tmp_path / "alone"), "--no-render")
+    assert alone.returncode == 0, alone.stderr.decode()
+    assert load_report(tmp_path / "alone") == replace(report, evidence=())

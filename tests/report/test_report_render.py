@@ -5,19 +5,21 @@ Regenerate the golden files after an intended change with DRILL_UPDATE_GOLDEN=1.
 
 from __future__ import annotations
 
-import copy
+import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from drill.report._view import fmt_bp, fmt_ms, fmt_pm
+from drill.report.build import report_bytes
+from drill.report.model import Report, report_from_data
 from drill.report.render_html import render_html
 from drill.report.render_junit import render_junit
 from drill.report.render_md import render_markdown
+from drill.units import human_bp, human_ms, human_pm
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -30,15 +32,15 @@ def _golden(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
 
 
-def test_markdown_golden(report: dict[str, Any]) -> None:
+def test_markdown_golden(report: Report) -> None:
     _golden("report.md", render_markdown(report))
 
 
-def test_junit_golden(report: dict[str, Any]) -> None:
+def test_junit_golden(report: Report) -> None:
     _golden("report.junit.xml", render_junit(report))
 
 
-def test_junit_has_one_case_per_objective(report: dict[str, Any]) -> None:
+def test_junit_has_one_case_per_objective(report: Report) -> None:
     root = ET.fromstring(render_junit(report).encode())
     cases = {str(c.get("name")): c for c in root.iter("testcase")}
     # RTO for every asset; RPO where a target is set (tier-2 has none); ack where a chain was paged.
@@ -53,7 +55,7 @@ def test_junit_has_one_case_per_objective(report: dict[str, Any]) -> None:
     )  # fmt: skip
     failure = cases["reports RTO"].find("failure")
     assert failure is not None
-    assert failure.get("message") == "RTO 2 min 30 s ± 1.0 s exceeds target 2 min"
+    assert failure.get("message") == "RTO 2 min 30 s ± 1 s exceeds target 2 min"
     rpo = cases["payments-db RPO"].find("failure")
     assert rpo is not None and rpo.get("message") == "RPO 1.2 s (3 lost writes) exceeds target 0 ms"
     assert cases["ledger RPO"].find("skipped") is not None  # no canary: not measured, not passed
@@ -67,9 +69,9 @@ def test_junit_has_one_case_per_objective(report: dict[str, Any]) -> None:
     ]
 
 
-def test_markdown_escapes_table_cells(report: dict[str, Any]) -> None:
-    evil = copy.deepcopy(report)
-    evil["findings"][0]["title"] = "a | b\nc"
+def test_markdown_escapes_table_cells(report: Report) -> None:
+    first = replace(report.findings[0], title="a | b\nc")
+    evil = replace(report, findings=(first, *report.findings[1:]))
     text = render_markdown(evil)
     assert "a \\| b c" in text
     for line in text.splitlines():
@@ -77,8 +79,9 @@ def test_markdown_escapes_table_cells(report: dict[str, Any]) -> None:
             assert len(re.split(r"(?<!\\)\|", line)) == 7  # five cells: the escaped pipe splits nothing
 
 
-def test_html_is_self_contained_and_complete(report: dict[str, Any]) -> None:
+def test_html_is_self_contained_and_complete(report: Report) -> None:
     html = render_html(report)
+    assert report.prepared_by is not None
     assert "<script" not in html.lower()
     # No network: the only URL is the SVG namespace identifier.
     assert re.findall(r"https?://[^\s\"'<]+", html) == ["http://www.w3.org/2000/svg"]
@@ -89,8 +92,8 @@ def test_html_is_self_contained_and_complete(report: dict[str, Any]) -> None:
         "People",
         "Step timeline",
         "Verification",
-        report["journal"]["sha256"],
-        report["prepared_by"]["fingerprint"],
+        report.journal.sha256,
+        report.prepared_by.fingerprint,
         "@media print",
         "<svg",
         "ledger-oncall",
@@ -99,24 +102,25 @@ def test_html_is_self_contained_and_complete(report: dict[str, Any]) -> None:
     assert html.count("<circle") == 4  # one recovery marker per recovered asset (search never went down)
 
 
-def test_html_escapes_report_text(report: dict[str, Any]) -> None:
-    evil = copy.deepcopy(report)
-    evil["assets"][0]["description"] = "<script>alert(1)</script>"
-    evil["findings"][0]["detail"] = '"><img src=x onerror=alert(1)>'
+def test_html_escapes_report_text(report: Report) -> None:
+    asset = replace(report.assets[0], description="<script>alert(1)</script>")
+    finding = replace(report.findings[0], detail='"><img src=x onerror=alert(1)>')
+    evil = replace(report, assets=(asset, *report.assets[1:]), findings=(finding, *report.findings[1:]))
     html = render_html(evil)
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def test_renderers_are_deterministic(report: dict[str, Any]) -> None:
+def test_renderers_are_deterministic(report: Report) -> None:
+    reread = report_from_data(json.loads(report_bytes(report)))  # as `drill report render` reads it
     for render in (render_html, render_markdown, render_junit):
-        assert render(report) == render(copy.deepcopy(report))
+        assert render(report) == render(reread)
 
 
-def test_html_handles_a_drill_without_injection(report: dict[str, Any]) -> None:
-    quiet = copy.deepcopy(report)
-    for a in quiet["assets"]:
-        a.update(
+def test_html_handles_a_drill_without_injection(report: Report) -> None:
+    assets = tuple(
+        replace(
+            a,
             t_inject_utc=None,
             t_detect_utc=None,
             t_recover_utc=None,
@@ -125,7 +129,9 @@ def test_html_handles_a_drill_without_injection(report: dict[str, Any]) -> None:
             switchover_ms=None,
             verdict="not-measured",
         )
-    quiet["findings"] = []
+        for a in report.assets
+    )
+    quiet = replace(report, assets=assets, findings=())
     html = render_html(quiet)
     assert "Recovery timeline" not in html and "No findings." in html
     assert "not measured" in render_junit(quiet)
@@ -137,18 +143,27 @@ def test_html_handles_a_drill_without_injection(report: dict[str, Any]) -> None:
         (None, "—"),
         (0, "0 ms"),
         (999, "999 ms"),
-        (1000, "1.0 s"),
+        (250, "250 ms"),
+        (1000, "1 s"),
+        (1500, "1.5 s"),
+        (12_000, "12 s"),
+        (30_000, "30 s"),
         (59_960, "1 min"),
         (90_000, "1 min 30 s"),
+        (245_000, "4 min 5 s"),
+        (900_000, "15 min"),
         (3_600_000, "1 h"),
         (5_430_000, "1 h 31 min"),
+        (9_000_000, "2 h 30 min"),
+        (183_600_000, "2 d 3 h"),
     ],
 )
-def test_fmt_ms(ms: int | None, text: str) -> None:
-    assert fmt_ms(ms) == text
+def test_human_ms(ms: int | None, text: str) -> None:
+    assert human_ms(ms) == text
 
 
-def test_fmt_bp_and_pm() -> None:
-    assert (fmt_bp(10_000), fmt_bp(8_927), fmt_bp(5)) == ("100.00 %", "89.27 %", "0.05 %")
-    assert fmt_pm(1500, 500) == "1.5 s ± 500 ms"
-    assert fmt_pm(None, 500) == "—"
+def test_human_bp_and_pm() -> None:
+    assert (human_bp(10_000), human_bp(8_927), human_bp(5)) == ("100.00 %", "89.27 %", "0.05 %")
+    assert human_pm(1500, 500) == "1.5 s ± 500 ms"
+    assert human_pm(2300, 250) == "2.3 s ± 250 ms"
+    assert human_pm(None, 500) == "—"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drill.errors import KeyProblem, UsageError
-from drill.report.canonical import FloatInReport, canonical_bytes, is_canonical
+from drill.evidence.canonical import FloatInReport, canonical_bytes, is_canonical
 from drill.report.sign import (
     countersign_report,
     fingerprint,

@@ -16,7 +16,8 @@ import pytest
 from drill.report.sign import load_private_key, sign_report
 from drill.report.verify import verify_report_dir
 from tests.conftest import require_binary
-from tests.report.signing_helpers import (
+
+from .signing_helpers import (
     SIGNED_AT,
     key_fingerprint,
     make_key,

@@ -10,7 +10,7 @@ import pytest
 
 from drill.clock import parse_utc
 from drill.errors import VerificationFailed
-from drill.report.canonical import canonical_bytes
+from drill.evidence.canonical import canonical_bytes
 from drill.report.sign import countersign_report, load_private_key, sign_bytes, sign_report
 from drill.report.verify import (
     load_revoked_keys,
@@ -20,7 +20,8 @@ from drill.report.verify import (
     verify_report_dir,
     verify_signature,
 )
-from tests.report.signing_helpers import (
+
+from .signing_helpers import (
     SIGNED_AT,
     key_fingerprint,
     make_key,

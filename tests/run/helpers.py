@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from drill.playbook.model import Asset, Metadata, Playbook, Probe, Settings, Step, StopCondition, Tier
+from drill.evidence.snapshot import Metadata
+from drill.playbook.model import Asset, Playbook, Probe, Settings, Step, StopCondition, Tier
 
 
 def one_asset_playbook(
     kind: str,
-    params: dict[str, Any],
+    params: Mapping[str, object],
     scenario: tuple[Step, ...],
     *,
     interval_ms: int = 100,

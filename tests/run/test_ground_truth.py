@@ -7,19 +7,18 @@ Measured t_detect and t_recover (the runner's journal) must lie within one probe
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from drill import events as ev
 from drill.clock import monotonic_ns
-from drill.events import Event
+from drill.evidence.events import AssetState, Event, FailureInjected
+from drill.evidence.journal import read_events
 from drill.playbook.model import MarkStep, Playbook, WaitFor, WaitForStep
-from drill.run.journal import read_events
-from drill.run.runner import RunOptions, run_drill
+from drill.results import results_json
+from drill.run.runner import run_drill
+from drill.run.session import RunOptions
 from tests.probes.test_dns import Zone
 from tests.run.helpers import one_asset_playbook
 from tests.servers import ToggleServer
@@ -39,14 +38,14 @@ SCENARIO = (
 class Outage:
     """After the drill declares the disaster: switch the service off, wait, switch it on."""
 
-    def __init__(self, off: Callable[[], Any], on: Callable[[], Any]) -> None:
+    def __init__(self, off: Callable[[], Awaitable[int]], on: Callable[[], Awaitable[int]]) -> None:
         self.off, self.on = off, on
         self.injected = asyncio.Event()
         self.t_off = self.t_on = 0
         self.task: asyncio.Task[None] | None = None
 
     def sink(self, event: Event) -> None:
-        if event.type == ev.INJECTED and self.task is None:
+        if isinstance(event.payload, FailureInjected) and self.task is None:
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -57,9 +56,9 @@ class Outage:
 
 def _states(journal: Path) -> dict[str, int]:
     return {
-        e.data["state"]: e.data["at_mono_ns"]
+        e.payload.state: e.payload.at_mono_ns
         for e in read_events(journal)
-        if e.type == ev.ASSET_STATE and not e.data["initial"]
+        if isinstance(e.payload, AssetState) and not e.payload.initial
     }
 
 
@@ -67,7 +66,7 @@ async def _drill(playbook: Playbook, outage: Outage, tmp_path: Path) -> dict[str
     outcome = await run_drill(playbook, RunOptions(runs_dir=tmp_path / "runs"), sinks=[outage.sink])
     assert outage.task is not None
     await outage.task
-    assert outcome.exit_code == 0, json.dumps(outcome.results, indent=1)
+    assert outcome.exit_code == 0, results_json(outcome.results)
     return _states(outcome.journal_path)
 
 

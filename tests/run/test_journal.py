@@ -19,9 +19,21 @@ from hypothesis import strategies as st
 
 from drill.clock import FakeClock, SystemClock, utc_iso
 from drill.errors import DrillError, JournalInvalid
-from drill.events import Event, EventDraft
-from drill.run import journal as journal_module
-from drill.run.journal import (
+from drill.evidence import journal as journal_module
+from drill.evidence.events import (
+    AssetState,
+    ChainExhausted,
+    Event,
+    EventDraft,
+    Mark,
+    PlaybookRef,
+    ProbeObserved,
+    RunStarted,
+    StepAttempt,
+    StepStarted,
+    payload_data,
+)
+from drill.evidence.journal import (
     GENESIS,
     JournalWriter,
     canonical_line,
@@ -29,6 +41,7 @@ from drill.run.journal import (
     read_events,
     verify_journal,
 )
+from drill.evidence.snapshot import Phase, StepKind
 from drill.secrets import REDACTED, Secrets
 
 SAFE = 2**53 - 1
@@ -37,17 +50,53 @@ SAFE = 2**53 - 1
 def _drafts(n: int) -> list[EventDraft]:
     return [
         EventDraft(
-            "probe.observed",
+            ProbeObserved(
+                probe="health",
+                ok=i % 3 != 0,
+                reason="",
+                latency_us=900 + i,
+                tick=i,
+                scheduled_mono_ns=1_000_000_000 + i * 250_000_000,
+                jitter_us=0,
+            ),
             1_000_000_000 + i * 250_000_000,
-            {"probe": "health", "ok": i % 3 != 0, "reason": "", "latency_us": 900 + i, "tick": i},
             asset="api",
         )
         for i in range(n)
     ]
 
 
-def _write(path: Path, drafts: list[EventDraft], **kwargs: Any) -> tuple[JournalWriter, list[Event]]:
-    with JournalWriter.create(path, FakeClock(), **kwargs) as writer:
+def _as_dict(event: Event) -> dict[str, object]:
+    """The journal line of an event as a JSON object (what json.loads of the line gives)."""
+    out: dict[str, object] = {
+        "seq": event.seq,
+        "prev": event.prev,
+        "mono_ns": event.mono_ns,
+        "utc": event.utc,
+        "type": event.type,
+        "data": payload_data(event.payload),
+    }
+    if event.asset is not None:
+        out["asset"] = event.asset
+    return out
+
+
+def _document(document: dict[str, object]) -> RunStarted:
+    """A run.started whose playbook document (free-form JSON in the journal) is `document`."""
+    return RunStarted(
+        run_id="r1",
+        playbook=PlaybookRef("t", "ab" * 32, "t.yaml", document),
+        user="tester@host",
+        host="host",
+        tool_version="0.0.0",
+        started_utc="2026-01-01T00:00:00.000+00:00",
+    )
+
+
+def _write(
+    path: Path, drafts: list[EventDraft], redact: journal_module.Redactor | None = None
+) -> tuple[JournalWriter, list[Event]]:
+    with JournalWriter.create(path, FakeClock(), redact) as writer:
         events = [writer.append(d) for d in drafts]
     return writer, events
 
@@ -97,14 +146,14 @@ def test_lines_are_rfc8785_canonical_and_match_the_returned_events(tmp_path: Pat
     _, events = _write(path, _drafts(3))
     for line, event in zip(_lines(path), events, strict=True):
         assert line == rfc8785.dumps(json.loads(line)) == canonical_line(event)
-        assert json.loads(line) == event.as_dict()
+        assert json.loads(line) == _as_dict(event)
     assert list(read_events(path)) == events
 
 
 def test_utc_is_the_clock_time_of_the_events_instant(tmp_path: Path) -> None:
     clock = FakeClock()
     with JournalWriter.create(tmp_path / "j.jsonl", clock) as writer:
-        event = writer.append(EventDraft("mark", 3_600_123_456_789, {"name": "x"}))
+        event = writer.append(EventDraft(Mark("x"), 3_600_123_456_789))
     assert event.utc == "2026-01-01T01:00:00.123+00:00" == utc_iso(clock.utc_at(3_600_123_456_789))
 
 
@@ -157,7 +206,7 @@ def test_an_inserted_line_is_named_even_when_it_links_correctly(six: Path) -> No
             "mono_ns": 1,
             "utc": "2026-01-01T00:00:00.000+00:00",
             "type": "mark",
-            "data": {},
+            "data": {"name": "forged"},  # a valid event: only its place in the chain is wrong
         }
     )
     lines.insert(2, forged)
@@ -279,68 +328,73 @@ def test_a_journal_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "where"),
+    ("document", "where"),
     [
-        ({"latency": 1.5}, "journal data.latency: float 1.5"),
-        ({"probes": [{"ok": True, "ms": 0.0}]}, "journal data.probes[0].ms: float 0.0"),
-        ({"x": float("nan")}, "journal data.x: float nan"),
-        ({"big": 2**53}, "journal data.big: integer 9007199254740992 is outside"),
-        ({"k": {1: "a"}}, "journal data.k: key 1 is not a string"),
-        ({"s": {1, 2}}, "journal data.s: set is not a JSON value"),
+        ({"latency": 1.5}, "journal data.playbook.document.latency: float 1.5"),
+        ({"probes": [{"ok": True, "ms": 0.0}]}, "journal data.playbook.document.probes[0].ms: float 0.0"),
+        ({"x": float("nan")}, "journal data.playbook.document.x: float nan"),
+        ({"big": 2**53}, "journal data.playbook.document.big: integer 9007199254740992 is outside"),
+        ({"k": {1: "a"}}, "journal data.playbook.document.k: key 1 is not a string"),
+        ({"o": object()}, "Encoding objects of type object is unsupported"),
     ],
 )
 def test_values_json_cannot_hold_exactly_are_rejected_before_anything_is_written(
-    tmp_path: Path, data: dict[str, Any], where: str
+    tmp_path: Path, document: dict[str, object], where: str
 ) -> None:
+    # The playbook document is the one free-form part of an event: the writer's own checks guard it.
     path = tmp_path / "journal.jsonl"
     with JournalWriter.create(path, FakeClock()) as writer:
-        writer.append(EventDraft("mark", 1, {"name": "before"}))
+        writer.append(EventDraft(Mark("before"), 1))
+        size = path.stat().st_size
         with pytest.raises(TypeError) as caught:
-            writer.append(EventDraft("mark", 2, data))
+            writer.append(EventDraft(_document(document), 2))
         assert str(caught.value).startswith(where)
-        assert writer.count == 1
-        writer.append(EventDraft("mark", 3, {"name": "after"}))
+        assert writer.count == 1 and path.stat().st_size == size
+        writer.append(EventDraft(Mark("after"), 3))
     assert verify_journal(path).count == 2
 
 
 def test_a_float_instant_is_rejected(tmp_path: Path) -> None:
     with JournalWriter.create(tmp_path / "j.jsonl", FakeClock()) as writer, pytest.raises(TypeError):
-        writer.append(EventDraft("mark", 1.5, {}))  # type: ignore[arg-type]
+        writer.append(EventDraft(Mark("x"), 1.5))  # type: ignore[arg-type]
 
 
 def test_redaction_applies_to_data_and_asset_before_writing(tmp_path: Path) -> None:
     secrets = Secrets(env={"TOKEN": "s3cr3t-value"})
     secrets.resolve("${env:TOKEN}")
     path = tmp_path / "journal.jsonl"
-    draft = EventDraft(
-        "step.attempt",
-        5,
-        {"reason": "401 for https://x/?token=s3cr3t-value", "argv": ["curl", "-H", "s3cr3t-value"]},
-        asset="api-s3cr3t-value",
+    attempt = EventDraft(
+        StepAttempt("call", 1, False, "401 for https://x/?token=s3cr3t-value"), 5, asset="api-s3cr3t-value"
     )
-    _, (event,) = _write(path, [draft], redact=secrets.redact)
+    nested = EventDraft(ChainExhausted("oncall", ("api", "s3cr3t-value"), 2), 6)
+    clean = EventDraft(Mark("nothing to hide"), 7)
+    _, (first, second, third) = _write(path, [attempt, nested, clean], redact=secrets.redact_data)
     text = path.read_text(encoding="utf-8")
     assert "s3cr3t-value" not in text
     assert text.count(REDACTED) == 3
-    assert event.data["argv"] == ["curl", "-H", REDACTED]
-    assert event.asset == f"api-{REDACTED}"
-    assert verify_journal(path).count == 1
+    # The returned events carry the payloads as written: redacted, and still of their types.
+    assert first.payload == StepAttempt("call", 1, False, f"401 for https://x/?token={REDACTED}")
+    assert first.asset == f"api-{REDACTED}"
+    assert second.payload == ChainExhausted("oncall", ("api", REDACTED), 2)
+    assert third.payload is clean.payload  # nothing to redact: the payload is not rebuilt
+    assert list(read_events(path)) == [first, second, third]
+    assert verify_journal(path).count == 3
 
 
 def test_sync_fsyncs_only_what_is_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(os, "fdatasync", calls.append)
     writer = JournalWriter.create(tmp_path / "j.jsonl", FakeClock())
-    writer.append(EventDraft("mark", 1, {}), sync=True)
+    writer.append(EventDraft(Mark("a"), 1), sync=True)
     writer.sync()
     assert (len(calls), writer.synced) == (1, 1)
-    writer.append(EventDraft("mark", 2, {}))
+    writer.append(EventDraft(Mark("b"), 2))
     assert (len(calls), writer.synced) == (1, 1)
     writer.close()
     writer.close()
     assert (len(calls), writer.synced) == (2, 2)
     with pytest.raises(ValueError, match="closed"):
-        writer.append(EventDraft("mark", 3, {}))
+        writer.append(EventDraft(Mark("c"), 3))
 
 
 def test_a_short_write_is_completed_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,8 +408,8 @@ def test_a_short_write_is_completed_in_order(tmp_path: Path, monkeypatch: pytest
     path = tmp_path / "journal.jsonl"
     with JournalWriter.create(path, FakeClock()) as writer:
         monkeypatch.setattr(os, "write", short_write)
-        writer.append(EventDraft("mark", 1, {"name": "a" * 100}))
-        writer.append(EventDraft("mark", 2, {"name": "b"}))
+        writer.append(EventDraft(Mark("a" * 100), 1))
+        writer.append(EventDraft(Mark("b"), 2))
         monkeypatch.undo()
     assert len(calls) > 2
     assert verify_journal(path).count == 2
@@ -367,15 +421,15 @@ def test_a_failed_write_stops_the_journal(tmp_path: Path, monkeypatch: pytest.Mo
 
     path = tmp_path / "journal.jsonl"
     writer = JournalWriter.create(path, FakeClock())
-    writer.append(EventDraft("mark", 1, {}))
+    writer.append(EventDraft(Mark("a"), 1))
     monkeypatch.setattr(os, "write", no_space)
     with pytest.raises(
         DrillError, match=r"cannot write journal .*: No space left on device; the journal is closed"
     ):
-        writer.append(EventDraft("mark", 2, {}))
+        writer.append(EventDraft(Mark("b"), 2))
     monkeypatch.undo()
     with pytest.raises(ValueError, match="closed"):
-        writer.append(EventDraft("mark", 3, {}))
+        writer.append(EventDraft(Mark("c"), 3))
     writer.close()
     assert verify_journal(path).count == 1
 
@@ -384,7 +438,7 @@ def test_each_append_reaches_the_file_before_it_returns(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     with JournalWriter.create(path, FakeClock()) as writer:
         for n in range(1, 4):
-            writer.append(EventDraft("mark", n, {"n": n}))
+            writer.append(EventDraft(Mark(f"n{n}"), n))
             assert verify_journal(path).count == n  # read by another handle: no user-space buffer
 
 
@@ -428,14 +482,36 @@ def test_utc_stamps_equal_utc_iso_of_the_clock(anchor: int, mono: int, step: int
             assert stamps(at) == utc_iso(clock.utc_at(at))
 
 
-_drafts_strategy = st.lists(
+_ints = st.integers(-SAFE, SAFE)
+_texts = st.text(max_size=8)
+# One strategy per shape of payload: scalars, enums, a str -> str mapping, a tuple, free-form JSON.
+_payloads = st.one_of(
     st.builds(
-        EventDraft,
-        type=st.sampled_from(["probe.observed", "asset.state", "step.started", "mark"]) | st.text(max_size=8),
-        mono_ns=st.integers(0, SAFE),
-        data=st.dictionaries(_keys, _values, max_size=5),
-        asset=st.none() | st.text(max_size=8),
+        ProbeObserved,
+        probe=_texts,
+        ok=st.booleans(),
+        latency_us=_ints,
+        tick=_ints,
+        scheduled_mono_ns=_ints,
+        jitter_us=_ints,
+        reason=_texts,
     ),
+    st.builds(
+        AssetState,
+        state=st.sampled_from(["up", "down"]),
+        at_mono_ns=_ints,
+        lower_mono_ns=_ints,
+        probe=_texts,
+        streak=_ints,
+        initial=st.booleans(),
+    ),
+    st.builds(StepStarted, step=_texts, kind=st.sampled_from(StepKind), phase=st.sampled_from(Phase)),
+    st.builds(Mark, name=_texts, step=_texts, states=st.dictionaries(_keys, _texts, max_size=4)),
+    st.builds(ChainExhausted, chain=_texts, assets=st.lists(_texts, max_size=3).map(tuple), contacts=_ints),
+    st.builds(_document, st.dictionaries(_keys, _values, max_size=5)),
+)
+_drafts_strategy = st.lists(
+    st.builds(EventDraft, payload=_payloads, mono_ns=st.integers(0, SAFE), asset=st.none() | _texts),
     max_size=20,
 )
 
@@ -447,8 +523,8 @@ def test_random_event_sequences_round_trip(drafts: list[EventDraft]) -> None:
         path = Path(folder) / "journal.jsonl"
         writer, events = _write(path, drafts)
         assert list(read_events(path)) == events
-        assert [(e.type, e.mono_ns, e.data, e.asset) for e in events] == [
-            (d.type, d.mono_ns, d.data, d.asset) for d in drafts
+        assert [(e.payload, e.mono_ns, e.asset) for e in events] == [
+            (d.payload, d.mono_ns, d.asset) for d in drafts
         ]
         assert verify_journal(path) == journal_module.JournalSummary(
             file_sha256(path), len(drafts), writer.head

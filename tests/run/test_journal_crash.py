@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from drill.run.journal import read_events, verify_journal
+from drill.evidence.events import ProbeObserved
+from drill.evidence.journal import read_events, verify_journal
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,8 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = """
 import sys
 from drill.clock import SystemClock
-from drill.events import EventDraft
-from drill.run.journal import JournalWriter
+from drill.evidence.events import EventDraft, ProbeObserved
+from drill.evidence.journal import JournalWriter
 
 path, sync_every, big_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 clock = SystemClock()
@@ -30,7 +31,9 @@ while True:
     i += 1
     pad = "x" * (300_000 if i % big_every == 0 else i % 200)
     sync = i % sync_every == 0
-    writer.append(EventDraft("probe.observed", clock.monotonic_ns(), {"i": i, "pad": pad}, "api"), sync=sync)
+    now = clock.monotonic_ns()
+    observed = ProbeObserved("health", True, 900, i, now, 0, reason=pad)
+    writer.append(EventDraft(observed, now, "api"), sync=sync)
     if sync:
         print(f"synced {writer.synced}", flush=True)
     elif i % 7 == 0:
@@ -83,5 +86,9 @@ def test_sigkill_mid_stream_loses_nothing_appended(tmp_path: Path, seed: int) ->
     # the line was handed to the OS in one write, and the OS outlives the process.
     assert summary.count >= reports["synced"]
     assert summary.count >= reports.get("written", 0)
-    seqs = [(event.seq, event.data["i"]) for event in read_events(path, allow_torn_tail=True)]
+    seqs = [
+        (event.seq, event.payload.tick)
+        for event in read_events(path, allow_torn_tail=True)
+        if isinstance(event.payload, ProbeObserved)
+    ]
     assert seqs == [(n, n) for n in range(1, summary.count + 1)]

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from drill.clock import FakeClock
 from drill.errors import JournalInvalid
-from drill.events import EventDraft
-from drill.run import journal as journal_module
-from drill.run.journal import GENESIS, JournalWriter, read_events, verify_journal
+from drill.evidence import journal as journal_module
+from drill.evidence.events import EventDraft, Mark, ProbeObserved, payload_data
+from drill.evidence.journal import GENESIS, JournalWriter, read_events, verify_journal
 
 SAFE = 2**53 - 1
 HEAD = hashlib.sha256(b"line 1").hexdigest()  # has letters, so its case matters
@@ -35,7 +35,18 @@ def _six(path: Path) -> Path:
     _write(
         path,
         [
-            EventDraft("probe.observed", 10**9 + i, {"probe": "health", "ok": i % 2 == 0, "tick": i}, "api")
+            EventDraft(
+                ProbeObserved(
+                    probe="health",
+                    ok=i % 2 == 0,
+                    latency_us=800,
+                    tick=i,
+                    scheduled_mono_ns=10**9 + i,
+                    jitter_us=0,
+                ),
+                10**9 + i,
+                "api",
+            )
             for i in range(6)
         ],
     )
@@ -50,9 +61,9 @@ def _put(path: Path, lines: list[bytes]) -> None:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
 
 
-def _message(path: Path, **kwargs: Any) -> str:
+def _message(path: Path, *, chain_only: bool = False) -> str:
     with pytest.raises(JournalInvalid) as caught:
-        verify_journal(path, **kwargs)
+        verify_journal(path, chain_only=chain_only)
     return caught.value.message
 
 
@@ -164,10 +175,12 @@ def test_a_boolean_seq_is_not_line_1() -> None:
 
 def test_a_written_non_ascii_line_takes_the_exact_path_and_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    data = {"\U0001f600": 1, "\ufb01": 2, "reason": "caf\u00e9 \u2028"}  # UTF-16 order != code points
-    _write(path, [EventDraft("mark", 1, data, "b\u00e4r")])
+    states = {"\U0001f600": "1", "\ufb01": "2", "reason": "caf\u00e9 \u2028"}  # UTF-16 order != code points
+    mark = Mark("caf\u00e9", "\U0001f600", states)
+    _write(path, [EventDraft(mark, 1, "b\u00e4r")])
+    assert not path.read_bytes().isascii()
     [event] = read_events(path)
-    assert (event.data, event.asset) == (data, "b\u00e4r")
+    assert (event.payload, event.asset) == (mark, "b\u00e4r")
     assert verify_journal(path).count == verify_journal(path, chain_only=True).count == 1
 
 
@@ -247,9 +260,9 @@ def test_a_torn_tail_is_named_after_the_last_intact_line(tmp_path: Path, chain_o
 def test_lines_longer_than_a_read_chunk_are_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     big = "x" * (journal_module._CHUNK * 2 + 17)
-    drafts = [EventDraft("mark", n, {"blob": big if n % 2 else "", "n": n}) for n in range(1, 6)]
+    drafts = [EventDraft(Mark(f"n{n}", big if n % 2 else ""), n) for n in range(1, 6)]
     writer = _write(path, drafts)
-    assert [(e.seq, e.data) for e in read_events(path)] == [(d.mono_ns, d.data) for d in drafts]
+    assert [(e.seq, e.payload) for e in read_events(path)] == [(d.mono_ns, d.payload) for d in drafts]
     summary = verify_journal(path, chain_only=True)
     assert summary == verify_journal(path)
     assert (summary.count, summary.head) == (5, writer.head)
@@ -259,4 +272,15 @@ def test_lines_longer_than_a_read_chunk_are_read_whole(tmp_path: Path) -> None:
 def test_read_events_equals_a_plain_json_reading(tmp_path: Path) -> None:
     path = _six(tmp_path / "journal.jsonl")
     plain = [json.loads(line) for line in _lines(path)]
-    assert [e.as_dict() for e in read_events(path)] == plain
+    assert [
+        {
+            "seq": e.seq,
+            "prev": e.prev,
+            "mono_ns": e.mono_ns,
+            "utc": e.utc,
+            "type": e.type,
+            "data": payload_data(e.payload),
+            "asset": e.asset,
+        }
+        for e in read_events(path)
+    ] == plain

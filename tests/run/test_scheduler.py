@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import pytest
+from typing import TypeVar
 
 from drill.clock import Clock, FakeClock, SystemClock
 from drill.playbook.model import Probe
 from drill.probes import http, tcp
 from drill.probes.base import Observation, ProbeContext, ProbeKind, ok
-from drill.probes.pool import HttpPool
+from drill.probes.pool import HTTP_POOL
 from drill.run.scheduler import (
     LiveProbeContext,
+    Resources,
     ScheduledProbe,
     run_probe_loop,
     run_probe_loops,
@@ -25,15 +25,24 @@ from drill.run.scheduler import (
 )
 
 MS = 1_000_000
+SET_UP_NS = 500 * MS  # lead-in before an explicit start_ns (see the hanging-server test)
 
 
-def _kind(run: Callable[[Any, ProbeContext], Awaitable[Observation]], name: str = "fake") -> ProbeKind[Any]:
-    return ProbeKind(name=name, parse=dict, run=run, summary="test probe")
+Spec = dict[str, object]  # the fake kinds' spec: their parameters as given
+S = TypeVar("S")
+
+
+def _parse(params: Mapping[str, object]) -> Spec:
+    return dict(params)
+
+
+def _kind(run: Callable[[Spec, ProbeContext], Awaitable[Observation]], name: str = "fake") -> ProbeKind[Spec]:
+    return ProbeKind(name=name, parse=_parse, run=run, summary="test probe")
 
 
 def _scheduled(
-    kind: ProbeKind[Any],
-    params: Mapping[str, Any] | None = None,
+    kind: ProbeKind[S],
+    params: Mapping[str, object] | None = None,
     *,
     name: str = "p",
     interval_ms: int = 100,
@@ -63,32 +72,41 @@ class Record:
         return [(o, s, st, t) for n, o, s, st, t in self.observed if n == name]
 
 
-@pytest.fixture
-async def pool() -> AsyncIterator[HttpPool]:
-    pool = HttpPool()
-    yield pool
-    await pool.aclose()
+@contextlib.asynccontextmanager
+async def _resources(*probes: ScheduledProbe) -> AsyncIterator[Resources]:
+    """The shared resources the probes' kinds declare, opened as the runner opens them."""
+    resources = Resources(probes)
+    try:
+        yield resources
+    finally:
+        await resources.aclose()
 
 
-def _ctx(probe: ScheduledProbe, pool: HttpPool, clock: Clock) -> LiveProbeContext:
-    return LiveProbeContext.for_probe(probe, pool, clock, lambda _: None)
+def _ctx(probe: ScheduledProbe, resources: Resources, clock: Clock) -> LiveProbeContext:
+    return LiveProbeContext.for_probe(probe, resources, clock, lambda _: None)
 
 
-def _taking(clock: FakeClock, ns: int) -> ProbeKind[Any]:
-    async def run(spec: Any, ctx: ProbeContext) -> Observation:
+def _bare_ctx(probe: ScheduledProbe, clock: Clock) -> LiveProbeContext:
+    """The context of a probe whose kind declares no shared resource (nothing to open or close)."""
+    assert not probe.kind.resources
+    return _ctx(probe, Resources((probe,)), clock)
+
+
+def _taking(clock: FakeClock, ns: int) -> ProbeKind[Spec]:
+    async def run(spec: Spec, ctx: ProbeContext) -> Observation:
         clock.advance(ns)
         return ok()
 
     return _kind(run)
 
 
-async def test_ticks_are_absolute_and_never_drift(pool: HttpPool) -> None:
+async def test_ticks_are_absolute_and_never_drift() -> None:
     clock = FakeClock()
     start = clock.now_ns
     probe = _scheduled(_taking(clock, 37 * MS), interval_ms=100)
     rec = Record()
     await run_probe_loop(
-        probe, _ctx(probe, pool, clock), clock, rec.on_observation, rec.on_overrun, start_ns=start, ticks=50
+        probe, _bare_ctx(probe, clock), clock, rec.on_observation, rec.on_overrun, start_ns=start, ticks=50
     )
     assert [s for _, s, _, _ in rec.of("p")] == [start + k * 100 * MS for k in range(50)]
     assert all(started == scheduled for _, scheduled, started, _ in rec.of("p"))  # jitter 0 on a fake clock
@@ -96,25 +114,25 @@ async def test_ticks_are_absolute_and_never_drift(pool: HttpPool) -> None:
     assert rec.overruns == []
 
 
-async def test_a_probe_slower_than_its_interval_skips_ticks_and_records_overruns(pool: HttpPool) -> None:
+async def test_a_probe_slower_than_its_interval_skips_ticks_and_records_overruns() -> None:
     clock = FakeClock()
     start = clock.now_ns
     probe = _scheduled(_taking(clock, 250 * MS), interval_ms=100)
     rec = Record()
     await run_probe_loop(
-        probe, _ctx(probe, pool, clock), clock, rec.on_observation, rec.on_overrun, start_ns=start, ticks=10
+        probe, _bare_ctx(probe, clock), clock, rec.on_observation, rec.on_overrun, start_ns=start, ticks=10
     )
     assert [t for *_, t in rec.of("p")] == [0, 3, 6, 9]
     assert rec.overruns == [("p", 2, start + k * 100 * MS) for k in (1, 4, 7)]
 
 
-async def test_a_probe_taking_exactly_its_interval_misses_nothing(pool: HttpPool) -> None:
+async def test_a_probe_taking_exactly_its_interval_misses_nothing() -> None:
     clock = FakeClock()
     probe = _scheduled(_taking(clock, 100 * MS), interval_ms=100)
     rec = Record()
     await run_probe_loop(
         probe,
-        _ctx(probe, pool, clock),
+        _bare_ctx(probe, clock),
         clock,
         rec.on_observation,
         rec.on_overrun,
@@ -124,17 +142,17 @@ async def test_a_probe_taking_exactly_its_interval_misses_nothing(pool: HttpPool
     assert [t for *_, t in rec.of("p")] == [0, 1, 2, 3, 4] and rec.overruns == []
 
 
-async def test_escaped_exceptions_are_bugs_with_a_reason(pool: HttpPool) -> None:
-    async def boom(spec: Any, ctx: ProbeContext) -> Observation:
+async def test_escaped_exceptions_are_bugs_with_a_reason() -> None:
+    async def boom(spec: Spec, ctx: ProbeContext) -> Observation:
         raise RuntimeError("kaput")
 
-    async def own_timeout(spec: Any, ctx: ProbeContext) -> Observation:
+    async def own_timeout(spec: Spec, ctx: ProbeContext) -> Observation:
         raise TimeoutError("library deadline")
 
     clock = SystemClock()
     for run, kind_name in ((boom, "RuntimeError: kaput"), (own_timeout, "TimeoutError: library deadline")):
         probe = _scheduled(_kind(run))
-        obs = await run_probe_once(probe, _ctx(probe, pool, clock), clock)
+        obs = await run_probe_once(probe, _bare_ctx(probe, clock), clock)
         assert not obs.ok
         assert obs.reason.startswith(f"bug: probe kind 'fake' raised {kind_name} (please report it")
 
@@ -156,9 +174,7 @@ async def _accept_and_close(reader: asyncio.StreamReader, writer: asyncio.Stream
     writer.close()
 
 
-async def test_a_hanging_server_fails_at_its_timeout_while_another_probe_keeps_its_schedule(
-    pool: HttpPool,
-) -> None:
+async def test_a_hanging_server_fails_at_its_timeout_while_another_probe_keeps_its_schedule() -> None:
     hanging = await asyncio.start_server(_hang, "127.0.0.1", 0)
     healthy = await asyncio.start_server(_accept_and_close, "127.0.0.1", 0)
     try:
@@ -181,15 +197,21 @@ async def test_a_hanging_server_fails_at_its_timeout_while_another_probe_keeps_i
             if probe.probe.name == "steady" and tick == 11:
                 stop.set()
 
-        contexts = {(p.asset, p.probe.name): _ctx(p, pool, clock) for p in (stuck, steady)}
-        start = clock.monotonic_ns()
-        await asyncio.wait_for(
-            run_probe_loops(
-                [stuck, steady], contexts, clock, on_observation, rec.on_overrun, stop, start_ns=start
-            ),
-            timeout=5,
-        )
-        stopped = clock.monotonic_ns()
+        async with _resources(stuck, steady) as resources:
+            contexts = {(p.asset, p.probe.name): _ctx(p, resources, clock) for p in (stuck, steady)}
+            # run_probe_loops runs a full gc.collect() before the first tick, and in a test process
+            # holding the rest of the suite that takes ~100 ms: the first tick gets time to spare.
+            start = clock.monotonic_ns() + SET_UP_NS
+            await asyncio.wait_for(
+                run_probe_loops(
+                    [stuck, steady], contexts, clock, on_observation, rec.on_overrun, stop, start_ns=start
+                ),
+                timeout=5,
+            )
+            stopped = clock.monotonic_ns()
+            # Every client the http probe leased from the run's pool was given back.
+            pool = resources.get(HTTP_POOL)
+            assert all(slot.load == 0 for slots in pool._slots.values() for slot in slots)
     finally:
         for server in (hanging, healthy):
             server.close()
@@ -218,15 +240,14 @@ async def test_a_hanging_server_fails_at_its_timeout_while_another_probe_keeps_i
     assert len(overruns) >= len(stuck_runs) - 1 and all(missed >= 1 for missed, _ in overruns)
     # Stopping is prompt: within one steady interval of the last steady tick.
     assert stopped - steady_runs[-1][2] < 100 * MS
-    assert all(slot.load == 0 for slots in pool._slots.values() for slot in slots)
 
 
-async def test_loops_with_a_tick_budget_end_by_themselves(pool: HttpPool) -> None:
+async def test_loops_with_a_tick_budget_end_by_themselves() -> None:
     clock = SystemClock()
     kind = _kind(lambda spec, ctx: asyncio.sleep(0, ok()))
     probes = [_scheduled(kind, name=f"p{i}", interval_ms=50) for i in range(3)]
     rec = Record()
-    contexts = {(p.asset, p.probe.name): _ctx(p, pool, clock) for p in probes}
+    contexts = {(p.asset, p.probe.name): _bare_ctx(p, clock) for p in probes}
     await asyncio.wait_for(
         run_probe_loops(
             probes, contexts, clock, rec.on_observation, rec.on_overrun, asyncio.Event(), ticks=5

@@ -9,14 +9,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from drill.clock import SystemClock, monotonic_ns, parse_utc
+from drill.evidence.events import ManualAnswer
 from drill.playbook.model import ManualStep
 from drill.playbook.validate import load_playbook
 from drill.run.runner import run_drill
+from drill.run.scenario import Answer, Prompter
 from drill.run.session import RunOptions, RunOutcome
-from drill.run.scenario import Answer
 
 
 def exit_watch(popen: subprocess.Popen[bytes]) -> Callable[[], int | None]:
@@ -52,11 +52,11 @@ class HookPrompter:
         if hook is not None:
             await asyncio.to_thread(hook)
             self.instants[step.name] = monotonic_ns()
-        return Answer("done", "integration-test", auto=True)
+        return Answer(ManualAnswer.DONE, "integration-test", auto=True)
 
 
 async def run_playbook(
-    path: Path, env: Mapping[str, str], runs_dir: Path, clock: SystemClock, prompter: Any = None
+    path: Path, env: Mapping[str, str], runs_dir: Path, clock: SystemClock, prompter: Prompter | None = None
 ) -> RunOutcome:
     """Run the playbook with these environment variables added, on the given clock."""
     return await run_drill(

@@ -1,17 +1,20 @@
 """Run one probe on a fixed, drift-free schedule outside the runner, for probe-level ground-truth tests.
 
-Each tick is its own task (a stuck tick never delays the next one, as in the real scheduler),
-and every observation is kept with the monotonic instant its tick started.
+Each tick is its own task (a stuck tick never delays the next one, as in the real scheduler)
+and runs through the probe-author kit (drill.testing.run_probe) under the context's deadline;
+every observation is kept with the monotonic instant its tick started.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from drill.clock import monotonic_ns
-from drill.probes.base import Observation, ProbeContext, ProbeKind, fail
+from drill.probes.base import Observation, ProbeKind
+from drill.testing import FakeContext, run_probe
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,21 +25,18 @@ class Tick:
 
 @dataclass
 class Ticker:
-    """Ticks `kind.run(spec, ctx)` every interval_s until stop() is called."""
+    """Runs the kind with `params` in `ctx` every interval_s (deadline ctx.timeout_s) until stop()."""
 
     kind: ProbeKind[Any]
-    spec: Any
-    ctx: ProbeContext
+    params: Mapping[str, object]
+    ctx: FakeContext
     interval_s: float
     ticks: list[Tick] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _one(self, started_ns: int) -> None:
-        try:
-            async with asyncio.timeout(self.ctx.timeout_s):
-                obs = await self.kind.run(self.spec, self.ctx)
-        except TimeoutError:
-            obs = fail("runner deadline")
+        deadline_ms = round(self.ctx.timeout_s * 1000)
+        obs = await run_probe(self.kind, self.params, ctx=self.ctx, timeout_ms=deadline_ms)
         self.ticks.append(Tick(started_ns, obs))
 
     async def run(self) -> list[Tick]:

@@ -1,0 +1,100 @@
+"""Evidence written by drill 0.1.0 (journal format 1, no plan in run.started) still verifies and folds.
+
+tests/fixtures/evidence-v1/ is a real `drill demo` folder from 0.1.0: signed report.json, journal,
+results.json and the demo's allowed_signers. Every command runs on a copy in tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from drill.cli import cli
+from drill.evidence.events import RunStarted
+from drill.evidence.journal import read_events
+from drill.report.build import build_report_from_journal, load_report, report_bytes
+from drill.report.verify import verify_report_dir
+
+from .signing_helpers import ssh_verify
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "evidence-v1"
+PRINCIPAL = "demo-operator"
+
+
+@pytest.fixture
+def v1(tmp_path: Path) -> Path:
+    folder = tmp_path / "evidence-v1"
+    shutil.copytree(FIXTURE, folder)
+    return folder
+
+
+def _drill(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_the_fixture_is_a_format_1_journal(v1: Path) -> None:
+    first = next(iter(read_events(v1 / "journal.jsonl")))
+    assert isinstance(first.payload, RunStarted)
+    assert (first.payload.format, first.payload.plan, first.payload.tool_version) == (1, None, "0.1.0")
+
+
+def test_drill_verify_accepts_the_0_1_0_evidence_folder(v1: Path) -> None:
+    code, out = _drill("verify", str(v1), "--allowed-signers", str(v1 / "allowed_signers"))
+    assert code == 0, out
+    assert out.startswith("verified: report rpt-")
+    assert f"signed by {PRINCIPAL}" in out and "chain intact" in out
+    assert (
+        verify_report_dir(v1, v1 / "allowed_signers", require=(PRINCIPAL,)).signers[0].principal == PRINCIPAL
+    )
+
+
+def test_ssh_keygen_verifies_the_0_1_0_signature(v1: Path) -> None:
+    done = ssh_verify(v1, v1 / "allowed_signers", PRINCIPAL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith(f'Good "drill-report-v1" signature for {PRINCIPAL}')
+    (v1 / "report.json").write_bytes((v1 / "report.json").read_bytes().replace(b'"fail"', b'"pass"', 1))
+    assert ssh_verify(v1, v1 / "allowed_signers", PRINCIPAL).returncode != 0  # control: it can fail
+
+
+def test_drill_journal_verify_accepts_the_0_1_0_journal(v1: Path) -> None:
+    code, out = _drill("journal", "verify", str(v1 / "journal.jsonl"))
+    assert code == 0, out
+    head = json.loads((v1 / "report.json").read_bytes())["journal"]["head"]
+    assert out.startswith(f"ok: 113 events, head {head}")
+
+
+def test_a_format_1_journal_folds_to_the_report_0_1_0_signed(v1: Path) -> None:
+    """The plan is rebuilt from the journalled document: every measured value is as 0.1.0 signed it.
+
+    Only the planned steps' one-line details differ: they now come from the plan's step summaries.
+    """
+    stored = load_report(v1)
+    rebuilt = build_report_from_journal(
+        v1 / "journal.jsonl", signer=stored.prepared_by, evidence_files=[v1 / "results.json"]
+    )
+    theirs, ours = json.loads((v1 / "report.json").read_bytes()), json.loads(report_bytes(rebuilt))
+    for data in (theirs, ours):
+        data.pop("tool")  # the builder's version: 0.1.0 then, pinned for tests now
+        for phase in ("scenario", "rollback_plan"):
+            for step in data["exercise"][phase]:
+                step.pop("detail")
+    assert ours == theirs
+    assert [s.detail for s in rebuilt.exercise.scenario[:2]] == [
+        "wait for all assets up within 5 s",
+        "pause 1 s",
+    ]
+
+
+def test_rebuilding_the_0_1_0_folder_keeps_its_signed_report(v1: Path) -> None:
+    before = (v1 / "report.json").read_bytes()
+    code, out = _drill("report", str(v1 / "journal.jsonl"), "--no-render")
+    assert code == 2
+    assert "is signed (1 signature(s)) and differs from the rebuilt report" in out
+    assert (v1 / "report.json").read_bytes() == before
+    code, out = _drill("verify", str(v1), "--allowed-signers", str(v1 / "allowed_signers"))
+    assert code == 0, out
