@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-from drill.evidence.snapshot import Phase, Plan, StepKind
+from drill.evidence.snapshot import Int, Phase, Plan, StepKind
 
 JOURNAL_FORMAT = 2  # 1: drill 0.1.0 (no format field, no plan in run.started)
 
@@ -70,7 +70,7 @@ class RunStarted:
     planned_start: str = ""
     mode: Literal["drill", "contacts"] = "drill"
     plan: Plan | None = None  # None only in format 1, whose readers rebuild it from the document
-    format: int = 1
+    format: Int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +85,10 @@ class ProbeObserved:
     TYPE: ClassVar[str] = "probe.observed"
     probe: str
     ok: bool
-    latency_us: int
-    tick: int
-    scheduled_mono_ns: int
-    jitter_us: int
+    latency_us: Int
+    tick: Int
+    scheduled_mono_ns: Int
+    jitter_us: Int
     reason: str = ""
 
 
@@ -98,7 +98,7 @@ class ProbeOverrun:
 
     TYPE: ClassVar[str] = "probe.overrun"
     probe: str
-    missed_ticks: int
+    missed_ticks: Int
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +107,10 @@ class AssetState:
 
     TYPE: ClassVar[str] = "asset.state"
     state: State
-    at_mono_ns: int
-    lower_mono_ns: int
+    at_mono_ns: Int
+    lower_mono_ns: Int
     probe: str
-    streak: int
+    streak: Int
     initial: bool = False
 
 
@@ -130,7 +130,7 @@ class StepFinished:
     status: StepStatus
     phase: Phase = Phase.SCENARIO
     reason: str = ""
-    attempts: int = 0
+    attempts: Int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,7 @@ class StepAttempt:
 
     TYPE: ClassVar[str] = "step.attempt"
     step: str
-    attempt: int
+    attempt: Int
     ok: bool
     reason: str = ""
 
@@ -202,12 +202,12 @@ class RollbackFinished:
 class RpoMeasured:
     TYPE: ClassVar[str] = "rpo.measured"
     probe: str
-    last_acked_seq: int
+    last_acked_seq: Int
     last_acked_utc: str | None
-    last_surviving_seq: int
+    last_surviving_seq: Int
     surviving_utc: str | None
-    lost_writes: int
-    rpo_ms: int
+    lost_writes: Int
+    rpo_ms: Int
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +217,7 @@ class RpoUnmeasured:
     TYPE: ClassVar[str] = "rpo.unmeasured"
     probe: str
     reason: str
-    last_acked_seq: int = 0
+    last_acked_seq: Int = 0
     last_acked_utc: str | None = None
 
 
@@ -227,7 +227,7 @@ class CanaryWritten:
 
     TYPE: ClassVar[str] = "canary.written"
     probe: str
-    seq: int
+    seq: Int
     utc: str
 
 
@@ -241,11 +241,11 @@ class PageSent:
     assets: tuple[str, ...]
     ok: bool
     reason: str
-    attempts: int
-    ack_within_ms: int
+    attempts: Int
+    ack_within_ms: Int
     chains: tuple[str, ...] = ()
-    delivery_ms: int = 0
-    trigger_mono_ns: int = 0
+    delivery_ms: Int = 0
+    trigger_mono_ns: Int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,10 +256,10 @@ class PageAcked:
     contact: str
     via: str
     by: str
-    ack_ms: int
-    ack_within_ms: int
+    ack_ms: Int
+    ack_within_ms: Int
     met: bool
-    since_trigger_ms: int
+    since_trigger_ms: Int
     chains: tuple[str, ...] = ()
 
 
@@ -269,7 +269,7 @@ class AckRefused:
 
     TYPE: ClassVar[str] = "ack.refused"
     reason: str
-    status: int
+    status: Int
     by: str = ""
     peer: str = ""
     page_id: str = ""
@@ -280,8 +280,8 @@ class ChainExhausted:
     TYPE: ClassVar[str] = "chain.exhausted"
     chain: str
     assets: tuple[str, ...]
-    contacts: int
-    trigger_mono_ns: int = 0
+    contacts: Int
+    trigger_mono_ns: Int = 0
 
 
 Payload = (
@@ -347,7 +347,7 @@ class EventDraft:
     """What an emitter knows: the payload, its instant and its asset; the journal adds the rest."""
 
     payload: Payload
-    mono_ns: int
+    mono_ns: Int
     asset: str | None = None
 
 
@@ -355,9 +355,9 @@ class EventDraft:
 class Event:
     """One journal line, as written or read."""
 
-    seq: int
+    seq: Int
     prev: str
-    mono_ns: int
+    mono_ns: Int
     utc: str
     payload: Payload
     asset: str | None = None
@@ -371,16 +371,36 @@ class PayloadMismatch(ValueError):
     """Event data that does not match its type's dataclass (a bug when writing; bad evidence when reading)."""
 
 
-def payload_data(payload: Payload) -> dict[str, object]:
-    """The payload as JSON-ready data, checked against its own type so that it reads back."""
-    kind = type(payload)
-    if kind not in _FIELDS:
-        raise PayloadMismatch(f"{kind.__name__} is not a journal event type")
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode  # compact, keys sorted: RFC 8785 for ASCII
+_DECODERS = {cls: msgspec.json.Decoder(cls) for cls in PAYLOAD_TYPES.values()}
+# Payloads holding free-form JSON (the raw playbook document): their values are not typed, so the
+# journal checks them itself (integers only, within 2**53) and canonicalises them with rfc8785.
+FREE_FORM: frozenset[type[Payload]] = frozenset({RunStarted})
+
+
+def payload_builtins(payload: Payload) -> dict[str, object]:
+    """The payload as plain data (dicts, lists, str, int, bool, None), not yet checked."""
+    if type(payload) not in _FIELDS:
+        raise PayloadMismatch(f"{type(payload).__name__} is not a journal event type")
     data: dict[str, object] = msgspec.to_builtins(payload)
-    try:  # what is written must read back: field types are checked at runtime too
-        msgspec.convert(data, kind)
+    return data
+
+
+def checked_json(kind: type[Payload], data: Mapping[str, object]) -> bytes:
+    """data as compact JSON with sorted keys, checked to read back as `kind`: every field of its
+    type, integers exact (within 2**53). For ASCII text these are the RFC 8785 bytes."""
+    body = _encode_sorted(data)
+    try:
+        _DECODERS[kind].decode(body)
     except msgspec.ValidationError as exc:
         raise PayloadMismatch(f"{kind.TYPE} event: {exc}") from None
+    return body
+
+
+def payload_data(payload: Payload) -> dict[str, object]:
+    """The payload as JSON-ready data, checked against its own type so that it reads back."""
+    data = payload_builtins(payload)
+    checked_json(type(payload), data)
     return data
 
 
@@ -400,6 +420,7 @@ def decode_payload(kind: str, data: Mapping[str, object]) -> Payload:
 
 
 __all__ = [
+    "FREE_FORM",
     "JOURNAL_FORMAT",
     "PAYLOAD_TYPES",
     "AckRefused",
@@ -434,6 +455,8 @@ __all__ = [
     "StepStarted",
     "StepStatus",
     "StopTripped",
+    "checked_json",
     "decode_payload",
+    "payload_builtins",
     "payload_data",
 ]

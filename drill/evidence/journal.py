@@ -38,7 +38,16 @@ import rfc8785
 
 from drill.clock import Clock, FakeClock, SystemClock, utc_iso
 from drill.errors import DrillError, JournalInvalid, Location
-from drill.evidence.events import Event, EventDraft, PayloadMismatch, decode_payload, payload_data
+from drill.evidence.events import (
+    FREE_FORM,
+    Event,
+    EventDraft,
+    PayloadMismatch,
+    checked_json,
+    decode_payload,
+    payload_builtins,
+    payload_data,
+)
 
 __all__ = [
     "GENESIS",
@@ -194,9 +203,7 @@ def canonical_line(event: Event) -> bytes:
 
 
 def _line(seq: int, prev: str, mono_ns: int, utc: str, kind: str, asset: str | None, data: object) -> bytes:
-    # The hot path of every append, so written flat: one call per C helper, no layers.
-    if type(mono_ns) is not int or not -_INT_MAX <= mono_ns <= _INT_MAX:
-        raise TypeError(f"journal mono_ns: expected an integer within +-(2**53-1), got {mono_ns!r}")
+    """The canonical line of an event whose data is plain JSON (what a reader parsed)."""
     if type(data) is dict:
         try:
             unusual = _check_dict(data)
@@ -207,6 +214,13 @@ def _line(seq: int, prev: str, mono_ns: int, utc: str, kind: str, asset: str | N
             body = _dumps(data, "data")
     else:
         body = _dumps(data, "data") if isinstance(data, dict) else _not_a("data", "dict", data)
+    return _assemble(seq, prev, mono_ns, utc, kind, asset, body)
+
+
+def _assemble(seq: int, prev: str, mono_ns: int, utc: str, kind: str, asset: str | None, body: str) -> bytes:
+    # The hot path of every append, so written flat: one call per C helper, no layers.
+    if type(mono_ns) is not int or not -_INT_MAX <= mono_ns <= _INT_MAX:
+        raise TypeError(f"journal mono_ns: expected an integer within +-(2**53-1), got {mono_ns!r}")
     kind_text = _quote(kind) if type(kind) is str else _string(kind, "type")
     utc_text = _quote(utc) if type(utc) is str else _string(utc, "utc")
     # Top-level keys are fixed, so they are laid out in canonical (sorted) order by hand:
@@ -347,20 +361,26 @@ class JournalWriter:
             raise ValueError(f"journal {self._path} is closed")  # a bug in the caller
         payload, asset, mono_ns = draft.payload, draft.asset, draft.mono_ns
         try:
-            data = payload_data(payload)
+            data = payload_builtins(payload)
+            kind = payload.TYPE
+            if self._redact is not None:
+                redacted = self._redact(data)
+                if redacted is not data:  # rare: only events that quote a secret are rebuilt
+                    data, payload = redacted, decode_payload(kind, redacted)
+                if asset is not None:
+                    asset = str(self._redact({"asset": asset})["asset"])
+            free_form = type(payload) in FREE_FORM
+            # free-form values (the raw playbook document) checked one by one, naming the bad one
+            body = _dumps(data, "data") if free_form else ""
+            raw = checked_json(type(payload), data)  # what is written reads back as its type
         except PayloadMismatch as exc:
             raise TypeError(f"journal data: {exc}") from None
-        kind = payload.TYPE
-        if self._redact is not None:
-            redacted = self._redact(data)
-            if redacted is not data:  # rare: only events that quote a secret are rebuilt
-                data, payload = redacted, decode_payload(kind, redacted)
-            if asset is not None:
-                asset = str(self._redact({"asset": asset})["asset"])
+        if not free_form:  # already the RFC 8785 bytes when ASCII; otherwise keys sorted by UTF-16
+            body = raw.decode("ascii") if raw.isascii() else _dumps(data, "data")
         seq = self._count + 1
         prev = self._head
-        utc = self._stamp(mono_ns) if type(mono_ns) is int else ""  # _line rejects a non-int
-        line = _line(seq, prev, mono_ns, utc, kind, asset, data)
+        utc = self._stamp(mono_ns) if type(mono_ns) is int else ""  # _assemble rejects a non-int
+        line = _assemble(seq, prev, mono_ns, utc, kind, asset, body)
         payload_bytes = line + b"\n"
         try:
             written = os.write(fd, payload_bytes)
@@ -511,11 +531,12 @@ class JournalStream:
         self._done = False
 
     def __iter__(self) -> Iterator[Event]:
-        for raw in self._scan.records():
+        scan = self._scan
+        for raw in scan.records(typed=True):
             try:
                 payload = decode_payload(raw["type"], raw["data"])
             except PayloadMismatch as exc:
-                raise self._scan.error(raw["seq"], str(exc)) from None
+                raise scan.exact_verdict(raw, str(exc)) from None
             # Filled slot by slot as in JournalWriter.append: a frozen dataclass __init__ costs 3x more.
             event: Event = _new_object(Event)
             _set_seq(event, raw["seq"])
@@ -540,7 +561,10 @@ def read_events(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) 
     return iter(JournalStream(path, allow_torn_tail=allow_torn_tail))
 
 
-def _fast_record(line: bytes, number: int, head: str) -> dict[str, Any] | None:
+_UNTYPED = frozenset(cls.TYPE for cls in FREE_FORM)
+
+
+def _fast_record(line: bytes, number: int, head: str, typed: bool = False) -> dict[str, Any] | None:
     """The parsed line when it certainly passes _Scan.check_line; None sends it there for the verdict.
 
     Accepting here implies check_line accepts: the same fields and types, seq and prev linked,
@@ -576,11 +600,12 @@ def _fast_record(line: bytes, number: int, head: str) -> dict[str, Any] | None:
         return None
     if "asset" in raw and type(raw["asset"]) is not str:
         return None
-    try:
-        if _check_dict(data):
+    if not typed or kind in _UNTYPED:
+        try:
+            if _check_dict(data):
+                return None
+        except _BadValue:
             return None
-    except _BadValue:
-        return None
     if not line.isascii() or _canonical_ascii(raw, option=_SORT_KEYS) != line:
         return None
     return raw
@@ -595,25 +620,40 @@ class _Scan:
         self.count = 0
         self.head = GENESIS
         self.torn_bytes = 0
+        self.last_line = b""
         self._digest = hashlib.sha256()
 
     @property
     def file_sha256(self) -> str:
         return self._digest.hexdigest()
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Each line parsed and fully checked (fast path, else check_line for the exact verdict)."""
+    def records(self, *, typed: bool = False) -> Iterator[dict[str, Any]]:
+        """Each line parsed and fully checked (fast path, else check_line for the exact verdict).
+
+        typed: the caller checks each line's data against its event type (integers exact, no
+        floats), so the fast path leaves that walk to it; `last_line` is then the line yielded,
+        for `exact_verdict`.
+        """
         for batch in self._batches():
             number, head = self.count, self.head
             for line in batch:
                 number += 1
-                raw = _fast_record(line, number, head)
+                self.last_line = line
+                raw = _fast_record(line, number, head, typed)
                 if raw is None:
                     self.count, self.head = number - 1, head
                     raw = self.check_line(number, line)
                 head = _sha256(line).hexdigest()
                 yield raw
             self.count, self.head = number, head
+
+    def exact_verdict(self, raw: dict[str, Any], problem: str) -> JournalInvalid:
+        """The error for the last line yielded whose data does not fit its type: the exact check's
+        own words when the line breaks a rule of the format (a float, say), else `problem`."""
+        number = int(raw["seq"])
+        self.count, self.head = number - 1, str(raw["prev"])  # linked: the fast path checked both
+        self.check_line(number, self.last_line)
+        return self.error(number, problem)
 
     def walk_chain(self) -> None:
         """Follow seq and prev from line to line without parsing (lines are RFC 8785, keys sorted).

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
+
+import msgspec
+
+# Integers in evidence must be exact as IEEE doubles (RFC 8785, I-JSON): checked when written and read.
+Int = Annotated[int, msgspec.Meta(ge=-(2**53 - 1), le=2**53 - 1)]
 
 TestType = Literal["tabletop", "functional", "full-scale", "switchover"]
 PageOn = Literal["declare", "asset-down", "never"]
@@ -65,17 +70,17 @@ class Metadata:
     business_impact_ref: str = ""
     previous_drill: str = ""  # ISO date, YYYY-MM-DD
     planned_start: str = ""  # ISO 8601 with offset
-    planned_duration_ms: int = 0
+    planned_duration_ms: Int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class PlanProbe:
     name: str
     kind: str
-    interval_ms: int
-    timeout_ms: int
-    fall: int
-    rise: int
+    interval_ms: Int
+    timeout_ms: Int
+    fall: Int
+    rise: Int
     measures_rpo: bool = False  # a canary probe: its kind reads back which writes survived
 
 
@@ -83,12 +88,12 @@ class PlanProbe:
 class PlanAsset:
     id: str
     tier: str
-    wave: int  # 1-based, within its tier
+    wave: Int  # 1-based, within its tier
     depends_on: tuple[str, ...]
     contact_chain: str
-    rto_ms: int  # resolved: the asset's own target, else its tier's
-    rpo_ms: int | None
-    detection_bound_ms: int  # longest interval x fall of its probes
+    rto_ms: Int  # resolved: the asset's own target, else its tier's
+    rpo_ms: Int | None
+    detection_bound_ms: Int  # longest interval x fall of its probes
     probes: tuple[PlanProbe, ...]
     waits_on_later_tier: tuple[str, ...] = ()
     owner: str = ""
@@ -102,9 +107,9 @@ class PlanAsset:
 @dataclass(frozen=True, slots=True)
 class PlanTier:
     name: str
-    rank: int
-    rto_ms: int
-    rpo_ms: int | None
+    rank: Int
+    rto_ms: Int
+    rpo_ms: Int | None
     waves: tuple[tuple[str, ...], ...]
     description: str = ""
 
@@ -116,7 +121,7 @@ class PlanStep:
     name: str
     kind: StepKind
     summary: str  # one line, never a parameter that could hold a secret (urls, argv, bodies)
-    bound_ms: int | None  # None: unbounded (manual step without timeout)
+    bound_ms: Int | None  # None: unbounded (manual step without timeout)
     injects: bool = False  # this step's completion is t_inject
     parent: str = ""  # the parallel step it belongs to
 
@@ -125,21 +130,21 @@ class PlanStep:
 class PlanContact:
     name: str
     via: str  # the channel kind only: its url or token stays out of the evidence
-    ack_within_ms: int
+    ack_within_ms: Int
     role: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class PlanChain:
     name: str
-    respond_within_ms: int | None
+    respond_within_ms: Int | None
     contacts: tuple[PlanContact, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class PlanStopCondition:
     name: str
-    down_for_ms: int
+    down_for_ms: Int
     asset: str = ""
     tier: str = ""
 
@@ -157,10 +162,10 @@ class Plan:
     chains: tuple[PlanChain, ...]
     stop_conditions: tuple[PlanStopCondition, ...]
     pass_tiers: tuple[str, ...]
-    scenario_ms: int | None
-    rollback_ms: int | None
-    worst_case_ms: int | None  # scenario + rollback, capped by max_duration; None: unbounded
-    max_duration_ms: int = 0
+    scenario_ms: Int | None
+    rollback_ms: Int | None
+    worst_case_ms: Int | None  # scenario + rollback, capped by max_duration; None: unbounded
+    max_duration_ms: Int = 0
     page_on: PageOn = "declare"
 
     def asset(self, asset_id: str) -> PlanAsset:

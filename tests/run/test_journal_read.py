@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from drill.clock import FakeClock
 from drill.errors import JournalInvalid
 from drill.evidence import journal as journal_module
-from drill.evidence.events import EventDraft, Mark, ProbeObserved, payload_data
+from drill.evidence.events import (
+    EventDraft,
+    Mark,
+    PayloadMismatch,
+    ProbeObserved,
+    decode_payload,
+    payload_data,
+)
 from drill.evidence.journal import GENESIS, JournalWriter, read_events, verify_journal
 
 SAFE = 2**53 - 1
@@ -284,3 +291,66 @@ def test_read_events_equals_a_plain_json_reading(tmp_path: Path) -> None:
         }
         for e in read_events(path)
     ] == plain
+
+
+_OBSERVED = {
+    "jitter_us": 1,
+    "latency_us": 2,
+    "ok": True,
+    "probe": "p",
+    "reason": "",
+    "scheduled_mono_ns": 3,
+    "tick": 4,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{}, {"latency_us": 2.5}, {"latency_us": 2.0}, {"tick": 2**53}, {"tick": True}, {"extra": 1}, {"ok": 1}],
+    ids=["valid", "float", "whole-float", "big-int", "bool-int", "extra-field", "int-bool"],
+)
+def test_the_typed_fast_path_and_the_payload_check_accept_only_what_the_exact_check_accepts(
+    change: dict[str, object],
+) -> None:
+    raw = {
+        "seq": 2,
+        "prev": HEAD,
+        "mono_ns": 1,
+        "utc": "",
+        "type": "probe.observed",
+        "data": {**_OBSERVED, **change},
+    }
+    line = json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+    scan = journal_module._Scan("journal.jsonl", False)
+    scan.count, scan.head = 1, HEAD
+    fast = journal_module._fast_record(line, 2, HEAD, typed=True)
+    try:
+        typed_ok = fast is not None and decode_payload("probe.observed", fast["data"]) is not None
+    except PayloadMismatch:
+        typed_ok = False
+    try:
+        exact_ok = scan.check_line(2, line) is not None
+    except JournalInvalid:
+        exact_ok = False
+    if typed_ok:
+        assert exact_ok
+    assert typed_ok == (change == {})
+
+
+def test_a_float_in_a_typed_event_is_named_by_the_exact_check(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    with JournalWriter.create(path, FakeClock()) as journal:
+        journal.append(EventDraft(Mark("first"), 1))
+    head = hashlib.sha256(path.read_bytes().rstrip(b"\n")).hexdigest()
+    raw = {
+        "seq": 2,
+        "prev": head,
+        "mono_ns": 2,
+        "utc": "",
+        "type": "probe.observed",
+        "data": {**_OBSERVED, "latency_us": 2.5},
+    }
+    with path.open("ab") as out:
+        out.write(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    with pytest.raises(JournalInvalid, match=r"line 2: data\.latency_us: float 2\.5"):
+        list(read_events(path))
