@@ -181,7 +181,7 @@ def _total(steps: tuple[Step, ...]) -> int | None:
 
 def _summary(step: Step) -> str:
     if isinstance(step, MarkStep):
-        return f"mark {step.mark}" + (" (t_inject)" if injects(step) else "")
+        return f"mark {step.mark}" + (" (t_inject at its start)" if injects(step) else "")
     if isinstance(step, PauseStep):
         return f"pause {human_ms(step.pause_ms)}"
     if isinstance(step, WaitForStep):
@@ -190,7 +190,7 @@ def _summary(step: Step) -> str:
         return f"wait for {target} {w.state} within {human_ms(w.within_ms)}"
     if isinstance(step, ActionStep):
         retry = f", {step.retry.attempts} attempts" if step.retry.attempts > 1 else ""
-        inject = " (t_inject)" if step.inject else ""
+        inject = " (t_inject at its start)" if step.inject else ""
         return f"{step.action.kind} action, timeout {human_ms(step.timeout_ms)}{retry}{inject}"
     if isinstance(step, ManualStep):
         limit = f" (timeout {human_ms(step.timeout_ms)})" if step.timeout_ms else " (no timeout)"

@@ -94,7 +94,7 @@ class AssetResult:
     detection_ms: int | None
     switchover_ms: int | None
     rto_ms: int | None
-    uncertainty_ms: int
+    uncertainty_ms: int  # of rto_ms (else of detection_ms; else the probe interval: nothing measured)
     rpo: RpoResult | None
     availability_bp: int
     probes_total: int
@@ -106,6 +106,11 @@ class AssetResult:
     evidence_seqs: tuple[int, ...]
     description: str = ""
     probes: tuple[str, ...] = ()  # probe names
+    t_inject_done_utc: str | None = None  # the injecting step's completion (t_inject is its start)
+    detect_window_ms: int | None = (
+        None  # the true outage start lies within this much before t_detect's probe ended
+    )
+    recover_window_ms: int | None = None  # the true recovery lies within this much before t_recover
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +255,18 @@ class _Transition:
     at_mono: int
     utc: str
     seq: int
+    window_ns: int  # upper - lower: where the true change lies, as recorded
+
+
+@dataclass(frozen=True, slots=True)
+class _Injection:
+    """t_inject: the start of the injecting step (its StepStarted), and the step's completion."""
+
+    mono: int
+    utc: str
+    seq: int
+    done_utc: str
+    done_seq: int
 
 
 @dataclass(slots=True)
@@ -332,7 +349,8 @@ class _Fold:
     finished_utc: str | None = None
     finished_mono: int | None = None
     last_utc: str = ""
-    inject: tuple[int, str, int] | None = None  # (mono, utc, seq)
+    inject: _Injection | None = None
+    step_starts: dict[tuple[Phase, str], Event] = field(default_factory=dict)  # the latest of each step
     assets: dict[str, _Timeline] = field(default_factory=dict)
     steps: list[_OpenStep] = field(default_factory=list)
     open_steps: dict[tuple[Phase, str], _OpenStep] = field(default_factory=dict)
@@ -353,15 +371,17 @@ class _Fold:
         elif isinstance(p, AssetState):
             line = self.assets.get(e.asset or "")
             if line is not None:
-                line.states.append(_Transition(p.state, p.at_mono_ns, e.utc, e.seq))
+                upper = p.at_mono_ns if p.upper_mono_ns is None else p.upper_mono_ns
+                line.states.append(_Transition(p.state, p.at_mono_ns, e.utc, e.seq, upper - p.lower_mono_ns))
         elif isinstance(p, RunStarted):
             self._run_started(e, p)
         elif isinstance(p, RunFinished):
             self.finished, self.finished_utc, self.finished_mono = p, e.utc, e.mono_ns
         elif isinstance(p, FailureInjected):
             if self.inject is None:
-                self.inject = (e.mono_ns, e.utc, e.seq)
+                self.inject = self._injection(e, p)
         elif isinstance(p, StepStarted):
+            self.step_starts[(p.phase, p.step)] = e
             step = _OpenStep(p, e.utc, e.mono_ns, e.seq)
             self.open_steps[(p.phase, p.step)] = step
             self.steps.append(step)
@@ -393,6 +413,12 @@ class _Fold:
                 page.acked, page.acked_utc = p, e.utc
         elif isinstance(p, ChainExhausted):
             self.exhausted.add(p.chain)
+
+    def _injection(self, e: Event, p: FailureInjected) -> _Injection:
+        start = self.step_starts.get((Phase.SCENARIO, p.step))
+        if p.started_mono_ns is None or start is None:  # format 1: t_inject was the completion
+            return _Injection(e.mono_ns, e.utc, e.seq, e.utc, e.seq)
+        return _Injection(p.started_mono_ns, start.utc, start.seq, e.utc, e.seq)
 
     def _run_started(self, e: Event, p: RunStarted) -> None:
         self.started, self.started_utc, self.started_mono = p, e.utc, e.mono_ns
@@ -474,25 +500,30 @@ def _outage(fold: _Fold, line: _Timeline) -> tuple[_Transition | None, _Transiti
     """The first down after the injection, and the first up after that (DESIGN §2)."""
     if fold.inject is None:
         return None, None
-    inject_mono, _, inject_seq = fold.inject
-    down = _first(line.states, "down", inject_mono, inject_seq)
+    down = _first(line.states, "down", fold.inject.mono, fold.inject.seq)
     up = _first(line.states, "up", down.at_mono, down.seq) if down else None
     return down, up
 
 
 def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) -> AssetResult:
-    info = line.plan
-    inject_mono, inject_utc, inject_seq = fold.inject or (0, None, 0)
+    info, inject = line.plan, fold.inject
     down, up = _outage(fold, line)
-    detection = max(0, _ms(down.at_mono - inject_mono)) if down else None
+    detection = max(0, _ms(down.at_mono - inject.mono)) if down and inject else None
     switchover = _ms(up.at_mono - down.at_mono) if down and up else None
-    rto = max(0, _ms(up.at_mono - inject_mono)) if down and up else (0 if fold.inject and not down else None)
+    rto = (
+        max(0, _ms(up.at_mono - inject.mono))
+        if down and up and inject
+        else (0 if inject and not down else None)
+    )
     ack = _asset_ack(info, chains)
     reasons = _asset_reasons(fold, line, down is not None, up is not None, rto, ack)
-    if fold.inject and _state_before(line, inject_seq) == "down":
+    if inject and _state_before(line, inject.seq) == "down":
         reasons.insert(0, "was already down before the failure was injected")
     verdict: Verdict = "not-measured" if line.total == 0 else ("fail" if reasons else "pass")
-    evidence = [x.seq for x in (down, up) if x] + ([fold.inject[2]] if fold.inject else [])
+    evidence = [x.seq for x in (down, up) if x] + ([inject.seq, inject.done_seq] if inject else [])
+    detect_window = _ms(down.window_ns) if down else None
+    recover_window = _ms(up.window_ns) if up else None
+    measured = recover_window if recover_window is not None else detect_window
     return AssetResult(
         id=info.id,
         tier=info.tier,
@@ -500,13 +531,13 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
         depends_on=info.depends_on,
         contact_chain=info.contact_chain,
         targets=Targets(info.rto_ms, info.rpo_ms),
-        t_inject_utc=inject_utc,
+        t_inject_utc=inject.utc if inject else None,
         t_detect_utc=down.utc if down else None,
         t_recover_utc=up.utc if up else None,
         detection_ms=detection,
         switchover_ms=switchover,
         rto_ms=rto,
-        uncertainty_ms=info.longest_interval_ms,
+        uncertainty_ms=measured if measured is not None else info.longest_interval_ms,
         rpo=line.rpo,
         availability_bp=(line.ok * BP_FULL // line.total) if line.total else 0,
         probes_total=line.total,
@@ -515,9 +546,12 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
         ack=ack,
         verdict=verdict,
         reasons=tuple(reasons),
-        evidence_seqs=tuple(sorted(evidence)),
+        evidence_seqs=tuple(sorted(set(evidence))),
         description=info.description,
         probes=tuple(p.name for p in info.probes),
+        t_inject_done_utc=inject.done_utc if inject else None,
+        detect_window_ms=detect_window,
+        recover_window_ms=recover_window,
     )
 
 

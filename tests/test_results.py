@@ -56,17 +56,23 @@ def _plan() -> Plan:
 
 
 class _Events:
-    def __init__(self) -> None:
+    def __init__(self, *, upper: bool = True) -> None:
         self.items: list[Event] = []
         self.ticks = 0
+        self.upper = upper  # format 1 journals have no upper bound on a transition
 
     def add(self, payload: Payload, at_ms: int, asset: str | None = None) -> None:
         seq = len(self.items) + 1
         utc = f"2026-01-01T00:00:{at_ms // 1000:02d}.{at_ms % 1000:03d}+00:00"
         self.items.append(Event(seq, "0" * 64, at_ms * MS, utc, payload, asset))
 
-    def state(self, asset: str, state: State, at_ms: int) -> None:
-        self.add(AssetState(state, at_ms * MS, at_ms * MS - 100 * MS, "p", 2), at_ms, asset)
+    def state(
+        self, asset: str, state: State, at_ms: int, lower_ms: int | None = None, upper_ms: int = 0
+    ) -> None:
+        """A transition at at_ms, true change within [lower_ms, upper_ms] (defaults: 100 ms before, at)."""
+        lower = (at_ms - 100 if lower_ms is None else lower_ms) * MS
+        upper = (upper_ms or at_ms) * MS if self.upper else None
+        self.add(AssetState(state, at_ms * MS, lower, "p", 2, upper_mono_ns=upper), at_ms, asset)
 
     def probe(self, asset: str, ok: bool, at_ms: int, reason: str = "") -> None:
         self.ticks += 1
@@ -79,7 +85,7 @@ def _drill(api_recovers_ms: int = 2500, *, journalled_plan: bool = True) -> _Eve
     journalled_plan=False makes a format-1 journal (drill 0.1.0): no plan in run.started, so the
     fold rebuilds it from the journalled document.
     """
-    e = _Events()
+    e = _Events(upper=journalled_plan)
     e.add(
         RunStarted(
             run_id="r1",
@@ -99,10 +105,12 @@ def _drill(api_recovers_ms: int = 2500, *, journalled_plan: bool = True) -> _Eve
     e.probe("api", True, 100)
     e.add(FailureInjected("kill"), 1000)
     e.probe("db", False, 1200, "refused")
-    e.state("db", "down", 1200)
-    e.state("api", "down", 1300)
+    e.state(
+        "db", "down", 1200, lower_ms=1000, upper_ms=1230
+    )  # last ok probe started at 1 s; the failing one ended at 1.23 s
+    e.state("api", "down", 1300, lower_ms=1200, upper_ms=1310)
     e.probe("api", False, 1300, "503")
-    e.state("db", "up", 2000)
+    e.state("db", "up", 2000, lower_ms=1750)  # the last failing probe started at 1.75 s
     e.probe("db", True, 2000)
     e.state("api", "up", api_recovers_ms)
     e.probe("api", True, api_recovers_ms)
@@ -118,18 +126,12 @@ def _fold(events: _Events) -> Results:
 def test_timings_follow_design_semantics(journalled_plan: bool) -> None:
     results = _fold(_drill(journalled_plan=journalled_plan))
     db, api = results.assets
-    assert (db.detection_ms, db.switchover_ms, db.rto_ms, db.uncertainty_ms) == (
-        200,
-        800,
-        1000,
-        200,
-    )
-    assert (api.detection_ms, api.switchover_ms, api.rto_ms, api.uncertainty_ms) == (
-        300,
-        1200,
-        1500,
-        100,
-    )
+    assert (db.detection_ms, db.switchover_ms, db.rto_ms) == (200, 800, 1000)
+    assert (api.detection_ms, api.switchover_ms, api.rto_ms) == (300, 1200, 1500)
+    # The uncertainty is the recorded window of each change: [lower, upper], or [lower, at] in format 1.
+    assert (db.detect_window_ms, db.recover_window_ms) == ((230, 250) if journalled_plan else (200, 250))
+    assert (api.detect_window_ms, api.recover_window_ms) == ((110, 100) if journalled_plan else (100, 100))
+    assert (db.uncertainty_ms, api.uncertainty_ms) == (250, 100)  # of the RTO: the recovery's window
     assert db.availability_bp == 6666 and db.probe_errors == (ProbeError("p", "refused", 1, 7),)
     assert results.verdict == "pass" and results.order_violations == ()
 

@@ -102,8 +102,20 @@ class ProbeOverrun:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeAbandoned:
+    """A probe loop that did not stop when told to (a driver that swallowed its cancellation):
+    the run went on without waiting for it; nothing it did afterwards is in the journal."""
+
+    TYPE: ClassVar[str] = "probe.abandoned"
+    probe: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AssetState:
-    """An asset changed state: at_mono_ns is the instant (DESIGN §2), lower_mono_ns its window's start."""
+    """An asset changed state at at_mono_ns (DESIGN §2); the true change lies in
+    [lower_mono_ns, upper_mono_ns]: from the start of the last probe that saw the old state to
+    the completion of the first probe that saw the new one (upper absent in format 1: at_mono_ns)."""
 
     TYPE: ClassVar[str] = "asset.state"
     state: State
@@ -112,6 +124,7 @@ class AssetState:
     probe: str
     streak: Int
     initial: bool = False
+    upper_mono_ns: Int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +180,12 @@ class ManualAnswered:
 
 @dataclass(frozen=True, slots=True)
 class FailureInjected:
-    """t_inject: the injecting step (or the `disaster` mark) completed."""
+    """The injecting step (or the `disaster` mark) completed; t_inject is its start,
+    started_mono_ns (format 1 has none: t_inject was this event's own instant)."""
 
     TYPE: ClassVar[str] = "failure.injected"
     step: str
+    started_mono_ns: Int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +304,7 @@ Payload = (
     | RunFinished
     | ProbeObserved
     | ProbeOverrun
+    | ProbeAbandoned
     | AssetState
     | StepStarted
     | StepFinished
@@ -317,6 +333,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         RunFinished,
         ProbeObserved,
         ProbeOverrun,
+        ProbeAbandoned,
         AssetState,
         StepStarted,
         StepFinished,
@@ -438,6 +455,7 @@ __all__ = [
     "Payload",
     "PayloadMismatch",
     "PlaybookRef",
+    "ProbeAbandoned",
     "ProbeObserved",
     "ProbeOverrun",
     "RollbackFinished",

@@ -465,6 +465,17 @@ class _Checker:
                             key=True,
                             code="step",
                         )
+                retry = step.get("retry")
+                attempts = retry.get("attempts") if isinstance(retry, dict) else None
+                if step.get("inject") is True and isinstance(attempts, int) and attempts > 1:
+                    self.warn(
+                        (*path, "retry"),
+                        f"{_where(path)}: step {name!r} injects the failure and is retried: a second"
+                        " attempt repeats the fault after the outage began (t_inject is the step's"
+                        " start, the first attempt); inject once, and retry the steps that recover",
+                        key=True,
+                        code="inject-retry",
+                    )
                 wait = step.get("wait_for")
                 if isinstance(wait, dict):
                     self.target((*path, "wait_for"), wait, ("asset", "tier", "all_assets"), tiers, assets)

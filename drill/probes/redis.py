@@ -190,14 +190,18 @@ async def finish_redis(spec: RedisSpec, ctx: ProbeContext) -> None:
 
 async def _read_survivors(spec: RedisSpec, ctx: ProbeContext) -> None:
     run = canary.state(ctx).run
+    client: Redis | None = None
     try:
         async with asyncio.timeout(max(ctx.timeout_s, 1.0) * 3):
-            await _drop_client(ctx)  # a fresh connection to whoever is master now
-            client, _ = await _master_client(spec, ctx)
+            # the finisher's own connection to whoever is master now: never one a tick uses
+            host, port = await _master_address(spec, ctx)
+            client = _client(host, port, ctx.timeout_s, password=spec.password, db=spec.db)
             members = await client.zrangebyscore(spec.canary_key, "-inf", "+inf")
     except (_NoMaster, TimeoutError, RedisError, OSError) as exc:
         canary.emit_unmeasured(ctx, f"cannot read surviving canary writes: {_describe(exc) or 'timeout'}")
         return
+    finally:
+        await _close(client)
     texts = [m if isinstance(m, str) else str(m) for m in members]
     surviving = [int(m.split(":")[1]) for m in texts if m.startswith(f"{run}:")]
     canary.emit_rpo(ctx, surviving)

@@ -43,18 +43,19 @@ async def run_contact_test(
             session.emit_draft(draft, sync=True)
 
         session.emit(FailureInjected("contact-chain drill"))
-        outcome = await run_contact_drill(
-            playbook,
-            secrets,
-            clock,
-            emit,
-            run_id=session.run_id,
-            run_dir=session.run_dir,
-            ack_host=contact.ack_host,
-            ack_port=contact.ack_port,
-            public_url=contact.public_url,
-            on_ready=on_ready,
-        )
+        async with session.syncing():
+            outcome = await run_contact_drill(
+                playbook,
+                secrets,
+                clock,
+                emit,
+                run_id=session.run_id,
+                run_dir=session.run_dir,
+                ack_host=contact.ack_host,
+                ack_port=contact.ack_port,
+                public_url=contact.public_url,
+                on_ready=on_ready,
+            )
         (session.run_dir / "ack.url").unlink(missing_ok=True)
         exhausted = [c.chain for c in outcome.chains if c.exhausted]
         session.finish(RunStatus.COMPLETED, f"exhausted: {', '.join(exhausted)}" if exhausted else "")

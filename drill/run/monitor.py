@@ -3,8 +3,10 @@
 A down transition is dated at the start of the first failing probe of the streak; an up
 transition at the *completion* of the first successful probe (a refinement of DESIGN: a request
 that hung through a failover and was then answered started before the service was back, so its
-start would flatter the RTO by up to the probe timeout). The lower bound of the uncertainty window
-is the start of the probe before the streak. The monitor is pure logic: it returns the events to
+start would flatter the RTO by up to the probe timeout). The true change lies between the start
+of the probe before the streak (the last one that saw the old state, however many ticks were
+skipped meanwhile) and the completion of the streak's first probe: both are journalled, so the
+uncertainty is what was recorded, not an assumed interval. The monitor is pure logic: it returns the events to
 journal and never touches a clock or a file.
 """
 
@@ -29,6 +31,7 @@ class ProbeTrack:
     streak_len: int = 0
     streak_start_ns: int = 0  # when the streak's state began: see the module docstring
     before_streak_ns: int = 0  # start of the probe before the streak: the uncertainty's lower bound
+    first_done_ns: int = 0  # completion of the streak's first probe: the uncertainty's upper bound
     last_start_ns: int = 0
 
     def observe(self, ok: bool, started_ns: int, finished_ns: int) -> bool:
@@ -37,6 +40,7 @@ class ProbeTrack:
             self.streak_ok, self.streak_len = ok, 0
             self.streak_start_ns = finished_ns if ok else started_ns
             self.before_streak_ns = self.last_start_ns
+            self.first_done_ns = finished_ns
         self.streak_len += 1
         self.last_start_ns = started_ns
         wanted: State = "up" if ok else "down"
@@ -122,5 +126,6 @@ class Monitor:
             probe=probe,
             streak=cause.streak_len,
             initial=initial,
+            upper_mono_ns=cause.first_done_ns,
         )
         return [EventDraft(change, cause.streak_start_ns, track.asset)]

@@ -30,6 +30,7 @@ from drill.evidence.events import (
     EventDraft,
     ManualAnswer,
     Mark,
+    ProbeAbandoned,
     ProbeOverrun,
     RollbackFinished,
     RollbackStarted,
@@ -151,6 +152,9 @@ class _Run:
     def on_overrun(self, probe: ScheduledProbe, missed: int, at_ns: int) -> None:
         self.session.emit_draft(EventDraft(ProbeOverrun(probe.probe.name, missed), at_ns, probe.asset))
 
+    def on_abandoned(self, probe: ScheduledProbe, reason: str) -> None:
+        self.session.emit(ProbeAbandoned(probe.probe.name, reason), asset=probe.asset)
+
     def _check_stop_conditions(self, asset: str) -> None:
         if self.stop.event.is_set():
             return
@@ -187,7 +191,7 @@ class _Run:
                     )
                     for p in self.prepared.probes
                 }
-                group.create_task(
+                probing = group.create_task(
                     run_probe_loops(
                         self.prepared.probes,
                         contexts,
@@ -195,6 +199,7 @@ class _Run:
                         self.on_observation,
                         self.on_overrun,
                         stop_probes,
+                        on_abandoned=self.on_abandoned,
                     )
                 )
                 if self.prepared.plan.max_duration_ms:
@@ -205,8 +210,11 @@ class _Run:
                 rolled_back = True  # the normal path rolls back here, while the probes still watch
                 await self._rollback_if_wanted(scenario, status, reason)
                 await self.paging.drain()
-                await self._finish_probes(contexts)
+                # Stop first, then read the canaries' survivors: no write can be acknowledged
+                # after the read, and no tick shares a connection with the finisher.
                 stop_probes.set()
+                await probing
+                await self._finish_probes(contexts)
         except BaseException as exc:
             status, reason = RunStatus.ABORTED, _internal_error(exc)
             raise
@@ -356,7 +364,7 @@ async def run_drill(
         failure: BaseException | None = None
         _install_signals(run, install_signal_handlers)
         try:
-            async with paging:
+            async with session.syncing(), paging:
                 status, reason = await run.main()
         except BaseException as exc:
             status, reason, failure = RunStatus.ABORTED, _internal_error(exc), exc

@@ -122,7 +122,8 @@ class ScenarioRunner:
 
     async def run_step(self, step: Step, phase: Phase) -> StepOutcome:
         kind = step_kind(step)
-        self._emit(StepStarted(step.name, kind, phase), sync=True)
+        started_ns = self.now_ns()
+        self.emit(EventDraft(StepStarted(step.name, kind, phase), started_ns), True)
         outcome = StepOutcome(StepStatus.ABORTED, "interrupted")
         try:
             outcome = await self._dispatch(step, phase)
@@ -130,7 +131,9 @@ class ScenarioRunner:
             finished = StepFinished(step.name, kind, outcome.status, phase, outcome.reason, outcome.attempts)
             self._emit(finished, sync=True)
         if outcome.status == StepStatus.OK and phase == Phase.SCENARIO and injects(step):
-            self._emit(FailureInjected(step.name), sync=True)
+            # t_inject is the step's start: a kill command that returns after the service is
+            # already dead must not leave the outage before the injection (DESIGN §2)
+            self._emit(FailureInjected(step.name, started_ns), sync=True)
         return outcome
 
     async def _dispatch(self, step: Step, phase: Phase) -> StepOutcome:

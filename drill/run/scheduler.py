@@ -34,6 +34,8 @@ LEAD_IN_PER_PROBE_NS = 50_000  # measured: creating and first-stepping a loop ta
 ObservationCallback = Callable[["ScheduledProbe", Observation, int, int, int], None]
 # on_overrun(probe, missed_ticks, scheduled_mono_ns of the first missed tick)
 OverrunCallback = Callable[["ScheduledProbe", int, int], None]
+# on_abandoned(probe, reason): its loop did not end when stopped (see stop_loops)
+AbandonedCallback = Callable[["ScheduledProbe", str], None]
 EventSink = Callable[[EventDraft], object]
 
 
@@ -161,16 +163,22 @@ async def run_probe_loop(
     start_ns: int,
     phase_ns: int = 0,
     ticks: int | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run one probe at start_ns + phase_ns + k*interval for k = 0, 1, ... (until cancelled, or
-    for tick indices below `ticks`). A tick that passes while the probe still runs is skipped
-    and reported once per run of missed ticks through on_overrun."""
+    """Run one probe at start_ns + phase_ns + k*interval for k = 0, 1, ... (until cancelled or
+    `stop` is set, or for tick indices below `ticks`). A tick that passes while the probe still
+    runs is skipped and reported once per run of missed ticks through on_overrun.
+
+    `stop` is checked at every tick, so the loop ends even when a driver swallowed the
+    cancellation meant for it (redis-py's wait_for on Python 3.11 can, see NOTES)."""
     interval = probe.interval_ns
     if interval <= 0:
         raise ValueError(f"probe {probe.asset}/{probe.probe.name}: interval must be positive")
     base = start_ns + phase_ns
     tick = 0
     while ticks is None or tick < ticks:
+        if stop is not None and stop.is_set():
+            return
         scheduled = base + tick * interval
         await clock.sleep_until(scheduled)
         started = clock.monotonic_ns()
@@ -211,13 +219,15 @@ async def run_probe_loops(
     start_ns: int | None = None,
     ticks: int | None = None,
     spread: bool = True,
+    on_abandoned: AbandonedCallback | None = None,
 ) -> None:
-    """Run every probe's loop in one TaskGroup until `stop` is set (or every loop did `ticks`).
+    """Run every probe's loop until `stop` is set (or every loop did `ticks`); return once every
+    loop has ended or was abandoned (stop_loops), so stopping cannot be lost.
 
     contexts maps (asset, probe name) to that probe's context. start_ns defaults to now + 10 ms + 50 us per probe.
     spread=False fires every probe's first tick at start_ns (benchmarks); otherwise first ticks
     are spread across the interval.
-    A callback that raises is a bug: it cancels every loop and propagates.
+    A callback that raises is a bug: it stops every loop and propagates.
     """
     # Without an explicit start, the first ticks come a little later than now: starting a
     # thousand loops takes tens of milliseconds, and ticks due meanwhile would all begin late.
@@ -231,7 +241,9 @@ async def run_probe_loops(
     lead_in = LEAD_IN_NS + LEAD_IN_PER_PROBE_NS * len(probes)
     start = clock.monotonic_ns() + lead_in if start_ns is None else start_ns
     try:
-        await _run_loops(probes, phases, contexts, clock, on_observation, on_overrun, stop, start, ticks)
+        await _run_loops(
+            probes, phases, contexts, clock, on_observation, on_overrun, stop, start, ticks, on_abandoned
+        )
     finally:
         gc.unfreeze()
 
@@ -246,37 +258,66 @@ async def _run_loops(
     stop: asyncio.Event | None,
     start: int,
     ticks: int | None,
+    on_abandoned: AbandonedCallback | None,
 ) -> None:
-    async with asyncio.TaskGroup() as group:
-        loops = [
-            group.create_task(
-                run_probe_loop(
-                    p,
-                    contexts[(p.asset, p.probe.name)],
-                    clock,
-                    on_observation,
-                    on_overrun,
-                    start_ns=start,
-                    phase_ns=phase,
-                    ticks=ticks,
-                ),
-                name=f"probe {p.asset}/{p.probe.name}",
-            )
-            for p, phase in zip(probes, phases, strict=True)
-        ]
-        if stop is not None:
-            group.create_task(_cancel_when(stop, loops), name="probe loops stop")
-
-
-async def _cancel_when(stop: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
-    """Cancel the loops once stop is set; return early when they all ended by themselves."""
-    waiter: asyncio.Task[Any] = asyncio.create_task(stop.wait())
+    loops = {
+        asyncio.create_task(
+            run_probe_loop(
+                p,
+                contexts[(p.asset, p.probe.name)],
+                clock,
+                on_observation,
+                on_overrun,
+                start_ns=start,
+                phase_ns=phase,
+                ticks=ticks,
+                stop=stop,
+            ),
+            name=f"probe {p.asset}/{p.probe.name}",
+        ): p
+        for p, phase in zip(probes, phases, strict=True)
+    }
+    waiter = asyncio.create_task(stop.wait()) if stop is not None else None
     try:
-        pending = [waiter, *loops]
-        while not waiter.done() and len(pending) > 1:
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            pending = [task for task in pending if not task.done()]
+        pending = set(loops)
+        while pending:
+            watched: set[asyncio.Task[Any]] = {*pending, *([waiter] if waiter is not None else [])}
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for task in done & pending:
+                pending.discard(task)
+                failure = None if task.cancelled() else task.exception()
+                if failure is not None:
+                    raise failure  # a callback that raised: a bug; the finally stops the rest
+            if waiter is not None and waiter in done:
+                return
     finally:
-        waiter.cancel()
-    for loop in loops:
-        loop.cancel()
+        if waiter is not None:
+            waiter.cancel()
+        await stop_loops(loops, on_abandoned)
+
+
+STOP_GRACE_S = 2.0  # how long stopped loops get to end before they are abandoned
+RECANCEL_EVERY_S = 0.05
+
+
+async def stop_loops(
+    loops: Mapping[asyncio.Task[None], ScheduledProbe], on_abandoned: AbandonedCallback | None = None
+) -> None:
+    """Cancel every loop still running, again every RECANCEL_EVERY_S (a cancellation can be lost
+    inside a driver), for at most STOP_GRACE_S; loops still alive then are abandoned and named."""
+    running = asyncio.get_running_loop()
+    deadline = running.time() + STOP_GRACE_S
+    pending = {task for task in loops if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - running.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(RECANCEL_EVERY_S, left))
+    for task in loops:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a failure was raised already, or there was none
+    for task in pending:
+        if on_abandoned is not None:
+            on_abandoned(loops[task], f"still running {STOP_GRACE_S:g} s after it was told to stop")

@@ -8,12 +8,14 @@ What the results say is therefore exactly what the evidence holds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import getpass
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -110,6 +112,7 @@ class RunSession:
     run_dir: Path
     journal: JournalWriter
     sinks: list[Sink] = field(default_factory=list)
+    _sync_wanted: asyncio.Event | None = None
 
     @classmethod
     @contextmanager
@@ -144,11 +147,35 @@ class RunSession:
         return self.emit_draft(EventDraft(payload, self.clock.monotonic_ns(), asset), sync=sync)
 
     def emit_draft(self, draft: EventDraft, *, sync: bool = False) -> Event:
-        """Journal a draft (in the OS at once: a SIGKILL loses nothing; on disk too when sync)."""
-        event = self.journal.append(draft, sync=sync)
+        """Journal a draft: in the OS at once (a SIGKILL loses nothing); with sync, on stable
+        storage soon after (the syncer's fdatasync, off the event loop), or at once without one."""
+        event = self.journal.append(draft, sync=sync and self._sync_wanted is None)
+        if sync and self._sync_wanted is not None:
+            self._sync_wanted.set()
         for sink in self.sinks:
             sink(event)
         return event
+
+    @asynccontextmanager
+    async def syncing(self) -> AsyncIterator[None]:
+        """While inside, fsyncs of state changes and step boundaries run in a worker thread,
+        coalesced, so a 4 ms fdatasync never stalls the probes' schedule (DESIGN §4)."""
+        self._sync_wanted = wanted = asyncio.Event()
+        task = asyncio.create_task(self._syncer(wanted), name="journal syncer")
+        try:
+            yield
+        finally:
+            self._sync_wanted = None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.journal.sync()  # whatever the syncer had not reached yet
+
+    async def _syncer(self, wanted: asyncio.Event) -> None:
+        while True:
+            await wanted.wait()
+            wanted.clear()
+            await asyncio.to_thread(self.journal.sync)
 
     def finish(self, status: RunStatus, reason: str = "") -> None:
         self.emit(RunFinished(status, reason))

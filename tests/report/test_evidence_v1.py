@@ -71,7 +71,9 @@ def test_drill_journal_verify_accepts_the_0_1_0_journal(v1: Path) -> None:
 def test_a_format_1_journal_folds_to_the_report_0_1_0_signed(v1: Path) -> None:
     """The plan is rebuilt from the journalled document: every measured value is as 0.1.0 signed it.
 
-    Only the planned steps' one-line details differ: they now come from the plan's step summaries.
+    The planned steps' one-line details differ (they now come from the plan's step summaries), and
+    so does the stated uncertainty: 0.1.0 claimed one probe interval; it is now the window the
+    journal recorded around each change (wider when a probe stalled), with fields of its own.
     """
     stored = load_report(v1)
     rebuilt = build_report_from_journal(
@@ -83,7 +85,13 @@ def test_a_format_1_journal_folds_to_the_report_0_1_0_signed(v1: Path) -> None:
         for phase in ("scenario", "rollback_plan"):
             for step in data["exercise"][phase]:
                 step.pop("detail")
+        for asset in data["assets"]:
+            asset.pop("uncertainty_ms")
+            for added in ("t_inject_done_utc", "detect_window_ms", "recover_window_ms"):
+                asset.pop(added, None)
     assert ours == theirs
+    for asset in rebuilt.assets:  # the 200 ms interval, plus what the recorded instants add
+        assert asset.recover_window_ms is not None and 200 <= asset.uncertainty_ms == asset.recover_window_ms
     assert [s.detail for s in rebuilt.exercise.scenario[:2]] == [
         "wait for all assets up within 5 s",
         "pause 1 s",

@@ -164,7 +164,7 @@ def test_auditor_fields_are_filled(report: Report) -> None:
         phase=Phase.SCENARIO,
         parent="",
         inject=True,
-        detail="mark disaster (t_inject)",  # the plan's step summary
+        detail="mark disaster (t_inject at its start)",  # the plan's step summary
     )
     assert [s.detail for s in scenario[2:4]] == [
         "wait for asset payments-api down within 2 min",

@@ -30,6 +30,7 @@ from drill.evidence.events import (
     PageSent,
     Payload,
     PlaybookRef,
+    ProbeAbandoned,
     ProbeObserved,
     ProbeOverrun,
     RollbackFinished,
@@ -108,6 +109,9 @@ def _samples() -> list[EventDraft]:
         ),
         EventDraft(ProbeOverrun("health", 3), 4_000, asset="api"),
         EventDraft(
+            ProbeAbandoned("canary", "still running 2 s after it was told to stop"), 4_500, asset="db"
+        ),
+        EventDraft(
             AssetState(
                 state="down",
                 at_mono_ns=5_000_000_000,
@@ -115,6 +119,7 @@ def _samples() -> list[EventDraft]:
                 probe="health",
                 streak=3,
                 initial=True,
+                upper_mono_ns=5_030_000_000,
             ),
             5_000,
             asset="api",
@@ -144,7 +149,7 @@ def _samples() -> list[EventDraft]:
             ),
             10_000,
         ),
-        EventDraft(FailureInjected("declare"), 11_000),
+        EventDraft(FailureInjected("declare", 10_500), 11_000),
         EventDraft(StopTripped("db outage", "db down for 1 s (limit 1 s)"), 12_000, asset="db"),
         EventDraft(SignalReceived("SIGTERM"), 13_000),
         EventDraft(RollbackStarted("internal error: RuntimeError: boom"), 14_000),

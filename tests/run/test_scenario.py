@@ -133,7 +133,10 @@ async def test_inject_step_emits_failure_injected_after_it_finishes(runner: Reco
     await runner.run_step(MarkStep("declare", "disaster"), Phase.SCENARIO)
     kinds = [type(d.payload) for d in runner.recorded]
     assert kinds == [StepStarted, Mark, StepFinished, FailureInjected]
-    assert runner.recorded[-1].payload == FailureInjected("declare")
+    started = runner.recorded[0].mono_ns
+    # t_inject is the step's start, journalled with its completion
+    assert runner.recorded[-1].payload == FailureInjected("declare", started)
+    assert runner.recorded[-1].mono_ns >= started
 
 
 async def test_wait_for_fails_when_within_runs_out(runner: Recording) -> None:
