@@ -95,7 +95,7 @@ class PlaybookInvalid(DrillError):
 
 
 class SecretUnresolved(DrillError):
-    """Raised when a ${env:...} or ${file:...} reference cannot be resolved at run time."""
+    """Raised when a ${env:...}, ${file:...} or ${var:...} reference cannot be resolved at run time."""
 
     exit_code = EXIT_USAGE
 

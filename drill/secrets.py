@@ -1,7 +1,10 @@
-"""Secret references (`${env:NAME}`, `${file:path}`): resolved only when a drill runs, then redacted.
+"""References in playbooks, resolved only when a drill runs: secrets and plain variables.
 
-A Secrets object remembers every value it resolved so that every sink (journal, logs, results,
-errors, notifications) can scrub them with `redact`.
+`${env:NAME}` and `${file:path}` are secrets: a Secrets object remembers every value it resolved
+so that every sink (journal, logs, results, errors, notifications) can scrub them with `redact`.
+`${var:NAME}` is a plain variable (a port, a host, a region): taken from `--var NAME=VALUE`, then a
+vars file, then the environment, and never redacted, so a value like `2026` or `5432` does not
+blank out every timestamp and address that happens to contain it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from drill.errors import SecretUnresolved
 
-REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
+REFERENCE = re.compile(r"\$\{(env|file|var):([^}]+)\}")
 REDACTED = "«redacted»"
 
 
@@ -29,12 +32,13 @@ class Secrets:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     base_dir: Path = field(default_factory=Path.cwd)
     values: set[str] = field(default_factory=set)
+    variables: Mapping[str, str] = field(default_factory=dict)  # --var and the vars file; env after them
 
     def resolve_text(self, text: str, where: str = "") -> str:
         def one(match: re.Match[str]) -> str:
             source, name = match.group(1), match.group(2).strip()
             value = self._lookup(source, name, where)
-            if value:
+            if value and source != "var":  # a plain variable is not a secret: never redacted
                 self.values.add(value)
             return value
 
@@ -85,6 +89,14 @@ class Secrets:
 
     def _lookup(self, source: str, name: str, where: str) -> str:
         at = f" (at {where})" if where else ""
+        if source == "var":
+            value = self.variables.get(name, self.env.get(name))
+            if value is None:
+                raise SecretUnresolved(
+                    f"variable {name} is not set{at}",
+                    hint=f"pass --var {name}=VALUE, put it in a --vars-file, or export {name}=...",
+                )
+            return value
         if source == "env":
             if name not in self.env:
                 raise SecretUnresolved(

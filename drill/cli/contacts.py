@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from drill.cli.run import load_for_run
+from drill.cli.run import load_for_run, read_variables, variables_options
 from drill.log import configure_logging
 from drill.notify.ack import AckServer
 from drill.report.evidence import write_evidence
@@ -41,6 +41,7 @@ def contacts() -> None:
 )
 @click.option("--signer", default="operator", show_default=True)
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+@variables_options
 def test_chains(
     playbook: Path,
     runs_dir: Path,
@@ -50,11 +51,15 @@ def test_chains(
     sign_key: Path | None,
     signer: str,
     passphrase_file: Path | None,
+    var_pairs: tuple[str, ...],
+    vars_file: Path | None,
 ) -> None:
     """Page every chain of PLAYBOOK now and wait for acks; exit 0 when every chain answered in time."""
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
     configure_logging("auto")
-    options = RunOptions(runs_dir=runs_dir, operator=operator_identity())
+    options = RunOptions(
+        runs_dir=runs_dir, operator=operator_identity(), variables=read_variables(var_pairs, vars_file)
+    )
 
     def ready(server: AckServer) -> None:
         click.echo(f"paging every chain; acknowledgements at {server.url} (or `drill ack TOKEN`)", err=True)

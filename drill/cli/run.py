@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+import yaml
 
 from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
 from drill.cli.report import read_passphrase_file
+from drill.errors import UsageError
 from drill.log import configure_logging
 from drill.playbook.model import Playbook
 from drill.playbook.validate import load_playbook
@@ -33,6 +37,53 @@ def load_for_run(
     if sign_key is not None:
         signer_identity(sign_key, signer, passphrase)
     return loaded, passphrase
+
+
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def variables_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--var NAME=VALUE (repeatable) and --vars-file FILE: the plain variables ${var:NAME}."""
+    command = click.option(
+        "--vars-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="YAML mapping of plain variables for ${var:NAME} (never redacted; not for secrets).",
+    )(command)
+    return click.option(
+        "--var",
+        "var_pairs",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="A plain variable for ${var:NAME}; wins over --vars-file and the environment.",
+    )(command)
+
+
+def read_variables(pairs: tuple[str, ...], vars_file: Path | None) -> dict[str, str]:
+    """--vars-file first, then each --var over it; bad input is a clear UsageError."""
+    found: dict[str, str] = {}
+    if vars_file is not None:
+        try:
+            data = yaml.safe_load(vars_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read vars file {vars_file}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{vars_file}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{vars_file}: expected a mapping of NAME: value")
+        for name, value in data.items():
+            if not isinstance(name, str) or not _VAR_NAME.fullmatch(name):
+                raise UsageError(f"{vars_file}: {name!r} is not a variable name (letters, digits, _)")
+            if isinstance(value, dict | list) or value is None:
+                raise UsageError(
+                    f"{vars_file}: variable {name} must be a plain value, not {type(value).__name__}"
+                )
+            found[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not _VAR_NAME.fullmatch(name):
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE", hint="e.g. --var REGION=eu-west-1")
+        found[name] = value
+    return found
 
 
 def print_summary(results: Results) -> None:
@@ -78,6 +129,7 @@ def print_summary(results: Results) -> None:
 )
 @click.option("--signer", default="operator", show_default=True, help="Principal name of the signer.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+@variables_options
 def run_cmd(
     playbook: Path,
     runs_dir: Path,
@@ -88,12 +140,15 @@ def run_cmd(
     sign_key: Path | None,
     signer: str,
     passphrase_file: Path | None,
+    var_pairs: tuple[str, ...],
+    vars_file: Path | None,
 ) -> None:
     """Run PLAYBOOK; exit 0 all targets met, 1 a target missed, 3 aborted, 2 bad input."""
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
+    variables = read_variables(var_pairs, vars_file)
     configure_logging(log_format)
     if dry_run:
-        report = asyncio.run(check_readiness(loaded))
+        report = asyncio.run(check_readiness(loaded, variables=variables))
         for line in report.lines():
             click.echo(line)
         sys.exit(0 if report.ready else 1)
@@ -101,7 +156,12 @@ def run_cmd(
     live = interactive and log_format == "auto"
     who = operator_identity()
     options = RunOptions(
-        runs_dir=runs_dir, auto_confirm=auto_confirm, interactive=interactive, rollback=rollback, operator=who
+        runs_dir=runs_dir,
+        auto_confirm=auto_confirm,
+        interactive=interactive,
+        rollback=rollback,
+        operator=who,
+        variables=variables,
     )
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)

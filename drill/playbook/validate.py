@@ -578,7 +578,12 @@ def _pattern_message(value: object, schema: dict[str, Any], defs: dict[str, Any]
         rule = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
         return f"{value!r} is not a valid name: {rule}"
     if pattern.startswith("^(https?://"):
-        return f"{value!r} is not a URL: start with http:// or https://, or use a ${{env:NAME}} reference"
+        return (
+            f"{value!r} is not a URL: start with http:// or https://, or use a reference"
+            " (${env:NAME} for a secret, ${var:NAME} for a plain variable)"
+        )
+    if "(env|file|var)" in pattern:
+        return f"{value!r} is not a reference like ${{var:NAME}}, ${{env:NAME}} or ${{file:path}}"
     if "(env|file)" in pattern:
         return f"{value!r} is not a secret reference like ${{env:NAME}} or ${{file:path}}"
     description = schema.get("description")

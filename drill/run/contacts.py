@@ -36,7 +36,7 @@ async def run_contact_test(
             f"{playbook.source} has no contact chains to test", hint="add contacts.chains to the playbook"
         )
     clock = clock or SystemClock()
-    secrets = secrets_for(playbook, options.env)
+    secrets = secrets_for(playbook, options.env, options.variables)
     with RunSession.open(playbook, build_plan(playbook), options, clock, secrets, mode="contacts") as session:
 
         def emit(draft: EventDraft) -> None:

@@ -55,11 +55,14 @@ def _resolve(
 
 
 async def check_readiness(
-    playbook: Playbook, env: Mapping[str, str] | None = None, clock: Clock | None = None
+    playbook: Playbook,
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> Readiness:
     """Every problem found, none raised: the operator fixes them all before the real run."""
     clock = clock or SystemClock()
-    secrets = secrets_for(playbook, env)
+    secrets = secrets_for(playbook, env, variables)
     checks: list[Check] = []
     probes: list[ScheduledProbe] = []
     for asset in playbook.assets:

@@ -339,7 +339,7 @@ async def run_drill(
     run.finished (aborted, with the reason) before it propagates.
     """
     clock = clock or SystemClock()
-    secrets = secrets_for(playbook, options.env)
+    secrets = secrets_for(playbook, options.env, options.variables)
     prepared = prepare(playbook, secrets)
     check_operator_presence(playbook, options)
     who = options.operator or operator_identity()

@@ -57,6 +57,7 @@ class RunOptions:
     rollback: RollbackPolicy = "on-failure"
     operator: str = ""  # user@host; defaults to the current user
     env: Mapping[str, str] | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)  # ${var:NAME}: --var and the vars file
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +83,16 @@ def new_run_id(clock: Clock) -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def secrets_for(playbook: Playbook, env: Mapping[str, str] | None) -> Secrets:
-    """Secrets resolved against `env` (default: this process's) and the playbook's folder."""
-    return Secrets(env=dict(env if env is not None else os.environ), base_dir=Path(playbook.source).parent)
+def secrets_for(
+    playbook: Playbook, env: Mapping[str, str] | None, variables: Mapping[str, str] | None = None
+) -> Secrets:
+    """References resolved against `env` (default: this process's), the plain `variables` and the
+    playbook's folder."""
+    return Secrets(
+        env=dict(env if env is not None else os.environ),
+        base_dir=Path(playbook.source).parent,
+        variables=dict(variables or {}),
+    )
 
 
 def _journal_safe(value: object) -> object:
