@@ -186,6 +186,11 @@ def _summary(step: Step) -> str:
         return f"pause {human_ms(step.pause_ms)}"
     if isinstance(step, WaitForStep):
         w = step.wait_for
+        if w.check is not None:
+            every = human_ms(w.every_ms)
+            return (
+                f"wait until a {w.check.kind} check succeeds (every {every}) within {human_ms(w.within_ms)}"
+            )
         target = f"asset {w.asset}" if w.asset else (f"tier {w.tier}" if w.tier else "all assets")
         return f"wait for {target} {w.state} within {human_ms(w.within_ms)}"
     if isinstance(step, ActionStep):

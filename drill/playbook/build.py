@@ -12,6 +12,7 @@ from drill.playbook.model import (
     Action,
     ActionStep,
     Asset,
+    Check,
     Contact,
     ContactChain,
     ManualStep,
@@ -236,12 +237,15 @@ class _Builder:
             )
         if "wait_for" in s:
             w = s["wait_for"]
+            check = w.get("check")
             wait = WaitFor(
-                state=w["state"],
                 within_ms=self.dur(w, "within", (*path, "wait_for"), 0),
+                state=w.get("state", "up"),
                 asset=w.get("asset", ""),
                 tier=w.get("tier", ""),
                 all_assets=bool(w.get("all_assets", False)),
+                check=Check(*next(iter(check.items()))) if isinstance(check, dict) and check else None,
+                every_ms=self.dur(w, "every", (*path, "wait_for"), 500),
             )
             return WaitForStep(name, wait, pos=pos)
         if "pause" in s:

@@ -136,12 +136,22 @@ class ActionStep:
 
 
 @dataclass(frozen=True, slots=True)
+class Check:
+    """A probe kind run by a wait_for step until it succeeds (parameters as written, secrets unresolved)."""
+
+    kind: str
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class WaitFor:
-    state: State
     within_ms: int
+    state: State = "up"
     asset: str = ""
     tier: str = ""
     all_assets: bool = False
+    check: Check | None = None  # instead of an asset state: run this until it succeeds
+    every_ms: int = 500
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,6 +188,10 @@ class _Checker:
                 action = step.get("action")
                 if isinstance(action, dict):
                     self.action_kind(action, (*path, "action"))
+                check = _as_map(step.get("wait_for")).get("check")
+                if isinstance(check, dict) and len(check) == 1:
+                    for kind, params in check.items():
+                        self.kind_params("probe", kind, params, (*path, "wait_for", "check", kind), ())
         for chain_name, chain in _as_map(_as_map(self.data.get("contacts")).get("chains")).items():
             for c, contact in enumerate(_as_list(_as_map(chain).get("contacts"))):
                 if isinstance(contact, dict):
@@ -478,7 +482,19 @@ class _Checker:
                     )
                 wait = step.get("wait_for")
                 if isinstance(wait, dict):
-                    self.target((*path, "wait_for"), wait, ("asset", "tier", "all_assets"), tiers, assets)
+                    where = (*path, "wait_for")
+                    self.target(where, wait, ("asset", "tier", "all_assets", "check"), tiers, assets)
+                    if "check" in wait and "state" in wait:
+                        self.error(
+                            (*where, "state"),
+                            f"{_where(where)}: a check waits until it succeeds; state applies to"
+                            " asset, tier and all_assets",
+                            key=True,
+                            code="target",
+                        )
+                    elif "state" not in wait and any(k in wait for k in ("asset", "tier", "all_assets")):
+                        message = f"{_where(where)}: say which state to wait for: state: up or down"
+                        self.error(where, message, code="target")
 
     def stop_rules(self, tiers: dict[str, int], assets: dict[str, int]) -> None:
         for s, stop in enumerate(_as_list(self.data.get("stop_conditions"))):

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from drill.evidence.events import (
 from drill.evidence.snapshot import Phase, Plan
 from drill.notify.escalation import check_contacts
 from drill.plan import build_plan
-from drill.playbook.model import ActionStep, ManualStep, Playbook, walk_steps
+from drill.playbook.model import ActionStep, Check, ManualStep, Playbook, Probe, WaitForStep, walk_steps
 from drill.probes.base import Observation
 from drill.probes.registry import PROBE_KINDS
 from drill.run.monitor import Monitor
@@ -76,10 +76,12 @@ class AutoConfirm:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """Everything resolved before the journal opens: the plan, probe specs with secrets."""
+    """Everything resolved before the journal opens: the plan, probe specs with secrets, and the
+    checks that wait_for steps run (keyed by step name)."""
 
     plan: Plan
     probes: tuple[ScheduledProbe, ...]
+    checks: Mapping[str, ScheduledProbe] = field(default_factory=dict)
 
 
 def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
@@ -90,13 +92,25 @@ def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
             kind = PROBE_KINDS[probe.kind]
             params = secrets.resolve_params(probe.params, f"assets.{asset.id}.probes.{probe.name}")
             scheduled.append(ScheduledProbe(asset=asset.id, probe=probe, kind=kind, spec=kind.parse(params)))
+    checks: dict[str, ScheduledProbe] = {}
     for step in walk_steps((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):
             ACTION_KINDS[step.action.kind].parse(
                 secrets.resolve_params(step.action.params, f"step '{step.name}'")
             )
+        elif isinstance(step, WaitForStep) and step.wait_for.check is not None:
+            checks[step.name] = _check_probe(playbook, step, step.wait_for.check, secrets)
     check_contacts(playbook.chains, secrets)
-    return Prepared(build_plan(playbook), tuple(scheduled))
+    return Prepared(build_plan(playbook), tuple(scheduled), checks)
+
+
+def _check_probe(playbook: Playbook, step: WaitForStep, check: Check, secrets: Secrets) -> ScheduledProbe:
+    """A wait_for check as a probe of no asset: run every `every`, under the playbook's timeout."""
+    kind = PROBE_KINDS[check.kind]
+    params = secrets.resolve_params(check.params, f"step '{step.name}'.check")
+    timeout = min(playbook.settings.timeout_ms, step.wait_for.within_ms or playbook.settings.timeout_ms)
+    probe = Probe(step.name, check.kind, check.params, step.wait_for.every_ms, timeout, fall=1, rise=1)
+    return ScheduledProbe(asset="", probe=probe, kind=kind, spec=kind.parse(params))
 
 
 def check_operator_presence(playbook: Playbook, options: RunOptions) -> None:
@@ -137,6 +151,7 @@ class _Run:
     changes: Changes = field(default_factory=Changes)
     stop: _Stop = field(default_factory=_Stop)
     signals: int = 0
+    checks: dict[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
 
     # -- routing -----------------------------------------------------------------------------
     def on_observation(
@@ -176,7 +191,11 @@ class _Run:
     async def main(self) -> tuple[RunStatus, str]:
         """Baseline, scenario, rollback (in a finally), paging drain; the run's status and reason."""
         session = self.session
-        resources = Resources(self.prepared.probes)
+        resources = Resources((*self.prepared.probes, *self.prepared.checks.values()))
+        self.checks = {
+            name: (probe, LiveProbeContext.for_probe(probe, resources, session.clock, session.emit_draft))
+            for name, probe in self.prepared.checks.items()
+        }
         stop_probes = asyncio.Event()
         status, reason = RunStatus.ABORTED, "the runner stopped before the scenario ended"
         rolled_back = False
@@ -256,6 +275,7 @@ class _Run:
             secrets=session.secrets,
             action_ctx=action_ctx,
             prompter=self.prompter,
+            checks=self.checks,
         )
 
     async def _scenario_until_stopped(self, scenario: ScenarioRunner) -> tuple[RunStatus, str]:

@@ -8,8 +8,8 @@ after it are recorded as skipped so the timeline shows the whole plan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import tenacity
@@ -42,6 +42,7 @@ from drill.playbook.model import (
     injects,
     step_kind,
 )
+from drill.run.scheduler import LiveProbeContext, ScheduledProbe, run_probe_once
 from drill.secrets import Secrets
 from drill.units import human_ms
 
@@ -110,6 +111,7 @@ class ScenarioRunner:
     secrets: Secrets
     action_ctx: ActionContext
     prompter: Prompter
+    checks: Mapping[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
 
     async def run_steps(self, steps: Sequence[Step], phase: Phase) -> bool:
         """Run steps in order; True when all succeeded. Raises OperatorAbort on an operator abort."""
@@ -143,6 +145,8 @@ class ScenarioRunner:
             case ActionStep():
                 return await self._action(step)
             case WaitForStep():
+                if step.wait_for.check is not None:
+                    return await self._wait_check(step)
                 return await self._wait_for(step.wait_for)
             case PauseStep():
                 await asyncio.sleep(step.pause_ms / 1000)
@@ -206,6 +210,27 @@ class ScenarioRunner:
                 f"still not {wait.state} after {human_ms(wait.within_ms)}: {', '.join(laggards)}",
             )
         return StepOutcome(StepStatus.OK)
+
+    async def _wait_check(self, step: WaitForStep) -> StepOutcome:
+        """Run the step's check every `every` until it succeeds; each try is journalled."""
+        probe, ctx = self.checks[step.name]
+        wait, attempts, last = step.wait_for, 0, ""
+        try:
+            async with asyncio.timeout(wait.within_ms / 1000):
+                while True:
+                    attempts += 1
+                    started = self.now_ns()
+                    obs = await run_probe_once(probe, ctx, ctx.clock)
+                    self._emit(StepAttempt(step.name, attempts, obs.ok, obs.reason), sync=False)
+                    if obs.ok:
+                        return StepOutcome(StepStatus.OK, attempts=attempts)
+                    last = obs.reason
+                    await asyncio.sleep(max(0, started + wait.every_ms * 1_000_000 - self.now_ns()) / 1e9)
+        except TimeoutError:
+            kind = probe.kind.name
+            why = f": {last}" if last else ""
+            reason = f"{kind} check did not succeed within {human_ms(wait.within_ms)} ({attempts} tries){why}"
+            return StepOutcome(StepStatus.FAILED, reason, attempts)
 
     def _members(self, wait: WaitFor) -> list[str]:
         if wait.asset:

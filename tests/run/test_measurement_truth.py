@@ -83,14 +83,14 @@ def _blocking_kill_playbook(target: SwitchableServer, control: Control, *, heal:
     )
     steps: list[Step] = [
         kill,
-        WaitForStep("detected", WaitFor("down", 2000, asset="svc")),
+        WaitForStep("detected", WaitFor(state="down", within_ms=2000, asset="svc")),
         PauseStep("outage", 300),
     ]
     if heal:
         steps.append(
             ActionStep("fail over", Action("http", {"method": "POST", "url": control.url + "/heal"}))
         )
-    steps.append(WaitForStep("recovered", WaitFor("up", 1500 if heal else 400, asset="svc")))
+    steps.append(WaitForStep("recovered", WaitFor(state="up", within_ms=1500 if heal else 400, asset="svc")))
     return one_asset_playbook(
         "http", {"url": target.url + "/health"}, tuple(steps), interval_ms=INTERVAL_MS, timeout_ms=200
     )
