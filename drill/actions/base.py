@@ -12,6 +12,8 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+OUTPUT_LIMIT = 64 * 1024  # bytes of an action's output kept for capture (the rest is cut off, said so)
+
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
@@ -19,6 +21,8 @@ class ActionResult:
     reason: str = ""
     transient: bool = False
     detail: str = ""  # e.g. the HTTP status or exit code, for the journal
+    stdout: str = ""  # a command's standard output, an http action's body (at most OUTPUT_LIMIT)
+    stderr: str = ""  # a command's standard error
 
 
 @dataclass(frozen=True, slots=True)

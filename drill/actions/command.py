@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from drill.actions.base import ActionContext, ActionKind, ActionResult
+from drill.actions.base import OUTPUT_LIMIT, ActionContext, ActionKind, ActionResult
 
 _OUTPUT_LIMIT = 400
 
@@ -38,29 +38,36 @@ async def act_command(spec: CommandActionSpec, ctx: ActionContext) -> ActionResu
             *spec.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stderr=asyncio.subprocess.PIPE,
             cwd=spec.cwd or ctx.cwd,
             env={**os.environ, **spec.env},
         )
     except OSError as exc:
         return ActionResult(ok=False, reason=f"cannot start {spec.argv[0]}: {exc.strerror or exc}")
     try:
-        output, _ = await proc.communicate()
+        output, errors = await proc.communicate()
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
         raise
     code = proc.returncode
+    stdout, stderr = _text(output), _text(errors)
     if code != spec.expect_exit:
-        tail = output.decode("utf-8", "replace").strip()[-_OUTPUT_LIMIT:]
+        tail = (stderr.strip() or stdout.strip())[-_OUTPUT_LIMIT:]
         return ActionResult(
             ok=False,
             reason=f"{spec.argv[0]} exited {code}, expected {spec.expect_exit}"
             + (f": {tail}" if tail else ""),
             detail=str(code),
+            stdout=stdout,
+            stderr=stderr,
         )
-    return ActionResult(ok=True, detail=str(code))
+    return ActionResult(ok=True, detail=str(code), stdout=stdout, stderr=stderr)
+
+
+def _text(raw: bytes) -> str:
+    return raw[:OUTPUT_LIMIT].decode("utf-8", "replace")
 
 
 KIND = ActionKind(

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from drill.actions.base import ActionContext, ActionKind, ActionResult, status_matches
+from drill.actions.base import OUTPUT_LIMIT, ActionContext, ActionKind, ActionResult, status_matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,9 @@ async def act_http(spec: HttpActionSpec, ctx: ActionContext) -> ActionResult:
             transient=resp.status_code >= 500,
             detail=str(resp.status_code),
         )
-    return ActionResult(ok=True, detail=str(resp.status_code))
+    return ActionResult(
+        ok=True, detail=str(resp.status_code), stdout=resp.content[:OUTPUT_LIMIT].decode("utf-8", "replace")
+    )
 
 
 KIND = ActionKind(name="http", parse=parse, run=act_http, summary="HTTP request; checks the status code")

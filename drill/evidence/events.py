@@ -144,6 +144,7 @@ class StepFinished:
     phase: Phase = Phase.SCENARIO
     reason: str = ""
     attempts: Int = 0
+    captured: str | None = None  # what a `capture:` kept for ${steps.NAME.output} (not a secret)
 
 
 @dataclass(frozen=True, slots=True)

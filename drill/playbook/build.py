@@ -12,6 +12,7 @@ from drill.playbook.model import (
     Action,
     ActionStep,
     Asset,
+    Capture,
     Check,
     Contact,
     ContactChain,
@@ -233,6 +234,7 @@ class _Builder:
                 timeout_ms=self.dur(s, "timeout", path, 60_000),
                 retry=Retry(int(retry.get("attempts", 1)), self.dur(retry, "wait", (*path, "retry"), 1000)),
                 inject=bool(s.get("inject", False)),
+                capture=_capture(s.get("capture")),
                 pos=pos,
             )
         if "wait_for" in s:
@@ -263,3 +265,11 @@ class _Builder:
             tier=s.get("tier", ""),
             pos=self.pos(path),
         )
+
+
+def _capture(raw: object) -> Capture | None:
+    if raw in ("stdout", "stderr"):
+        return Capture(source="stdout" if raw == "stdout" else "stderr")
+    if isinstance(raw, dict) and isinstance(raw.get("json"), str):
+        return Capture(json_path=raw["json"])
+    return None

@@ -8,9 +8,10 @@ typed spec is built by the kind's own module, after secrets are resolved.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from drill.evidence.events import State
 from drill.evidence.snapshot import Metadata, PageOn, StepKind
@@ -126,11 +127,20 @@ class MarkStep:
 
 
 @dataclass(frozen=True, slots=True)
+class Capture:
+    """What a step keeps of its action's output for later steps (`${steps.NAME.output}`)."""
+
+    source: Literal["stdout", "stderr"] = "stdout"
+    json_path: str = ""  # a dotted path into the output parsed as JSON; empty: the text itself
+
+
+@dataclass(frozen=True, slots=True)
 class ActionStep:
     name: str
     action: Action
     timeout_ms: int = 60_000
     retry: Retry = Retry()
+    capture: Capture | None = None
     inject: bool = False  # completion of this step is t_inject (see injects)
     pos: Pos = _pos()
 
@@ -203,6 +213,7 @@ _KINDS: dict[type[Step], StepKind] = {
     ParallelStep: StepKind.PARALLEL,
 }
 STEP_KINDS: tuple[StepKind, ...] = tuple(StepKind)
+OUTPUT_REFERENCE = re.compile(r"\$\{steps\.([^}.]+)\.output\}")  # what a later step uses of a capture
 DISASTER_MARK = "disaster"
 
 

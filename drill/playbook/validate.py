@@ -23,11 +23,16 @@ from jsonschema.exceptions import ValidationError
 from drill.errors import Diagnostic, PlaybookInvalid
 from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook, build_targets
 from drill.playbook.load import Document, JsonPath, format_path, gc_paused, load_document
-from drill.playbook.model import STEP_KINDS, Playbook
+from drill.playbook.model import OUTPUT_REFERENCE, STEP_KINDS, Playbook
 from drill.playbook.schema import ENVELOPE, compiled, fragment_name, known_kinds
 from drill.units import human_ms
 
-_MODIFIERS = {"inject": ("mark", "action"), "timeout": ("action", "manual"), "retry": ("action",)}
+_MODIFIERS = {
+    "inject": ("mark", "action"),
+    "timeout": ("action", "manual"),
+    "retry": ("action",),
+    "capture": ("action",),
+}
 _JSON_TYPES = {
     "object": "a mapping",
     "array": "a list",
@@ -96,6 +101,18 @@ def _shapes_targets(d: Diagnostic) -> bool:
         return False
     params = _KIND_PARAMS.match(d.path)
     return params is None or params.group(1) in PROBE_KEYS
+
+
+def _strings(value: object, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
+    """Every string inside a JSON value, with its path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
 
 
 def _partial_model(doc: Document) -> tuple[Playbook, frozenset[str]]:
@@ -433,8 +450,12 @@ class _Checker:
 
     def step_rules(self, tiers: dict[str, int], assets: dict[str, int]) -> None:
         names: dict[str, JsonPath] = {}
+        captures: set[str] = set()  # steps before this one that keep their output
         for phase in ("scenario", "rollback"):
             for path, step in self.steps(phase):
+                self.output_references(path, step, captures, names)
+                if "capture" in step and isinstance(step.get("name"), str):
+                    captures.add(step["name"])
                 name = step.get("name")
                 if isinstance(name, str):
                     if name in names:
@@ -495,6 +516,24 @@ class _Checker:
                     elif "state" not in wait and any(k in wait for k in ("asset", "tier", "all_assets")):
                         message = f"{_where(where)}: say which state to wait for: state: up or down"
                         self.error(where, message, code="target")
+
+    def output_references(
+        self, path: JsonPath, step: dict[str, Any], captures: set[str], names: dict[str, JsonPath]
+    ) -> None:
+        """${steps.NAME.output} must name an earlier step that captures its output."""
+        action = step.get("action")
+        for where, text in _strings(action, (*path, "action")):
+            for match in OUTPUT_REFERENCE.finditer(text):
+                name = match.group(1)
+                if name in captures:
+                    continue
+                why = "captures no output (add `capture: stdout`)" if name in names else "is no earlier step"
+                hint = suggest(name, sorted(captures))
+                self.error(
+                    where,
+                    f"{_where(where)}: ${{steps.{name}.output}}: step {name!r} {why}{hint}",
+                    code="reference",
+                )
 
     def stop_rules(self, tiers: dict[str, int], assets: dict[str, int]) -> None:
         for s, stop in enumerate(_as_list(self.data.get("stop_conditions"))):

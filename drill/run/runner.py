@@ -152,6 +152,7 @@ class _Run:
     stop: _Stop = field(default_factory=_Stop)
     signals: int = 0
     checks: dict[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # captured by steps, shared by every phase
 
     # -- routing -----------------------------------------------------------------------------
     def on_observation(
@@ -276,6 +277,7 @@ class _Run:
             action_ctx=action_ctx,
             prompter=self.prompter,
             checks=self.checks,
+            outputs=self.outputs,
         )
 
     async def _scenario_until_stopped(self, scenario: ScenarioRunner) -> tuple[RunStatus, str]:

@@ -8,6 +8,7 @@ after it are recorded as skipped so the timeline shows the whole plan.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -30,7 +31,9 @@ from drill.evidence.events import (
 )
 from drill.evidence.snapshot import Phase
 from drill.playbook.model import (
+    OUTPUT_REFERENCE,
     ActionStep,
+    Capture,
     ManualStep,
     MarkStep,
     ParallelStep,
@@ -88,6 +91,7 @@ class StepOutcome:
     status: StepStatus
     reason: str = ""
     attempts: int = 0
+    captured: str | None = None
 
 
 class OperatorAbort(Exception):
@@ -112,6 +116,7 @@ class ScenarioRunner:
     action_ctx: ActionContext
     prompter: Prompter
     checks: Mapping[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # step name -> what its capture kept
 
     async def run_steps(self, steps: Sequence[Step], phase: Phase) -> bool:
         """Run steps in order; True when all succeeded. Raises OperatorAbort on an operator abort."""
@@ -130,7 +135,9 @@ class ScenarioRunner:
         try:
             outcome = await self._dispatch(step, phase)
         finally:
-            finished = StepFinished(step.name, kind, outcome.status, phase, outcome.reason, outcome.attempts)
+            finished = StepFinished(
+                step.name, kind, outcome.status, phase, outcome.reason, outcome.attempts, outcome.captured
+            )
             self._emit(finished, sync=True)
         if outcome.status == StepStatus.OK and phase == Phase.SCENARIO and injects(step):
             # t_inject is the step's start: a kill command that returns after the service is
@@ -163,7 +170,12 @@ class ScenarioRunner:
 
     async def _action(self, step: ActionStep) -> StepOutcome:
         kind = ACTION_KINDS[step.action.kind]
-        spec = kind.parse(self.secrets.resolve_params(step.action.params, f"step '{step.name}'"))
+        params = self.secrets.resolve_params(step.action.params, f"step '{step.name}'")
+        try:  # after the secrets: a captured text is never read as a reference
+            params = fill_outputs(params, self.outputs)
+        except KeyError as missing:
+            return StepOutcome(StepStatus.FAILED, f"step {missing.args[0]!r} has captured no output")
+        spec = kind.parse(params)
         attempts = 0
 
         async def attempt() -> ActionResult:
@@ -192,9 +204,16 @@ class ScenarioRunner:
             result = await retrying(attempt)
         except _Retryable as exc:
             result = exc.result
-        if result.ok:
+        if not result.ok:
+            return StepOutcome(StepStatus.FAILED, self.secrets.redact_text(result.reason), attempts)
+        if step.capture is None:
             return StepOutcome(StepStatus.OK, attempts=attempts)
-        return StepOutcome(StepStatus.FAILED, self.secrets.redact_text(result.reason), attempts)
+        try:
+            value = captured(step.capture, result)
+        except ValueError as exc:
+            return StepOutcome(StepStatus.FAILED, f"capture: {exc}", attempts)
+        self.outputs[step.name] = value
+        return StepOutcome(StepStatus.OK, attempts=attempts, captured=value)
 
     async def _wait_for(self, wait: WaitFor) -> StepOutcome:
         members = self._members(wait)
@@ -279,3 +298,39 @@ class ScenarioRunner:
 
     def _emit(self, payload: Payload, *, sync: bool) -> None:
         self.emit(EventDraft(payload, self.now_ns()), sync)
+
+
+def fill_outputs(value: object, outputs: Mapping[str, str]) -> dict[str, object]:
+    """Action parameters with every ${steps.NAME.output} replaced (KeyError: NAME captured nothing)."""
+    filled = _fill(value, outputs)
+    assert isinstance(filled, dict)
+    return filled
+
+
+def _fill(value: object, outputs: Mapping[str, str]) -> object:
+    if isinstance(value, str):
+        return OUTPUT_REFERENCE.sub(lambda m: outputs[m.group(1)], value)
+    if isinstance(value, Mapping):
+        return {k: _fill(v, outputs) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fill(v, outputs) for v in value]
+    return value
+
+
+def captured(capture: Capture, result: ActionResult) -> str:
+    """The text a step keeps: its stdout/stderr stripped, or a field of it read as JSON."""
+    text = result.stderr if capture.source == "stderr" else result.stdout
+    if not capture.json_path:
+        return text.strip()
+    try:
+        node: object = json.loads(text)
+    except ValueError:
+        raise ValueError("the output is not JSON") from None
+    for part in capture.json_path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise ValueError(f"no field {capture.json_path!r} in the JSON output")
+    return node if isinstance(node, str) else json.dumps(node)
