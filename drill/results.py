@@ -62,6 +62,7 @@ class RpoResult:
     last_acked_seq: int
     last_surviving_seq: int
     probe: str
+    at_risk_writes: int = 0  # accepted by the primary, not confirmed by the replicas asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,7 +442,9 @@ class _Fold:
         if line is None:
             return
         if isinstance(p, RpoMeasured):
-            line.rpo = RpoResult(p.rpo_ms, p.lost_writes, p.last_acked_seq, p.last_surviving_seq, p.probe)
+            line.rpo = RpoResult(
+                p.rpo_ms, p.lost_writes, p.last_acked_seq, p.last_surviving_seq, p.probe, p.at_risk_writes
+            )
         elif line.rpo is None:
             line.rpo_unmeasured = p.reason or "the surviving canary writes could not be read"
 

@@ -224,6 +224,8 @@ class RpoMeasured:
     surviving_utc: str | None
     lost_writes: Int
     rpo_ms: Int
+    # writes the master accepted but fewer replicas than required confirmed (never counted as acked)
+    at_risk_writes: Int = 0
 
 
 @dataclass(frozen=True, slots=True)

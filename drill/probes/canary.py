@@ -38,6 +38,7 @@ class CanaryState:
     acked: dict[int, Write] = field(default_factory=dict)
     last_acked: Write | None = None
     failing: bool = False  # the previous write failed: the next ack starts a new streak
+    at_risk: int = 0  # writes the server accepted but too few replicas confirmed (never in `acked`)
 
     def claim(self) -> tuple[int, str]:
         """The next sequence number and the UTC text to store with it."""
@@ -76,6 +77,13 @@ def record_failure(ctx: ProbeContext) -> None:
     st.failing = True
 
 
+def record_at_risk(ctx: ProbeContext) -> None:
+    """The server accepted a write but fewer replicas than required confirmed it: the write is not
+    acknowledged (durability was not met), so it counts as a failed write, and it is counted."""
+    state(ctx).at_risk += 1
+    record_failure(ctx)
+
+
 def _emit_written(ctx: ProbeContext, write: Write) -> None:
     ctx.emit(EventDraft(CanaryWritten(ctx.probe, write.seq, write.utc), write.mono_ns, ctx.asset))
 
@@ -90,6 +98,7 @@ class RpoResult:
     surviving_utc: str | None
     lost_writes: int
     rpo_ms: int
+    at_risk_writes: int = 0
 
     def event(self, probe: str) -> RpoMeasured:
         return RpoMeasured(
@@ -100,12 +109,14 @@ class RpoResult:
             surviving_utc=self.surviving_utc,
             lost_writes=self.lost_writes,
             rpo_ms=self.rpo_ms,
+            at_risk_writes=self.at_risk_writes,
         )
 
 
-def compute_rpo(acked: dict[int, Write], surviving: Iterable[int]) -> RpoResult:
+def compute_rpo(acked: dict[int, Write], surviving: Iterable[int], *, at_risk: int = 0) -> RpoResult:
     """Lost = acknowledged but not surviving; RPO = the widest gap between a lost write and the
-    surviving write just before it (the first acknowledged write stands in when none survived)."""
+    surviving write just before it (the first acknowledged write stands in when none survived).
+    `at_risk` (writes accepted but not confirmed by enough replicas) is carried through as is."""
     alive = set(surviving)
     order = sorted(acked)
     lost = [seq for seq in order if seq not in alive]
@@ -133,12 +144,14 @@ def compute_rpo(acked: dict[int, Write], surviving: Iterable[int]) -> RpoResult:
         surviving_utc=anchor.utc if anchor else None,
         lost_writes=len(lost),
         rpo_ms=rpo_ns // 1_000_000,
+        at_risk_writes=at_risk,
     )
 
 
 def emit_rpo(ctx: ProbeContext, surviving: Iterable[int]) -> RpoResult:
     """Compare what this probe saw acknowledged with what survived, and journal rpo.measured."""
-    result = compute_rpo(state(ctx).acked, surviving)
+    st = state(ctx)
+    result = compute_rpo(st.acked, surviving, at_risk=st.at_risk)
     ctx.emit(EventDraft(result.event(ctx.probe), ctx.monotonic_ns(), ctx.asset))
     return result
 

@@ -4,12 +4,18 @@ With `sentinels` and `master_name`, every tick asks the sentinels for the curren
 probe measures when Sentinel's promotion really lets writes through. Client retries are
 disabled (NOTES: redis-py's default retries hide a failover for a second or more); a failed
 command is a failed probe, with the reason.
+
+With `wait_replicas`, each canary write is followed by `WAIT <wait_replicas> <wait_timeout>`:
+the write counts as acknowledged only when that many replicas confirmed it. A write the master
+accepted but too few replicas confirmed is "at risk": a failed observation (durable writes are
+not available), never an acknowledged write, and counted in rpo.measured's at_risk_writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +25,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from drill.errors import UsageError
 from drill.probes import canary
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
 from drill.units import human_ms
 
 _CANARY_TTL_S = 86_400  # the canary set is evidence for a day, then Redis forgets it
+_DEFAULT_WAIT_TIMEOUT = "100ms"
+# The playbook duration grammar (drill/playbook/durations.py, which probes may not import):
+# digits with a unit, largest unit first, each unit at most once.
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_DURATION_UNITS_MS = (86_400_000, 3_600_000, 60_000, 1000, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +56,35 @@ class RedisSpec:
     master_name: str = ""
     canary: bool = False
     canary_key: str = "drill:canary"
+    wait_replicas: int = 0  # 0: a write counts as acknowledged when the master accepts it
+    wait_timeout_ms: int = 100
+
+
+def duration_ms(text: object, what: str) -> int:
+    """Exact milliseconds of a duration string such as `100ms`, `2s`, `1m30s` (`0` too)."""
+    written = text.strip() if isinstance(text, str) else None
+    if written == "0":
+        return 0
+    match = _DURATION.fullmatch(written) if written is not None else None
+    if match is None or not any(match.groups()):
+        raise UsageError(
+            f"redis probe: {what} {text!r} is not a duration",
+            hint="digits with a unit (ms, s, m, h, d), largest unit first, e.g. 100ms, 2s, 1m30s",
+        )
+    return sum(int(n) * size for n, size in zip(match.groups(), _DURATION_UNITS_MS, strict=True) if n)
 
 
 def parse_redis(params: Mapping[str, Any]) -> RedisSpec:
-    """Build a RedisSpec from schema-valid parameters."""
+    """Build a RedisSpec from schema-valid parameters; an unusable wait_* setting is a usage error."""
+    wait_replicas = int(params.get("wait_replicas", 0))
+    wait_timeout_ms = duration_ms(params.get("wait_timeout", _DEFAULT_WAIT_TIMEOUT), "wait_timeout")
+    if "wait_replicas" in params and wait_replicas < 1:
+        raise UsageError(f"redis probe: wait_replicas must be at least 1, not {wait_replicas}")
+    if wait_replicas and not params.get("canary", False):
+        raise UsageError("redis probe: wait_replicas needs canary: true", hint="WAIT confirms canary writes")
+    if wait_timeout_ms < 1:
+        # WAIT with timeout 0 blocks until enough replicas confirm: forever, if none ever does.
+        raise UsageError("redis probe: wait_timeout must be at least 1ms", hint="e.g. 100ms")
     return RedisSpec(
         host=str(params.get("host", "127.0.0.1")),
         port=int(params.get("port", 6379)),
@@ -59,6 +96,8 @@ def parse_redis(params: Mapping[str, Any]) -> RedisSpec:
         master_name=str(params.get("master_name", "")),
         canary=bool(params.get("canary", False)),
         canary_key=str(params.get("canary_key", "drill:canary")),
+        wait_replicas=wait_replicas,
+        wait_timeout_ms=wait_timeout_ms,
     )
 
 
@@ -140,23 +179,29 @@ async def probe_redis(spec: RedisSpec, ctx: ProbeContext) -> Observation:
     where = f"{spec.host}:{spec.port}"
     # Answer with our own reason just before the runner's deadline.
     budget = max(ctx.timeout_s - min(0.05, ctx.timeout_s * 0.05), 0.01)
+    unconfirmed: list[int] = []  # a write the master accepted, while its WAIT is outstanding
     try:
         async with asyncio.timeout(budget):
             client, where = await _master_client(spec, ctx)
             if not spec.canary:
                 await client.ping()
                 return ok(master=where)
-            return await _write_canary(spec, ctx, client, where)
+            return await _write_canary(spec, ctx, client, where, unconfirmed)
     except _NoMaster as exc:
         return _failed(ctx, spec, f"no master from Sentinel: {exc}")
     except TimeoutError:
         await _drop_client(ctx)
+        within = human_ms(round(ctx.timeout_s * 1000))
+        if unconfirmed:
+            reason = f"write {unconfirmed[0]} accepted by {where}, no replica confirmation within {within}"
+            return _at_risk(ctx, reason, transient=True, seq=unconfirmed[0])
         what = "write not acknowledged" if spec.canary else "no answer"
-        return _failed(
-            ctx, spec, f"{what} by {where} within {human_ms(round(ctx.timeout_s * 1000))}", transient=True
-        )
+        return _failed(ctx, spec, f"{what} by {where} within {within}", transient=True)
     except (RedisError, OSError) as exc:
         await _drop_client(ctx)
+        if unconfirmed:
+            reason = f"write {unconfirmed[0]} accepted by {where}, then unconfirmed: {_describe(exc)}"
+            return _at_risk(ctx, reason, transient=True, seq=unconfirmed[0])
         return _failed(ctx, spec, f"{where}: {_describe(exc)}", transient=True)
 
 
@@ -166,22 +211,50 @@ def _failed(ctx: ProbeContext, spec: RedisSpec, reason: str, *, transient: bool 
     return fail(reason, transient=transient)
 
 
-async def _write_canary(spec: RedisSpec, ctx: ProbeContext, client: Redis, where: str) -> Observation:
+def _at_risk(ctx: ProbeContext, reason: str, *, transient: bool, **detail: int | str) -> Observation:
+    """The master accepted the write, too few replicas confirmed it: counted, not acknowledged."""
+    canary.record_at_risk(ctx)
+    return fail(reason, transient=transient, at_risk=True, **detail)
+
+
+async def _write_canary(
+    spec: RedisSpec, ctx: ProbeContext, client: Redis, where: str, unconfirmed: list[int]
+) -> Observation:
     st = canary.state(ctx)
     seq, utc = st.claim()
     await client.zadd(spec.canary_key, {f"{st.run}:{seq}:{utc}": seq})
-    canary.record_ack(ctx, seq, utc)
+    if spec.wait_replicas:
+        unconfirmed.append(seq)
+    else:
+        canary.record_ack(ctx, seq, utc)
     if seq == 1 or ctx.memory.get("redis_expiry_at") != where:
         await client.expire(spec.canary_key, _CANARY_TTL_S)
         ctx.memory["redis_expiry_at"] = where
-    return ok(master=where, seq=seq)
+    if not spec.wait_replicas:
+        return ok(master=where, seq=seq)
+    # WAIT covers every write this connection made before it (the ZADD and the EXPIRE).
+    ask: Any = client.execute_command  # untyped in redis-py
+    confirmed = int(await ask("WAIT", spec.wait_replicas, spec.wait_timeout_ms))
+    unconfirmed.clear()
+    if confirmed < spec.wait_replicas:
+        reason = (
+            f"write {seq} confirmed by {confirmed} of {spec.wait_replicas} replicas "
+            f"within {human_ms(spec.wait_timeout_ms)}"
+        )
+        return _at_risk(ctx, reason, transient=False, master=where, seq=seq, replicas=confirmed)
+    canary.record_ack(ctx, seq, utc)
+    return ok(master=where, seq=seq, replicas=confirmed)
 
 
 async def finish_redis(spec: RedisSpec, ctx: ProbeContext) -> None:
     """Read which canary writes survived on the current master, emit rpo.measured, close clients."""
     try:
-        if spec.canary and canary.state(ctx).acked:
+        st = canary.state(ctx)
+        if spec.canary and st.acked:
             await _read_survivors(spec, ctx)
+        elif spec.canary and st.at_risk:  # RPO not measured, and why: never a silent gap
+            replicas = f"{spec.wait_replicas} replica{'s' if spec.wait_replicas != 1 else ''}"
+            canary.emit_unmeasured(ctx, f"no canary write was confirmed by {replicas} ({st.at_risk} at risk)")
     finally:
         await _drop_client(ctx)
         for client in ctx.memory.pop("redis_sentinels", {}).values():

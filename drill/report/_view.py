@@ -36,7 +36,8 @@ def rpo_text(asset: AssetResult) -> str:
     if rpo is None:
         return "—"
     lost = rpo.lost_writes
-    return f"{human_ms(rpo.rpo_ms)} ({lost} lost write{'s' if lost != 1 else ''})"
+    risk = f", {rpo.at_risk_writes} at risk" if rpo.at_risk_writes else ""
+    return f"{human_ms(rpo.rpo_ms)} ({lost} lost write{'s' if lost != 1 else ''}{risk})"
 
 
 def ack_text(asset: AssetResult) -> str:

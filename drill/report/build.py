@@ -413,6 +413,12 @@ def _asset_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
     elif asset.verdict == "not-measured" and decisive:
         detail = "; ".join(asset.reasons) or "no outage or recovery was observed"
         out.append(_Raw(Severity.MEDIUM, f"{aid} was not measured", detail, seqs))
+    if asset.rpo is not None and asset.rpo.at_risk_writes:
+        count = asset.rpo.at_risk_writes
+        detail = f"{count} write(s) the primary accepted were not confirmed by the replicas asked for"
+        out.append(
+            _Raw(Severity.HIGH if decisive else Severity.MEDIUM, f"{aid}: writes at risk", detail, seqs)
+        )
     for err in asset.probe_errors:
         title = f"Probe {err.probe} on {aid}: {err.reason}"
         out.append(_Raw(Severity.LOW, title, f"{err.count} occurrence(s)", (err.first_seq,)))

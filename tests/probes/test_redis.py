@@ -7,15 +7,18 @@ import signal
 from collections.abc import AsyncIterator
 
 import pytest
+from jsonschema import Draft202012Validator
 from redis.asyncio import Redis
 
 from drill.clock import monotonic_ns
+from drill.errors import UsageError
 from drill.evidence.events import CanaryWritten, RpoMeasured
 from drill.probes import canary
 from drill.probes import redis as redis_probe
 from drill.probes.base import Observation
+from drill.resources import load_schema
 from drill.testing import FakeContext, finish_probe, run_probe
-from tests.support.servers import RedisSentinelCluster, free_port, redis_command
+from tests.support.servers import Proc, RedisSentinelCluster, free_port, redis_command, wait_until
 from tests.support.ticker import Tick, Ticker
 
 INTERVAL_S = 0.1
@@ -159,3 +162,125 @@ async def test_cut_replication_then_kill_loses_acknowledged_writes(
     assert abs(rpo.rpo_ms - truth_ms) <= INTERVAL_S * 1000 + SLACK_NS / 1e6
     assert rpo.last_surviving_seq < rpo.last_acked_seq
     print(f"redis cut: lost {rpo.lost_writes} writes, rpo {rpo.rpo_ms} ms (truth {truth_ms:.0f} ms)")
+
+
+def _stopped(proc: Proc) -> bool:
+    """Ground truth that a SIGSTOPped server really is stopped (state T in /proc), so it acks nothing."""
+    with open(f"/proc/{proc.pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+async def test_wait_replicas_acknowledges_only_writes_the_replica_confirmed(
+    redis_cluster: RedisSentinelCluster, ctx: FakeContext
+) -> None:
+    params: dict[str, object] = {
+        "port": redis_cluster.master_port,
+        "canary": True,
+        "wait_replicas": 1,
+        "wait_timeout": "100ms",
+    }
+    st = canary.state(ctx)
+    attached = [await _once(params, ctx) for _ in range(3)]
+    assert [(o.ok, o.detail.get("replicas")) for o in attached] == [(True, 1)] * 3, attached
+    assert (sorted(st.acked), st.at_risk) == ([1, 2, 3], 0)
+
+    replica = redis_cluster.procs["replica"]
+    replica.kill(signal.SIGSTOP)  # replication paused: the master still accepts, nobody confirms
+    try:
+        wait_until("replica stopped", lambda: _stopped(replica), timeout_s=5)
+        at_risk = [await _once(params, ctx) for _ in range(2)]
+        # WAIT longer than the probe's deadline: the deadline decides, the write is at risk all the same
+        long_wait = await _once({**params, "wait_timeout": "2s"}, ctx)
+    finally:
+        replica.kill(signal.SIGCONT)
+    assert [(o.ok, o.transient, o.reason) for o in at_risk] == [
+        (False, False, "write 4 confirmed by 0 of 1 replicas within 100 ms"),
+        (False, False, "write 5 confirmed by 0 of 1 replicas within 100 ms"),
+    ]
+    assert [(o.detail["seq"], o.detail["replicas"], o.detail["at_risk"]) for o in at_risk] == [
+        (4, 0, True),
+        (5, 0, True),
+    ]
+    where = f"127.0.0.1:{redis_cluster.master_port}"
+    assert (long_wait.ok, long_wait.transient, long_wait.reason) == (
+        False,
+        True,
+        f"write 6 accepted by {where}, no replica confirmation within 500 ms",
+    )
+    assert (sorted(st.acked), st.at_risk) == ([1, 2, 3], 3)  # at risk is never acknowledged
+    assert {4, 5, 6} <= await _surviving(redis_cluster.master_port, st.run)  # accepted by the master
+
+    # Replication resumed: writes are confirmed again (a write still catching up counts as at risk).
+    async with asyncio.timeout(10):
+        resumed = [await _once(params, ctx)]
+        while not resumed[-1].ok:
+            resumed.append(await _once(params, ctx))
+    assert all("confirmed by 0 of 1 replicas" in o.reason for o in resumed[:-1])
+    last_seq = resumed[-1].detail["seq"]
+    assert sorted(st.acked) == [1, 2, 3, last_seq]
+    assert st.at_risk == 3 + len(resumed) - 1
+    await finish_probe(redis_probe.KIND, params, ctx)
+
+    rpo = [e.payload for e in ctx.events if isinstance(e.payload, RpoMeasured)]
+    assert len(rpo) == 1
+    assert (rpo[0].at_risk_writes, rpo[0].lost_writes, rpo[0].last_acked_seq) == (st.at_risk, 0, last_seq)
+    # the at-risk streak is journalled like a failure streak: the last acknowledged write, once
+    written = [e.payload.seq for e in ctx.events if isinstance(e.payload, CanaryWritten)]
+    assert written == [1, 3, last_seq]
+
+
+async def test_without_wait_replicas_a_write_is_acknowledged_with_no_replica(
+    redis_cluster: RedisSentinelCluster, ctx: FakeContext
+) -> None:
+    params: dict[str, object] = {"port": redis_cluster.master_port, "canary": True}
+    replica = redis_cluster.procs["replica"]
+    replica.kill(signal.SIGSTOP)
+    try:
+        wait_until("replica stopped", lambda: _stopped(replica), timeout_s=5)
+        obs = await _once(params, ctx)
+    finally:
+        replica.kill(signal.SIGCONT)
+    assert obs.ok, obs.reason
+    assert "replicas" not in obs.detail
+    await finish_probe(redis_probe.KIND, params, ctx)
+    rpo = next(e.payload for e in ctx.events if isinstance(e.payload, RpoMeasured))
+    assert (rpo.at_risk_writes, rpo.last_acked_seq) == (0, 1)
+
+
+def test_wait_timeout_follows_the_playbook_duration_grammar() -> None:
+    def wait_ms(text: str) -> int:
+        return redis_probe.parse_redis(
+            {"canary": True, "wait_replicas": 1, "wait_timeout": text}
+        ).wait_timeout_ms
+
+    assert redis_probe.parse_redis({"canary": True, "wait_replicas": 2}).wait_timeout_ms == 100
+    assert [wait_ms(t) for t in ("250ms", "2s", "1s500ms", "1m30s", " 3s ")] == [
+        250,
+        2000,
+        1500,
+        90_000,
+        3000,
+    ]
+    for bad in ("100", "30s1m", "1s1s", "1.5s", "", "ms"):
+        with pytest.raises(UsageError, match="is not a duration"):
+            wait_ms(bad)
+    for zero in ("0", "0ms"):
+        with pytest.raises(UsageError, match="at least 1ms"):
+            wait_ms(zero)
+    with pytest.raises(UsageError, match="wait_replicas needs canary: true"):
+        redis_probe.parse_redis({"wait_replicas": 1})
+    with pytest.raises(UsageError, match="wait_replicas must be at least 1"):
+        redis_probe.parse_redis({"canary": True, "wait_replicas": 0})
+    assert redis_probe.parse_redis({"canary": True}).wait_replicas == 0
+
+
+def test_schema_ties_wait_replicas_to_the_canary() -> None:
+    validator = Draft202012Validator(load_schema("probes/redis.schema.json"))
+    assert validator.is_valid({"canary": True, "wait_replicas": 1, "wait_timeout": "250ms"})
+    assert validator.is_valid({"canary": True, "wait_replicas": 2})
+    assert not validator.is_valid({"wait_replicas": 1})
+    assert not validator.is_valid({"canary": False, "wait_replicas": 1})
+    assert not validator.is_valid({"canary": True, "wait_replicas": 0})
+    assert not validator.is_valid({"canary": True, "wait_timeout": "100ms"})
+    for bad in ("0ms", "0", "100", 100):
+        assert not validator.is_valid({"canary": True, "wait_replicas": 1, "wait_timeout": bad}), bad
