@@ -1,4 +1,5 @@
-"""The http probe: one request; healthy when status, headers and body match what is expected."""
+"""The http probe: one request; healthy when status, headers and body match what is expected,
+and (with max_latency) when the whole answer arrived within the team's own latency threshold."""
 
 from __future__ import annotations
 
@@ -15,9 +16,15 @@ from drill.errors import UsageError
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
 from drill.probes.pool import HTTP_POOL
 from drill.probes.tcp import connect_failure_reason
+from drill.units import human_ms
 
 BODY_LIMIT = 1024 * 1024  # body bytes examined by body checks; the rest is not read
 _MISSING = object()
+
+# The duration grammar of drill/playbook/durations.py (probes sit below the playbook layer and
+# cannot import it): digits with a unit, largest unit first, each unit at most once.
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +42,13 @@ class HttpSpec:
     expect_headers: tuple[tuple[str, str], ...] = ()
     verify_tls: bool = True
     follow_redirects: bool = False
+    max_latency_ms: int | None = None  # the answer (headers and body) must arrive within this
 
     @property
     def reads_body(self) -> bool:
-        return bool(self.body_contains is not None or self.body_regex or self.json_equals)
+        """Whether the body is read: for a body check, or to time the whole answer."""
+        checks_body = self.body_contains is not None or self.body_regex or self.json_equals
+        return bool(checks_body or self.max_latency_ms is not None)
 
 
 def parse(params: Mapping[str, Any]) -> HttpSpec:
@@ -65,7 +75,43 @@ def parse(params: Mapping[str, Any]) -> HttpSpec:
         expect_headers=_pairs(params.get("expect_headers")),
         verify_tls=bool(params.get("verify_tls", True)),
         follow_redirects=bool(params.get("follow_redirects", False)),
+        max_latency_ms=_max_latency_ms(params.get("max_latency")),
     )
+
+
+def _max_latency_ms(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        ms = _duration_ms(str(value))
+    except ValueError as exc:
+        raise UsageError(f"http probe: max_latency: {exc}", hint="write e.g. 500ms, 2s or 1m30s") from exc
+    if ms <= 0:
+        raise UsageError(
+            f"http probe: max_latency {value!r} is zero: no answer can arrive within it",
+            hint="give the slowest answer you accept, e.g. 500ms, or leave max_latency out",
+        )
+    return ms
+
+
+def _duration_ms(text: str) -> int:
+    """Exact milliseconds of a duration string (`500ms`, `2s`, `1m30s`); ValueError when malformed."""
+    s = text.strip()
+    if s == "0":
+        return 0
+    pos, total, last = 0, 0, None
+    for match in _DURATION_PART.finditer(s):
+        if match.start() != pos:
+            break
+        size = _UNIT_MS[match.group(2)]
+        if last is not None and size >= last:
+            raise ValueError(f"invalid duration {text!r}: units must go from largest to smallest")
+        last = size
+        total += int(match.group(1)) * size
+        pos = match.end()
+    if pos != len(s) or last is None:
+        raise ValueError(f"invalid duration {text!r}: expected e.g. 250ms, 2s, 1m30s")
+    return total
 
 
 def _as_list(value: object) -> list[int]:
@@ -78,12 +124,14 @@ def _pairs(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
 
 
 async def probe_http(spec: HttpSpec, ctx: ProbeContext) -> Observation:
-    """Send the request; check status, headers, then the body (first BODY_LIMIT bytes)."""
+    """Send the request; check status, headers, then the body (first BODY_LIMIT bytes), then
+    the time from sending the request to having read the answer against max_latency."""
     try:
         with ctx.resource(HTTP_POOL).lease(spec.verify_tls) as client:
             request = client.build_request(
                 spec.method, _parsed(spec.url), headers=spec.headers, content=spec.body
             )
+            started_ns = ctx.monotonic_ns()
             response = await client.send(request, stream=True, follow_redirects=spec.follow_redirects)
             try:
                 problem = _check_head(spec, response)
@@ -91,6 +139,7 @@ async def probe_http(spec: HttpSpec, ctx: ProbeContext) -> Observation:
                     body = b""
                 else:
                     body = await _read_body(response)
+                answered_ns = ctx.monotonic_ns()
             finally:
                 await response.aclose()
     except httpx.InvalidURL as exc:
@@ -114,6 +163,13 @@ async def probe_http(spec: HttpSpec, ctx: ProbeContext) -> Observation:
     problem = _check_body(spec, body)
     if problem:
         return fail(problem, status=response.status_code)
+    if spec.max_latency_ms is not None:
+        took_ms = -(-(answered_ns - started_ns) // 1_000_000)  # rounded up: 500.2 ms is over 500 ms
+        if took_ms > spec.max_latency_ms:
+            return fail(
+                f"answered in {human_ms(took_ms)}, slower than max_latency {human_ms(spec.max_latency_ms)}",
+                status=response.status_code,
+            )
     return ok(status=response.status_code)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drill.probes import command, dns, http, kv, postgres, redis, smtp, tcp
+from drill.probes import command, dns, http, journey, kv, postgres, redis, smtp, tcp
 from drill.probes.base import ProbeKind
 
 # Keyed by each kind's own name, so a kind cannot be registered under another one.
@@ -19,5 +19,6 @@ PROBE_KINDS: dict[str, ProbeKind[Any]] = {
         postgres.KIND,
         kv.KIND,
         smtp.KIND,
+        journey.KIND,
     )
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -18,8 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from drill.clock import SystemClock
+from drill.clock import FakeClock, SystemClock
 from drill.errors import UsageError
+from drill.playbook.schema import compiled
 from drill.probes import http
 from drill.probes.base import Observation
 from drill.probes.pool import HTTP_POOL, AsyncioBackend, HttpPool
@@ -262,3 +264,98 @@ async def test_probes_sharing_a_client_never_carry_cookies(
         obs = await _probe(probe_ctx, url=f"{base_url}/cookie", body_regex="^cookie=$")
         assert obs.ok, obs.reason
     assert pool.size == 1
+
+
+# -- max_latency: a stall is an outage by the team's own threshold, not only at the timeout --------
+
+SLOW_MS = 300
+
+
+async def _slow_headers(request: web.Request) -> web.Response:
+    await asyncio.sleep(SLOW_MS / 1000)  # the server's behaviour under test, not synchronisation
+    return web.Response(text="late but fine")
+
+
+async def _slow_body(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await response.prepare(request)  # the headers go out at once; the body comes SLOW_MS later
+    await asyncio.sleep(SLOW_MS / 1000)
+    await response.write(b"late body")
+    await response.write_eof()
+    return response
+
+
+@pytest.fixture
+async def slow_url() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/slow-headers", _slow_headers)
+    app.router.add_get("/slow-body", _slow_body)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.Server)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("path", ["/slow-headers", "/slow-body"])
+async def test_an_answer_slower_than_max_latency_fails(
+    slow_url: str, path: str, probe_ctx: FakeContext
+) -> None:
+    obs = await _probe(probe_ctx, url=slow_url + path, max_latency="100ms")
+    assert (obs.ok, obs.detail["status"]) == (False, 200)
+    match = re.fullmatch(r"answered in (\d+) ms, slower than max_latency 100 ms", obs.reason)
+    assert match is not None, obs.reason
+    assert SLOW_MS <= int(match.group(1)) < 1000
+
+
+@pytest.mark.parametrize("path", ["/slow-headers", "/slow-body"])
+async def test_an_answer_within_max_latency_is_ok(slow_url: str, path: str, probe_ctx: FakeContext) -> None:
+    obs = await _probe(probe_ctx, url=slow_url + path, max_latency="2s")
+    assert (obs.ok, obs.reason) == (True, "")
+
+
+async def test_the_latency_is_read_on_the_probe_context_clock() -> None:
+    """Start to headers+body read, on ctx.monotonic_ns(): a server that takes 1.2 s by that clock."""
+    clock = FakeClock()
+
+    async def answer(request: web.Request) -> web.Response:
+        clock.advance(1_200_000_000)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.Server)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        async with FakeContext(clock=clock) as ctx:
+            slow = await run_probe(http.KIND, {"url": url, "max_latency": "500ms"}, ctx=ctx)
+            fine = await run_probe(http.KIND, {"url": url, "max_latency": "1s200ms"}, ctx=ctx)
+    finally:
+        await runner.cleanup()
+    assert (slow.ok, slow.reason) == (False, "answered in 1.2 s, slower than max_latency 500 ms")
+    assert (fine.ok, fine.reason) == (True, "")  # exactly at the threshold is within it
+
+
+def test_max_latency_parses_playbook_durations() -> None:
+    url = "http://127.0.0.1/"
+    assert http.parse({"url": url}).max_latency_ms is None
+    assert http.parse({"url": url, "max_latency": "1m30s"}).max_latency_ms == 90_000
+    assert http.parse({"url": url, "max_latency": "1s500ms"}).max_latency_ms == 1_500
+    for bad in ("100", "fast", "30s1m", "0ms"):
+        with pytest.raises(UsageError, match="max_latency"):
+            http.parse({"url": url, "max_latency": bad})
+
+
+def test_the_schema_takes_max_latency_as_a_duration() -> None:
+    fragment = compiled("probes/http.schema.json")
+    assert fragment.validator.is_valid({"url": "http://x/", "max_latency": "500ms"})
+    for bad in ("500", 500, "0", "half a second"):
+        assert not fragment.validator.is_valid({"url": "http://x/", "max_latency": bad}), bad
