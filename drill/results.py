@@ -33,6 +33,7 @@ from drill.evidence.events import (
     RunStatus,
     SignalReceived,
     State,
+    SteadyState,
     StepFinished,
     StepStarted,
     StepStatus,
@@ -42,7 +43,7 @@ from drill.evidence.snapshot import Phase, Plan, PlanAsset, StepKind
 from drill.units import human_ms
 
 BP_FULL = 10_000  # availability in basis points: integers only in evidence
-Verdict = Literal["pass", "fail", "not-measured", "aborted"]
+Verdict = Literal["pass", "fail", "not-measured", "aborted", "not-run"]
 RollbackStatus = Literal["ok", "failed", "not-run"]
 
 
@@ -198,6 +199,13 @@ class ChainResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SteadyStateResult:
+    met: bool
+    not_up: tuple[str, ...]
+    degraded_allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PlaybookIdentity:
     name: str
     sha256: str
@@ -228,6 +236,7 @@ class Results:
     chains: tuple[ChainResult, ...]
     events: int
     journal_head: str
+    steady_state: SteadyStateResult | None = None  # None: no check journalled (format 1, contact drills)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +370,7 @@ class _Fold:
     pages: dict[str, _Page] = field(default_factory=dict)
     exhausted: set[str] = field(default_factory=set)
     count: int = 0
+    steady: SteadyState | None = None
 
     def add(self, e: Event) -> None:
         """One flat dispatch over the event catalogue (the hot loop of every report build)."""
@@ -414,6 +424,8 @@ class _Fold:
                 page.acked, page.acked_utc = p, e.utc
         elif isinstance(p, ChainExhausted):
             self.exhausted.add(p.chain)
+        elif isinstance(p, SteadyState):
+            self.steady = p
 
     def _injection(self, e: Event, p: FailureInjected) -> _Injection:
         start = self.step_starts.get((Phase.SCENARIO, p.step))
@@ -523,6 +535,8 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
     if inject and _state_before(line, inject.seq) == "down":
         reasons.insert(0, "was already down before the failure was injected")
     verdict: Verdict = "not-measured" if line.total == 0 else ("fail" if reasons else "pass")
+    if fold.finished is not None and fold.finished.status == RunStatus.NOT_RUN:
+        verdict, reasons = "not-measured", [_not_run_reason(fold, info.id)]
     evidence = [x.seq for x in (down, up) if x] + ([inject.seq, inject.done_seq] if inject else [])
     detect_window = _ms(down.window_ns) if down else None
     recover_window = _ms(up.window_ns) if up else None
@@ -555,6 +569,13 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
         t_inject_done_utc=inject.done_utc if inject else None,
         detect_window_ms=detect_window,
         recover_window_ms=recover_window,
+    )
+
+
+def _not_run_reason(fold: _Fold, asset_id: str) -> str:
+    down = fold.steady is not None and asset_id in fold.steady.not_up
+    return "the drill did not run: the steady state was not met" + (
+        " (this asset was not up at the start)" if down else ""
     )
 
 
@@ -651,6 +672,8 @@ def _verdict(
     """Aborted, or pass when every deciding asset passed (a contact drill: every chain answered in time)."""
     if status == RunStatus.ABORTED:
         return "aborted"
+    if status == RunStatus.NOT_RUN:
+        return "not-run"
     if fold.started is not None and fold.started.mode == "contacts":
         return "pass" if all(c.met and not c.exhausted for c in chains) else "fail"
     if status != RunStatus.COMPLETED:
@@ -693,6 +716,11 @@ def _assemble(fold: _Fold, plan: Plan, journal_head: str) -> Results:
         chains=tuple(chain_results),
         events=fold.count,
         journal_head=journal_head,
+        steady_state=(
+            SteadyStateResult(fold.steady.met, fold.steady.not_up, fold.steady.degraded_allowed)
+            if fold.steady is not None
+            else None
+        ),
     )
 
 
@@ -709,6 +737,7 @@ __all__ = [
     "Results",
     "RollbackResult",
     "RpoResult",
+    "SteadyStateResult",
     "StepResult",
     "StopRecord",
     "Targets",

@@ -129,6 +129,11 @@ def print_summary(results: Results) -> None:
 )
 @click.option("--signer", default="operator", show_default=True, help="Principal name of the signer.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--allow-degraded",
+    is_flag=True,
+    help="Run the scenario although not every asset is up at the start (recorded in the report).",
+)
 @variables_options
 def run_cmd(
     playbook: Path,
@@ -142,6 +147,7 @@ def run_cmd(
     passphrase_file: Path | None,
     var_pairs: tuple[str, ...],
     vars_file: Path | None,
+    allow_degraded: bool,
 ) -> None:
     """Run PLAYBOOK; exit 0 all targets met, 1 a target missed, 3 aborted, 2 bad input."""
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
@@ -162,6 +168,7 @@ def run_cmd(
         rollback=rollback,
         operator=who,
         variables=variables,
+        allow_degraded=allow_degraded,
     )
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)

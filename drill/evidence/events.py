@@ -28,6 +28,7 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     ABORTED = "aborted"
     FAILED = "failed"
+    NOT_RUN = "not-run"  # the steady state was not met: nothing that changes the world ran
 
 
 class StepStatus(StrEnum):
@@ -55,6 +56,7 @@ class PlaybookRef:
 class RunOptionsRecord:
     auto_confirm: bool = False
     rollback: str = "on-failure"
+    allow_degraded: bool = False  # --allow-degraded: run although the steady state was not met
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,16 @@ class Mark:
     name: str
     step: str = ""
     states: dict[str, str] = field(default_factory=dict)  # baseline: asset -> up|down|unknown
+
+
+@dataclass(frozen=True, slots=True)
+class SteadyState:
+    """Before anything changes the world: were all assets up? (not_up: down or of unknown state)."""
+
+    TYPE: ClassVar[str] = "steady.state"
+    met: bool
+    not_up: tuple[str, ...] = ()
+    degraded_allowed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +325,7 @@ Payload = (
     | StepFinished
     | StepAttempt
     | Mark
+    | SteadyState
     | ManualAnswered
     | FailureInjected
     | StopTripped
@@ -342,6 +355,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         StepFinished,
         StepAttempt,
         Mark,
+        SteadyState,
         ManualAnswered,
         FailureInjected,
         StopTripped,
@@ -471,6 +485,7 @@ __all__ = [
     "RunStatus",
     "SignalReceived",
     "State",
+    "SteadyState",
     "StepAttempt",
     "StepFinished",
     "StepStarted",

@@ -262,6 +262,7 @@ def _run(results: Results, plan: Plan, started: RunStarted) -> RunSection:
         finished_utc=results.finished_utc,
         duration_ms=results.duration_ms,
         pass_tiers=results.pass_tiers,
+        steady_state=results.steady_state,
     )
 
 
@@ -329,6 +330,10 @@ def build_findings(results: Results) -> tuple[Finding, ...]:
     raw: list[_Raw] = []
     if results.status != "completed" and not results.stops:
         raw.append(_Raw(Severity.HIGH, f"Drill {results.status}", results.reason))
+    steady = results.steady_state
+    if steady is not None and not steady.met and steady.degraded_allowed:
+        detail = f"not up at the start: {', '.join(steady.not_up)}; run anyway (--allow-degraded)"
+        raw.append(_Raw(Severity.HIGH, "Drill run against a degraded environment", detail))
     for stop in results.stops:
         detail = f"{stop.reason} at {stop.utc}".strip()
         raw.append(_Raw(Severity.HIGH, f"Stop condition tripped: {stop.condition}", detail, (stop.seq,)))

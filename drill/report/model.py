@@ -20,6 +20,7 @@ from drill.results import (
     OrderViolation,
     PageResult,
     RollbackResult,
+    SteadyStateResult,
     StepResult,
     StopRecord,
     TierResult,
@@ -107,6 +108,7 @@ class RunSection:
     finished_utc: str | None
     duration_ms: int | None
     pass_tiers: tuple[str, ...]
+    steady_state: SteadyStateResult | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,17 @@ from collections.abc import Sequence
 
 from drill.report._view import ack_text, assets_by_tier, findings_by_severity, fmt_utc, rpo_text
 from drill.report.model import Report
+from drill.results import SteadyStateResult
 from drill.units import human_bp, human_ms, human_pm
 
 _YES_NO = {True: "yes", False: "no", None: "—"}
-_BADGE = {"pass": "✅ PASS", "fail": "❌ FAIL", "aborted": "⛔ ABORTED", "not-measured": "➖ not measured"}
+_BADGE = {
+    "pass": "✅ PASS",
+    "fail": "❌ FAIL",
+    "aborted": "⛔ ABORTED",
+    "not-measured": "➖ not measured",
+    "not-run": "⛔ NOT RUN",
+}
 
 
 def render_markdown(report: Report) -> str:
@@ -53,8 +60,18 @@ def _header(r: Report) -> str:
         f"- Run by {run.operator or '—'} with drill {run.run_tool_version or '—'}; "
         f"status {run.status}" + (f" ({run.reason})" if run.reason else ""),
         f"- Decisive tiers: {', '.join(run.pass_tiers) or '—'}",
+        *_steady(run.steady_state),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _steady(steady: SteadyStateResult | None) -> list[str]:
+    if steady is None:
+        return []
+    if steady.met:
+        return ["- Steady state: every asset up before the scenario"]
+    allowed = "; run anyway (--allow-degraded)" if steady.degraded_allowed else "; nothing was changed"
+    return [f"- Steady state NOT met: {', '.join(steady.not_up)} not up at the start{allowed}"]
 
 
 def _summary(r: Report) -> str:

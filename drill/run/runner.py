@@ -36,6 +36,7 @@ from drill.evidence.events import (
     RollbackStarted,
     RunStatus,
     SignalReceived,
+    SteadyState,
     StopTripped,
 )
 from drill.evidence.snapshot import Phase, Plan
@@ -61,6 +62,7 @@ from drill.run.stop import StopWatch
 from drill.secrets import Secrets
 from drill.units import human_ms
 
+BASELINE_GRACE_MS = 1_000
 ROLLBACK_GRACE_MS = 5_000  # beyond the rollback steps' own bounds, for the journal and the last fsync
 
 
@@ -224,9 +226,15 @@ class _Run:
                 )
                 if self.prepared.plan.max_duration_ms:
                     group.create_task(self._deadline(self.prepared.plan.max_duration_ms, stop_probes))
-                await self._baseline()
+                states = await self._baseline()
                 scenario = self._scenario(ActionContext(http=action_http, cwd=self._cwd()))
-                status, reason = await self._scenario_until_stopped(scenario)
+                not_up = self._steady_state(states)
+                if not_up and not session.options.allow_degraded:
+                    # nothing that changes the world runs against an environment already broken
+                    scenario.skip(session.playbook.scenario, Phase.SCENARIO, "the steady state was not met")
+                    status, reason = RunStatus.NOT_RUN, f"steady state not met: not up at the start: {not_up}"
+                else:
+                    status, reason = await self._scenario_until_stopped(scenario)
                 rolled_back = True  # the normal path rolls back here, while the probes still watch
                 await self._rollback_if_wanted(scenario, status, reason)
                 await self.paging.drain()
@@ -250,17 +258,27 @@ class _Run:
             scenario = self._scenario(ActionContext(http=action_http, cwd=self._cwd()))
             await self._rollback_if_wanted(scenario, status, reason)
 
-    async def _baseline(self) -> None:
+    async def _baseline(self) -> dict[str, str]:
         """Wait until every asset has a known state before the scenario starts, so an outage the
         scenario causes is never mistaken for the starting state (bounded by the slowest probe)."""
         probes = [p.probe for p in self.prepared.probes]
+        # a second on top: a loaded host must not turn a slow first tick into "steady state not met"
         bound_ms = max((p.interval_ms * (max(p.fall, p.rise) + 1) + p.timeout_ms for p in probes), default=0)
+        bound_ms += BASELINE_GRACE_MS if probes else 0
         assets = [a.id for a in self.prepared.plan.assets if a.probes]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(bound_ms / 1000):
                 await self.changes.wait_until(lambda: all(self.monitor.state(a) is not None for a in assets))
         states: dict[str, str] = {a: self.monitor.state(a) or "unknown" for a in assets}
         self.session.emit(Mark("baseline", states=states))
+        return states
+
+    def _steady_state(self, states: dict[str, str]) -> str:
+        """Journal whether every asset was up at the start; the ones that were not, for people."""
+        not_up = tuple(a for a, state in states.items() if state != "up")
+        allowed = bool(not_up) and self.session.options.allow_degraded
+        self.session.emit(SteadyState(not not_up, not_up, allowed))
+        return ", ".join(f"{a} ({states[a]})" for a in not_up)
 
     def _cwd(self) -> str:
         return str(Path(self.session.playbook.source).parent or ".")
@@ -301,6 +319,8 @@ class _Run:
 
     def _wants_rollback(self, status: RunStatus) -> bool:
         policy = self.session.options.rollback
+        if status == RunStatus.NOT_RUN:  # nothing ran: nothing to roll back
+            return False
         return bool(self.session.playbook.rollback) and (
             policy == "always" or (policy == "on-failure" and status != RunStatus.COMPLETED)
         )

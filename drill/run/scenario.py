@@ -290,6 +290,10 @@ class ScenarioRunner:
             return StepOutcome(StepStatus.FAILED, f"failed: {', '.join(failed)}")
         return StepOutcome(StepStatus.OK)
 
+    def skip(self, steps: Sequence[Step], phase: Phase, why: str) -> None:
+        """Journal steps as skipped without running them (the timeline still shows the plan)."""
+        self._skip_rest(steps, phase, why)
+
     def _skip_rest(self, steps: Sequence[Step], phase: Phase, why: str) -> None:
         for step in steps:
             kind = step_kind(step)

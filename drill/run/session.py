@@ -58,6 +58,7 @@ class RunOptions:
     operator: str = ""  # user@host; defaults to the current user
     env: Mapping[str, str] | None = None
     variables: Mapping[str, str] = field(default_factory=dict)  # ${var:NAME}: --var and the vars file
+    allow_degraded: bool = False  # run the scenario although not every asset was up at the start
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,7 @@ class RunSession:
             host=socket.gethostname(),
             tool_version=__version__,
             started_utc=utc_iso(self.clock.utc_at(self.clock.monotonic_ns())),
-            options=RunOptionsRecord(options.auto_confirm, options.rollback),
+            options=RunOptionsRecord(options.auto_confirm, options.rollback, options.allow_degraded),
             planned_start=playbook.metadata.planned_start,
             mode=mode,
             plan=self.plan,
@@ -224,7 +225,7 @@ def finish_run(journal_path: Path) -> tuple[JournalSummary, Results]:
 def outcome_of(session: RunSession) -> RunOutcome:
     """After the session closed: results folded from its journal and the exit code they imply."""
     summary, results = finish_run(session.journal_path)
-    if results.status == RunStatus.ABORTED:
+    if results.status in (RunStatus.ABORTED, RunStatus.NOT_RUN):
         code = EXIT_ABORTED
     else:
         code = EXIT_OK if results.verdict == "pass" else EXIT_FAILED

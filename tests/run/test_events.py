@@ -42,6 +42,7 @@ from drill.evidence.events import (
     RunStarted,
     RunStatus,
     SignalReceived,
+    SteadyState,
     StepAttempt,
     StepFinished,
     StepStarted,
@@ -85,7 +86,7 @@ def _samples() -> list[EventDraft]:
                 host="host-1",
                 tool_version="9.8.7",
                 started_utc="2026-01-01T00:00:00.000+00:00",
-                options=RunOptionsRecord(auto_confirm=True, rollback="always"),
+                options=RunOptionsRecord(auto_confirm=True, rollback="always", allow_degraded=True),
                 planned_start="2026-01-01T09:00:00+01:00",
                 mode="contacts",
                 plan=_plan(),
@@ -139,6 +140,7 @@ def _samples() -> list[EventDraft]:
         ),
         EventDraft(StepAttempt("fail over", 2, True, "expected status 2xx, got 503"), 8_000),
         EventDraft(Mark("baseline", "declare", {"db": "up", "api": "unknown"}), 9_000),
+        EventDraft(SteadyState(True, ("api",), True), 9_500),
         EventDraft(
             ManualAnswered(
                 step="check",
