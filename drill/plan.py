@@ -120,7 +120,7 @@ def _build_plan(playbook: Playbook) -> Plan:
 
 
 def _probe(probe: Probe) -> PlanProbe:
-    measures_rpo = PROBE_KINDS[probe.kind].finish is not None
+    measures_rpo = PROBE_KINDS[probe.kind].finish is not None and probe.writes_canary
     return PlanProbe(
         probe.name, probe.kind, probe.interval_ms, probe.timeout_ms, probe.fall, probe.rise, measures_rpo
     )

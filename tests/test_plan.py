@@ -145,7 +145,7 @@ def test_long_dependency_chain_plans_without_recursion() -> None:
     for i in range(3000):
         dep = f", depends_on: [a{i - 1}]" if i else ""
         lines.append(f"  - {{id: a{i}, tier: t{dep}, probes: [{{name: p, tcp: {{host: h, port: 1}}}}]}}")
-    lines += ["scenario: [{name: s, pause: 1s}]"]
+    lines += ["scenario: [{name: declare, mark: disaster}, {name: s, pause: 1s}]"]
     plan = plan_of("\n".join(lines))
     assert len(plan.tiers[0].waves) == 3000
 

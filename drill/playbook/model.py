@@ -91,6 +91,11 @@ class Probe:
         """The longest an outage can go unnoticed: fall consecutive failures, one interval apart."""
         return self.interval_ms * self.fall
 
+    @property
+    def writes_canary(self) -> bool:
+        """Whether this probe writes canaries, so it can measure an RPO (redis, postgres, kv)."""
+        return self.params.get("canary") is True
+
 
 @dataclass(frozen=True, slots=True)
 class Asset:

@@ -23,7 +23,17 @@ from jsonschema.exceptions import ValidationError
 from drill.errors import Diagnostic, PlaybookInvalid
 from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook, build_targets
 from drill.playbook.load import Document, JsonPath, format_path, gc_paused, load_document
-from drill.playbook.model import OUTPUT_REFERENCE, STEP_KINDS, Playbook
+from drill.playbook.model import (
+    OUTPUT_REFERENCE,
+    STEP_KINDS,
+    ParallelStep,
+    Playbook,
+    Probe,
+    Step,
+    WaitForStep,
+    injects,
+    walk_steps,
+)
 from drill.playbook.schema import ENVELOPE, compiled, fragment_name, known_kinds
 from drill.units import human_ms
 
@@ -76,6 +86,9 @@ def check_document(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
                 playbook = None
         if playbook is not None:
             checker.detection_bounds(playbook, frozenset())
+            checker.wasted_drill_rules(playbook)
+            if any(d.severity == "error" for d in checker.diagnostics):
+                playbook = None
         elif not any(_shapes_targets(d) for d in checker.diagnostics):
             # the rules over resolved targets also run beside errors elsewhere (a typo in a probe's
             # parameters, an unknown reference), on the parts the errors leave intact
@@ -113,6 +126,23 @@ def _strings(value: object, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _strings(item, (*path, index))
+
+
+def _streak(probe: Probe, word: str) -> int:
+    return probe.fall if word == "fall" else probe.rise
+
+
+def _model_steps(playbook: Playbook) -> Iterator[tuple[JsonPath, Step]]:
+    """Every step of the model with its path in the document (parallel steps' children too)."""
+    todo: list[tuple[JsonPath, Step]] = [
+        *((("scenario", i), s) for i, s in enumerate(playbook.scenario)),
+        *((("rollback", i), s) for i, s in enumerate(playbook.rollback)),
+    ]
+    while todo:
+        path, step = todo.pop(0)
+        yield path, step
+        if isinstance(step, ParallelStep):
+            todo[:0] = [((*path, "parallel", j), s) for j, s in enumerate(step.steps)]
 
 
 def _partial_model(doc: Document) -> tuple[Playbook, frozenset[str]]:
@@ -534,6 +564,42 @@ class _Checker:
                     f"{_where(where)}: ${{steps.{name}.output}}: step {name!r} {why}{hint}",
                     code="reference",
                 )
+
+    def wasted_drill_rules(self, playbook: Playbook) -> None:
+        """What a playbook can say that wastes a whole drill: nothing injected, or a wait shorter
+        than its probes can notice the state it waits for."""
+        if playbook.metadata.test_type != "tabletop" and not any(
+            injects(s) for s in walk_steps(playbook.scenario)
+        ):
+            self.error(
+                ("scenario",),
+                "scenario: nothing injects the failure, so no detection or recovery can be measured;"
+                " mark the fault's step `inject: true` or put `mark: disaster` before it"
+                " (a tabletop exercise needs neither: metadata.test_type: tabletop)",
+                key=True,
+                code="inject",
+            )
+        for path, step in _model_steps(playbook):
+            if isinstance(step, WaitForStep) and step.wait_for.check is None:
+                self.wait_bound(path, step, playbook)
+
+    def wait_bound(self, path: JsonPath, step: WaitForStep, playbook: Playbook) -> None:
+        wait = step.wait_for
+        members = [a for a in playbook.assets if a.id == wait.asset or a.tier == wait.tier or wait.all_assets]
+        word = "fall" if wait.state == "down" else "rise"
+        bounds = [(p.interval_ms * _streak(p, word), a.id, p) for a in members for p in a.probes]
+        if not bounds:
+            return
+        bound, asset_id, probe = max(bounds, key=lambda b: b[0])
+        if wait.within_ms < bound:
+            self.warn(
+                (*path, "wait_for", "within"),
+                f"{_where(path)}: waits {human_ms(wait.within_ms)} for {wait.state}, but asset {asset_id!r}"
+                f" needs up to {human_ms(bound)} to be seen {wait.state} (probe {probe.name!r}:"
+                f" interval {human_ms(probe.interval_ms)} x {word} {_streak(probe, word)}): the step fails"
+                " before it can succeed",
+                code="wait-bound",
+            )
 
     def stop_rules(self, tiers: dict[str, int], assets: dict[str, int]) -> None:
         for s, stop in enumerate(_as_list(self.data.get("stop_conditions"))):

@@ -23,6 +23,7 @@ assets:
     tier: tier-0
     probes: [{{name: port, tcp: {{host: 127.0.0.1, port: {closed}}}, timeout: 500ms}}]
 scenario:
+  - {{name: declare, mark: disaster}}
   - name: fail over
     action: {{http: {{url: "{url}/failover", headers: {{X-Key: "${{env:DRILL_DRY_RUN_MISSING}}"}}}}}}
 """
