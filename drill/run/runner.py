@@ -40,6 +40,7 @@ from drill.evidence.events import (
     StopTripped,
 )
 from drill.evidence.snapshot import Phase, Plan
+from drill.log import get_logger
 from drill.notify.escalation import check_contacts
 from drill.plan import build_plan
 from drill.playbook.model import ActionStep, Check, ManualStep, Playbook, Probe, WaitForStep, walk_steps
@@ -188,6 +189,10 @@ class _Run:
             self.session.journal.sync()  # a second Ctrl-C leaves at once, with what is written kept
             os._exit(EXIT_ABORTED)
         self.session.emit(SignalReceived(signame))
+        get_logger("drill.run").warning(
+            f"{signame} received: aborting the drill, rolling back, not waiting for acknowledgements;"
+            " press Ctrl-C again to stop at once"
+        )
         self.stop.request(f"{signame} received: the operator interrupted the drill")
 
     # -- phases ------------------------------------------------------------------------------
@@ -237,7 +242,8 @@ class _Run:
                     status, reason = await self._scenario_until_stopped(scenario)
                 rolled_back = True  # the normal path rolls back here, while the probes still watch
                 await self._rollback_if_wanted(scenario, status, reason)
-                await self.paging.drain()
+                if not self.signals:  # after Ctrl-C nobody waits for people: unacked pages stay so
+                    await self.paging.drain()
                 # Stop first, then read the canaries' survivors: no write can be acknowledged
                 # after the read, and no tick shares a connection with the finisher.
                 stop_probes.set()

@@ -108,3 +108,50 @@ def test_non_interactive_manual_step_needs_auto_confirm(tmp_path: Path) -> None:
     err = proc.stderr.decode()
     assert "manual steps (check) but this run is not interactive" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+CHAIN = """\
+contacts:
+  chains:
+    oncall:
+      respond_within: 15m
+      contacts:
+        - {{name: Ana, via: webhook, url: "{url}/page", ack_within: 5m}}
+"""
+
+
+def test_sigint_does_not_wait_for_acknowledgements(tmp_path: Path, http_server: SwitchableServer) -> None:
+    """A page went out with a 5 min ack window; Ctrl-C still ends the drill within seconds,
+    rolled back, with evidence, and says at once what happens."""
+    playbook = tmp_path / "p.yaml"
+    text = PLAYBOOK.format(url=http_server.url).replace(
+        "    tier: tier-0\n", "    tier: tier-0\n    contact_chain: oncall\n"
+    )
+    playbook.write_text(text + CHAIN.format(url=http_server.url))
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        drill_run_argv(playbook, runs),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        journal = _journal_with(runs, b'"type":"page.sent"', proc)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+        took_s = time.monotonic() - interrupted
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert code == 3, err
+    assert took_s < 5 + 5, (
+        f"took {took_s:.1f} s"
+    )  # the rollback's own bound (one 60 s action, done at once) + 5 s
+    assert "aborting the drill, rolling back, not waiting for acknowledgements" in err
+    assert http_server.requests.count("/failback") == 1
+    verify_journal(journal)
+    results = json.loads((journal.parent / "results.json").read_text())
+    assert results["status"] == "aborted"
+    assert [p["acked_utc"] for p in results["pages"]] == [None]  # who had not acknowledged is on record
+    assert (journal.parent / "report.json").exists()
