@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 
 from drill.errors import UsageError
+from drill.jsontypes import MISSING, dig
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
 from drill.probes.pool import HTTP_POOL
 from drill.probes.tcp import connect_failure_reason
 from drill.units import human_ms
 
 BODY_LIMIT = 1024 * 1024  # body bytes examined by body checks; the rest is not read
-_MISSING = object()
 
 # The duration grammar of drill/playbook/durations.py (probes sit below the playbook layer and
 # cannot import it): digits with a unit, largest unit first, each unit at most once.
@@ -228,25 +228,12 @@ def _check_body(spec: HttpSpec, raw: bytes) -> str:
     except ValueError as exc:
         return f"body is not JSON ({exc.args[0] if exc.args else exc}); body starts {text[:60]!r}"
     for path, wanted in spec.json_equals:
-        got = _dig(document, path)
-        if got is _MISSING:
+        got = dig(document, path)
+        if got is MISSING:
             return f"JSON field {path} missing"
         if got != wanted or isinstance(got, bool) != isinstance(wanted, bool):
             return f"JSON field {path}: expected {json.dumps(wanted)}, got {json.dumps(got)}"
     return ""
-
-
-def _dig(document: object, path: str) -> object:
-    """Follow a dotted path; integer parts index lists (items.0.name)."""
-    node = document
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return _MISSING
-    return node
 
 
 KIND: ProbeKind[HttpSpec] = ProbeKind(

@@ -29,7 +29,7 @@ from typing import Literal
 import httpx
 
 from drill.errors import UsageError
-from drill.jsontypes import JsonValue
+from drill.jsontypes import MISSING, JsonValue, dig
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
 from drill.probes.http import BODY_LIMIT
 from drill.probes.pool import HTTP_POOL
@@ -374,24 +374,11 @@ def _extract(step: JourneyStep, response: httpx.Response, body: bytes | None, va
                 return f"no {item.var} in response header {item.where!r}"
             values[item.var] = got
             continue
-        found = _dig(document, item.where)
-        if found is None or found == "":
+        found = dig(document, item.where)
+        if found is MISSING or found is None or found == "":
             return f"no {item.var} at json path {item.where!r}"
         values[item.var] = found if isinstance(found, str) else json.dumps(found, separators=(",", ":"))
     return ""
-
-
-def _dig(document: object, path: str) -> object:
-    """Follow a dotted path (integer parts index lists: items.0.id); None when it leads nowhere."""
-    node = document
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
 
 
 KIND: ProbeKind[JourneySpec] = ProbeKind(

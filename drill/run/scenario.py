@@ -30,6 +30,7 @@ from drill.evidence.events import (
     StepStatus,
 )
 from drill.evidence.snapshot import Phase
+from drill.jsontypes import MISSING, dig
 from drill.playbook.model import (
     OUTPUT_REFERENCE,
     ActionStep,
@@ -330,11 +331,7 @@ def captured(capture: Capture, result: ActionResult) -> str:
         node: object = json.loads(text)
     except ValueError:
         raise ValueError("the output is not JSON") from None
-    for part in capture.json_path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise ValueError(f"no field {capture.json_path!r} in the JSON output")
+    node = dig(node, capture.json_path)
+    if node is MISSING:
+        raise ValueError(f"no field {capture.json_path!r} in the JSON output")
     return node if isinstance(node, str) else json.dumps(node)
