@@ -57,6 +57,7 @@ class SwitchableHandler(BaseHTTPRequestHandler):
         server: SwitchableServer = self.server  # type: ignore[assignment]
         with server.lock:
             server.requests.append(self.path)
+            server.calls.append((self.command, self.path))
             status = server.statuses.pop(0) if server.statuses else server.status
         body = b"ok\n" if status < 400 else b"failing\n"
         self.send_response(status)
@@ -77,6 +78,7 @@ class SwitchableServer(ThreadingHTTPServer):
         self.status = 200
         self.statuses: list[int] = []  # answered first, one per request
         self.requests: list[str] = []
+        self.calls: list[tuple[str, str]] = []  # (method, path) of every request
 
     @property
     def url(self) -> str:

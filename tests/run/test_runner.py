@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -40,47 +37,6 @@ from tests.run.helpers import one_asset_playbook
 from tests.servers import ToggleServer
 
 INTERVAL_MS = 100
-
-
-class _Recorder(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        server = self.server
-        assert isinstance(server, RecordingServer)
-        with server.lock:
-            server.requests.append((self.command, self.path))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class RecordingServer(ThreadingHTTPServer):
-    """Records (method, path) of every request, in its own thread: drill's loop cannot fake it."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Recorder)
-        self.lock = threading.Lock()
-        self.requests: list[tuple[str, str]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}"
-
-
-@pytest.fixture
-def recorder() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -179,7 +135,7 @@ async def test_a_hanging_server_fails_at_the_timeout_and_others_keep_their_sched
 
 
 async def test_rollback_runs_even_when_a_probe_callback_raises(
-    tmp_path: Path, recorder: RecordingServer
+    tmp_path: Path, http_server: SwitchableServer
 ) -> None:
     service = ToggleServer()  # stays up: only the sink's failure ends this drill
     await service.start()
@@ -203,7 +159,7 @@ async def test_rollback_runs_even_when_a_probe_callback_raises(
             WaitForStep("never down", WaitFor(state="down", within_ms=10_000, asset="svc")),
         ),
         interval_ms=INTERVAL_MS,
-        rollback=(ActionStep("fail back", Action("http", {"url": recorder.url + "/failback"})),),
+        rollback=(ActionStep("fail back", Action("http", {"url": http_server.url + "/failback"})),),
     )
     options = RunOptions(runs_dir=tmp_path, run_id="broken-sink")
     assert options.rollback == "on-failure"  # the default: rollback only because the run failed
@@ -218,7 +174,7 @@ async def test_rollback_runs_even_when_a_probe_callback_raises(
     assert _leaves(caught.value) == [raised[0]]
     assert caught.group_contains(RuntimeError, match="^sink broke on a probe observation$")
     # The world was failed back: ground truth from the test's own server.
-    assert recorder.requests == [("POST", "/failback")]
+    assert http_server.calls == [("POST", "/failback")]
     # And the evidence says so, in a journal that verifies.
     journal = tmp_path / "broken-sink" / JOURNAL_FILE
     verify_journal(journal)
