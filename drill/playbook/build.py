@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from drill.durations import parse_duration_ms
 from drill.errors import Diagnostic
 from drill.evidence.snapshot import Metadata, Participant, ThirdParty
-from drill.playbook.durations import parse_duration_ms
 from drill.playbook.load import Document, JsonPath, format_path
 from drill.playbook.model import (
     Action,

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from drill.durations import parse_duration_ms
 from drill.errors import UsageError
 from drill.jsontypes import MISSING, dig
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
@@ -20,11 +21,6 @@ from drill.probes.tcp import connect_failure_reason
 from drill.units import human_ms
 
 BODY_LIMIT = 1024 * 1024  # body bytes examined by body checks; the rest is not read
-
-# The duration grammar of drill/playbook/durations.py (probes sit below the playbook layer and
-# cannot import it): digits with a unit, largest unit first, each unit at most once.
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +79,7 @@ def _max_latency_ms(value: object) -> int | None:
     if value is None:
         return None
     try:
-        ms = _duration_ms(str(value))
+        ms = parse_duration_ms(str(value))
     except ValueError as exc:
         raise UsageError(f"http probe: max_latency: {exc}", hint="write e.g. 500ms, 2s or 1m30s") from exc
     if ms <= 0:
@@ -92,26 +88,6 @@ def _max_latency_ms(value: object) -> int | None:
             hint="give the slowest answer you accept, e.g. 500ms, or leave max_latency out",
         )
     return ms
-
-
-def _duration_ms(text: str) -> int:
-    """Exact milliseconds of a duration string (`500ms`, `2s`, `1m30s`); ValueError when malformed."""
-    s = text.strip()
-    if s == "0":
-        return 0
-    pos, total, last = 0, 0, None
-    for match in _DURATION_PART.finditer(s):
-        if match.start() != pos:
-            break
-        size = _UNIT_MS[match.group(2)]
-        if last is not None and size >= last:
-            raise ValueError(f"invalid duration {text!r}: units must go from largest to smallest")
-        last = size
-        total += int(match.group(1)) * size
-        pos = match.end()
-    if pos != len(s) or last is None:
-        raise ValueError(f"invalid duration {text!r}: expected e.g. 250ms, 2s, 1m30s")
-    return total
 
 
 def _as_list(value: object) -> list[int]:

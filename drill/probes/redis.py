@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from drill.durations import parse_duration_ms
 from drill.errors import UsageError
 from drill.probes import canary
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
@@ -32,10 +32,6 @@ from drill.units import human_ms
 
 _CANARY_TTL_S = 86_400  # the canary set is evidence for a day, then Redis forgets it
 _DEFAULT_WAIT_TIMEOUT = "100ms"
-# The playbook duration grammar (drill/playbook/durations.py, which probes may not import):
-# digits with a unit, largest unit first, each unit at most once.
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
-_DURATION_UNITS_MS = (86_400_000, 3_600_000, 60_000, 1000, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +58,13 @@ class RedisSpec:
 
 def duration_ms(text: object, what: str) -> int:
     """Exact milliseconds of a duration string such as `100ms`, `2s`, `1m30s` (`0` too)."""
-    written = text.strip() if isinstance(text, str) else None
-    if written == "0":
-        return 0
-    match = _DURATION.fullmatch(written) if written is not None else None
-    if match is None or not any(match.groups()):
+    try:
+        return parse_duration_ms(text if isinstance(text, str) else repr(text))
+    except ValueError:
         raise UsageError(
             f"redis probe: {what} {text!r} is not a duration",
             hint="digits with a unit (ms, s, m, h, d), largest unit first, e.g. 100ms, 2s, 1m30s",
-        )
-    return sum(int(n) * size for n, size in zip(match.groups(), _DURATION_UNITS_MS, strict=True) if n)
+        ) from None
 
 
 def parse_redis(params: Mapping[str, Any]) -> RedisSpec:

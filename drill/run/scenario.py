@@ -124,7 +124,7 @@ class ScenarioRunner:
         for index, step in enumerate(steps):
             outcome = await self.run_step(step, phase)
             if outcome.status == StepStatus.FAILED:
-                self._skip_rest(steps[index + 1 :], phase, f"after '{step.name}' failed")
+                self.skip(steps[index + 1 :], phase, f"after '{step.name}' failed")
                 return False
         return True
 
@@ -293,9 +293,6 @@ class ScenarioRunner:
 
     def skip(self, steps: Sequence[Step], phase: Phase, why: str) -> None:
         """Journal steps as skipped without running them (the timeline still shows the plan)."""
-        self._skip_rest(steps, phase, why)
-
-    def _skip_rest(self, steps: Sequence[Step], phase: Phase, why: str) -> None:
         for step in steps:
             kind = step_kind(step)
             self._emit(StepStarted(step.name, kind, phase), sync=False)

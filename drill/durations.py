@@ -1,4 +1,8 @@
-"""Durations as written in playbooks (`250ms`, `90s`, `15m`, `4h`, `1h30m`, `2d`) to exact milliseconds."""
+"""Durations as written in playbooks (`250ms`, `90s`, `15m`, `4h`, `1h30m`, `2d`) to exact milliseconds.
+
+The one grammar of durations, in the foundation so that probe kinds parsing their own parameters
+(max_latency, wait_timeout) read them exactly as the playbook loader does.
+"""
 
 from __future__ import annotations
 
