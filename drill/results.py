@@ -98,7 +98,7 @@ class AssetResult:
     rto_ms: int | None
     uncertainty_ms: int  # of rto_ms (else of detection_ms; else the probe interval: nothing measured)
     rpo: RpoResult | None
-    availability_bp: int
+    availability_bp: int | None  # None: no probe result, so not measured (never 0 %)
     probes_total: int
     probes_ok: int
     probe_errors: tuple[ProbeError, ...]
@@ -121,7 +121,7 @@ class TierResult:
     rank: int
     rto_ms: int
     rpo_ms: int | None
-    availability_bp: int
+    availability_bp: int | None  # None: no probe result, so not measured (never 0 %)
     verdict: Verdict
     description: str = ""
 
@@ -556,7 +556,7 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
         rto_ms=rto,
         uncertainty_ms=measured if measured is not None else info.longest_interval_ms,
         rpo=line.rpo,
-        availability_bp=(line.ok * BP_FULL // line.total) if line.total else 0,
+        availability_bp=(line.ok * BP_FULL // line.total) if line.total else None,
         probes_total=line.total,
         probes_ok=line.ok,
         probe_errors=tuple(ProbeError(p, r, c, s) for (p, r), (c, s) in sorted(line.errors.items())),
@@ -656,7 +656,7 @@ def _tiers(plan: Plan, assets: dict[str, AssetResult]) -> list[TierResult]:
         verdict: Verdict = (
             "fail" if "fail" in verdicts else ("pass" if "pass" in verdicts else "not-measured")
         )
-        bp = ok * BP_FULL // total if total else 0
+        bp = ok * BP_FULL // total if total else None
         out.append(TierResult(tier.name, tier.rank, tier.rto_ms, tier.rpo_ms, bp, verdict, tier.description))
     return out
 
