@@ -159,6 +159,8 @@ def test_journal_without_run_finished_is_reported_aborted() -> None:
 
 def test_an_asset_no_probe_ever_answered_has_no_availability_not_zero() -> None:
     events = _drill()
-    events.items = [e for e in events.items if not (e.asset == "api" and isinstance(e.payload, ProbeObserved))]
+    events.items = [
+        e for e in events.items if not (e.asset == "api" and isinstance(e.payload, ProbeObserved))
+    ]
     api = _fold(events).assets[1]
     assert (api.probes_total, api.availability_bp) == (0, None)  # not measured: never "0.00 %"
