@@ -27,6 +27,7 @@ from drill.evidence.snapshot import (
     PlanStep,
     PlanStopCondition,
     PlanTier,
+    Waiver,
 )
 from drill.playbook.load import gc_paused
 from drill.playbook.model import (
@@ -40,6 +41,7 @@ from drill.playbook.model import (
     Playbook,
     Probe,
     Step,
+    Tier,
     WaitForStep,
     injects,
     step_kind,
@@ -89,6 +91,7 @@ def _build_plan(playbook: Playbook) -> Plan:
                     waits_on_later_tier=later,
                     owner=asset.owner,
                     description=asset.description,
+                    waivers=_waivers(asset, tier),
                 )
             )
     steps = [*_steps(playbook.scenario, Phase.SCENARIO, ""), *_steps(playbook.rollback, Phase.ROLLBACK, "")]
@@ -117,6 +120,12 @@ def _build_plan(playbook: Playbook) -> Plan:
         max_duration_ms=cap,
         page_on=playbook.settings.page_on,
     )
+
+
+def _waivers(asset: Asset, tier: Tier) -> tuple[Waiver, ...]:
+    """Per objective, the asset's own waiver, else its tier's."""
+    merged = {**tier.waive, **asset.waive}
+    return tuple(Waiver(objective, merged[objective]) for objective in sorted(merged))
 
 
 def _probe(probe: Probe) -> PlanProbe:

@@ -14,7 +14,7 @@ import yaml
 
 from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
 from drill.cli.report import read_passphrase_file
-from drill.errors import UsageError
+from drill.errors import EXIT_ABORTED, EXIT_OK, UsageError
 from drill.log import configure_logging
 from drill.playbook.model import Playbook
 from drill.playbook.validate import load_playbook
@@ -157,7 +157,7 @@ def run_cmd(
         report = asyncio.run(check_readiness(loaded, variables=variables))
         for line in report.lines():
             click.echo(line)
-        sys.exit(0 if report.ready else 1)
+        sys.exit(EXIT_OK if report.ready else EXIT_ABORTED)  # not ready: the drill could not run
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     live = interactive and log_format == "auto"
     who = operator_identity()

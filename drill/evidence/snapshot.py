@@ -19,6 +19,7 @@ Int = Annotated[int, msgspec.Meta(ge=-(2**53 - 1), le=2**53 - 1)]
 
 TestType = Literal["tabletop", "functional", "full-scale", "switchover"]
 PageOn = Literal["declare", "asset-down", "never"]
+Objective = Literal["rto", "rpo"]
 
 
 class StepKind(StrEnum):
@@ -85,6 +86,14 @@ class PlanProbe:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiver:
+    """An objective the playbook says this drill does not demonstrate, and why (shown in the report)."""
+
+    objective: Objective
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlanAsset:
     id: str
     tier: str
@@ -98,6 +107,10 @@ class PlanAsset:
     waits_on_later_tier: tuple[str, ...] = ()
     owner: str = ""
     description: str = ""
+    waivers: tuple[Waiver, ...] = ()  # the asset's own, else its tier's, per objective
+
+    def waiver(self, objective: Objective) -> Waiver | None:
+        return next((w for w in self.waivers if w.objective == objective), None)
 
     @property
     def longest_interval_ms(self) -> int:

@@ -153,6 +153,7 @@ class _Builder:
             pass_tiers=tuple(s.get("pass_tiers") or ()),
             max_duration_ms=self.dur(s, "max_duration", ("settings",), 0),
             page_on=s.get("page_on", "declare"),
+            unattended=bool(s.get("unattended", False)),
         )
 
     def tier(self, t: dict[str, Any], i: int) -> Tier:
@@ -163,6 +164,7 @@ class _Builder:
             rto_ms=self.dur(t, "rto", path, 0),
             rpo_ms=self.opt_dur(t, "rpo", path),
             description=t.get("description", ""),
+            waive=dict(t.get("waive") or {}),
             pos=self.pos(path),
         )
 
@@ -198,6 +200,7 @@ class _Builder:
             contact_chain=a.get("contact_chain", ""),
             rto_ms=self.opt_dur(a, "rto", path),
             rpo_ms=self.opt_dur(a, "rpo", path),
+            waive=dict(a.get("waive") or {}),
             pos=self.doc.item_pos(self.doc.data["assets"], i),
         )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from drill.evidence.events import State
-from drill.evidence.snapshot import Metadata, PageOn, StepKind
+from drill.evidence.snapshot import Metadata, Objective, PageOn, StepKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,7 @@ class Settings:
     pass_tiers: tuple[str, ...] = ()  # empty: the first two tiers decide the verdict
     max_duration_ms: int = 0  # 0: no limit beyond the steps' own
     page_on: PageOn = "declare"
+    unattended: bool = False  # nobody at a terminal: manual steps are a validate error
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class Tier:
     rto_ms: int
     rpo_ms: int | None = None
     description: str = ""
+    waive: Mapping[Objective, str] = field(default_factory=dict)  # objective -> why not demonstrated
     pos: Pos = _pos()
 
 
@@ -108,6 +110,7 @@ class Asset:
     contact_chain: str = ""
     rto_ms: int | None = None  # overrides the tier's
     rpo_ms: int | None = None
+    waive: Mapping[Objective, str] = field(default_factory=dict)  # wins over the tier's, per objective
     pos: Pos = _pos()
 
 

@@ -42,7 +42,7 @@ def test_dry_run_reports_every_problem_and_runs_no_action(
     playbook.write_text(PLAYBOOK.format(url=http_server.url, closed=_closed_port()))
     result = CliRunner().invoke(cli, ["run", "--dry-run", str(playbook)], env={"DRILL_DRY_RUN_MISSING": None})
     lines = result.output.splitlines()
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output  # not ready: could not run
     assert "ok  probe web/health" in lines
     assert any(line.startswith("NOT READY probe db/port: connection refused") for line in lines)
     assert any(
