@@ -39,11 +39,15 @@ from drill.evidence.events import (
     StepStatus,
     StopTripped,
 )
-from drill.evidence.snapshot import Phase, Plan, PlanAsset, StepKind
+from drill.evidence.snapshot import Objective, Phase, Plan, PlanAsset, StepKind
 from drill.units import human_ms
 
 BP_FULL = 10_000  # availability in basis points: integers only in evidence
-Verdict = Literal["pass", "fail", "not-measured", "aborted", "not-run"]
+# An asset: pass, fail, incomplete (an objective not measured and not waived), unaffected (the
+# outage never reached it), not-measured (nothing ran). A drill: pass, fail, incomplete, aborted, not-run.
+Verdict = Literal["pass", "fail", "incomplete", "unaffected", "not-measured", "aborted", "not-run"]
+# One objective of one asset (README, "Verdicts"): never a number where nothing was measured.
+ObjectiveState = Literal["met", "missed", "not-measured", "unaffected"]
 RollbackStatus = Literal["ok", "failed", "not-run"]
 
 
@@ -64,6 +68,23 @@ class RpoResult:
     last_surviving_seq: int
     probe: str
     at_risk_writes: int = 0  # accepted by the primary, not confirmed by the replicas asked for
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveResult:
+    """One objective (RTO or RPO) of one asset: what the evidence shows about it, and why."""
+
+    objective: Objective
+    state: ObjectiveState
+    target_ms: int
+    achieved_ms: int | None  # only when measured (met or missed)
+    reason: str  # why missed, not measured or unaffected; empty when met
+    waived: str = ""  # the playbook's reason for not demonstrating it (only when not measured)
+
+    @property
+    def undemonstrated(self) -> bool:
+        """Not measured and not waived: the drill cannot claim it."""
+        return self.state == "not-measured" and not self.waived
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +134,10 @@ class AssetResult:
         None  # the true outage start lies within this much before t_detect's probe ended
     )
     recover_window_ms: int | None = None  # the true recovery lies within this much before t_recover
+    objectives: tuple[ObjectiveResult, ...] = ()  # RTO, then RPO when the asset has an RPO target
+
+    def objective(self, name: Objective) -> ObjectiveResult | None:
+        return next((o for o in self.objectives if o.objective == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +262,7 @@ class Results:
     events: int
     journal_head: str
     steady_state: SteadyStateResult | None = None  # None: no check journalled (format 1, contact drills)
+    verdict_reason: str = ""  # why the verdict is not pass, in one line
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +385,7 @@ class _Fold:
     finished_utc: str | None = None
     finished_mono: int | None = None
     last_utc: str = ""
+    last_mono: int = 0
     inject: _Injection | None = None
     step_starts: dict[tuple[Phase, str], Event] = field(default_factory=dict)  # the latest of each step
     assets: dict[str, _Timeline] = field(default_factory=dict)
@@ -375,7 +402,7 @@ class _Fold:
     def add(self, e: Event) -> None:
         """One flat dispatch over the event catalogue (the hot loop of every report build)."""
         self.count += 1
-        self.last_utc = e.utc
+        self.last_utc, self.last_mono = e.utc, e.mono_ns
         p = e.payload
         if isinstance(p, ProbeObserved):
             self._observed(e, p)
@@ -525,18 +552,11 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
     down, up = _outage(fold, line)
     detection = max(0, _ms(down.at_mono - inject.mono)) if down and inject else None
     switchover = _ms(up.at_mono - down.at_mono) if down and up else None
-    rto = (
-        max(0, _ms(up.at_mono - inject.mono))
-        if down and up and inject
-        else (0 if inject and not down else None)
-    )
+    rto = max(0, _ms(up.at_mono - inject.mono)) if down and up and inject else None
     ack = _asset_ack(info, chains)
-    reasons = _asset_reasons(fold, line, down is not None, up is not None, rto, ack)
-    if inject and _state_before(line, inject.seq) == "down":
-        reasons.insert(0, "was already down before the failure was injected")
-    verdict: Verdict = "not-measured" if line.total == 0 else ("fail" if reasons else "pass")
-    if fold.finished is not None and fold.finished.status == RunStatus.NOT_RUN:
-        verdict, reasons = "not-measured", [_not_run_reason(fold, info.id)]
+    rto_objective = _rto_objective(fold, line, down, up, rto)
+    objectives = [rto_objective, *_optional(_rpo_objective(fold, line, rto_objective))]
+    verdict, reasons = _asset_verdict(fold, line, objectives, ack)
     evidence = [x.seq for x in (down, up) if x] + ([inject.seq, inject.done_seq] if inject else [])
     detect_window = _ms(down.window_ns) if down else None
     recover_window = _ms(up.window_ns) if up else None
@@ -569,7 +589,126 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
         t_inject_done_utc=inject.done_utc if inject else None,
         detect_window_ms=detect_window,
         recover_window_ms=recover_window,
+        objectives=tuple(objectives),
     )
+
+
+def _optional(item: ObjectiveResult | None) -> list[ObjectiveResult]:
+    return [] if item is None else [item]
+
+
+def _objective(
+    info: PlanAsset,
+    name: Objective,
+    target: int,
+    state: ObjectiveState,
+    reason: str,
+    achieved: int | None = None,
+) -> ObjectiveResult:
+    waiver = info.waiver(name) if state == "not-measured" else None
+    return ObjectiveResult(name, state, target, achieved, reason, waiver.reason if waiver else "")
+
+
+def _not_run(fold: _Fold) -> bool:
+    return fold.finished is not None and fold.finished.status == RunStatus.NOT_RUN
+
+
+def _rto_objective(
+    fold: _Fold, line: _Timeline, down: _Transition | None, up: _Transition | None, rto: int | None
+) -> ObjectiveResult:
+    """Met or missed only when an outage caused by the injection was seen to end (DESIGN §2)."""
+    info, inject, target = line.plan, fold.inject, line.plan.rto_ms
+
+    def state(value: ObjectiveState, reason: str, achieved: int | None = None) -> ObjectiveResult:
+        return _objective(info, "rto", target, value, reason, achieved)
+
+    if _not_run(fold):
+        return state("not-measured", _not_run_reason(fold, info.id))
+    if line.total == 0:
+        return state("not-measured", "no probe result was recorded")
+    if inject is None:
+        return state("not-measured", "no failure was injected")
+    if _state_before(line, inject.seq) == "down":
+        return state(
+            "not-measured",
+            "was already down before the failure was injected, so no recovery from it can be timed",
+        )
+    if down is None:
+        return state(
+            "unaffected",
+            "no probe saw it down after the injection"
+            f" (an outage shorter than its detection bound of {human_ms(info.detection_bound_ms)} goes unseen)",
+        )
+    if up is None:
+        observed = _ms(_end_mono(fold) - inject.mono)
+        if observed < target:
+            return state(
+                "not-measured",
+                f"still down when the drill ended, {human_ms(observed)} after the injection,"
+                f" before its target of {human_ms(target)} had elapsed",
+            )
+        return state("missed", "did not recover before the drill ended")
+    assert rto is not None
+    if rto > target:
+        return state("missed", f"RTO {human_ms(rto)} exceeds target {human_ms(target)}", rto)
+    return state("met", "", rto)
+
+
+def _rpo_objective(fold: _Fold, line: _Timeline, rto: ObjectiveResult) -> ObjectiveResult | None:
+    """Met or missed only from a canary's count of the writes that survived the failover."""
+    info, target = line.plan, line.plan.rpo_ms
+    if target is None:
+        return None
+
+    def state(value: ObjectiveState, reason: str, achieved: int | None = None) -> ObjectiveResult:
+        return _objective(info, "rpo", target, value, reason, achieved)
+
+    if _not_run(fold):
+        return state("not-measured", _not_run_reason(fold, info.id))
+    if fold.inject is None:
+        return state("not-measured", "no failure was injected, so no write was put at risk")
+    if line.rpo is not None:
+        achieved = line.rpo.rpo_ms
+        if achieved > target:
+            return state(
+                "missed",
+                f"RPO {human_ms(achieved)} ({line.rpo.lost_writes} lost writes) exceeds target {human_ms(target)}",
+                achieved,
+            )
+        return state("met", "", achieved)
+    if line.rpo_unmeasured:
+        return state("not-measured", line.rpo_unmeasured)
+    if rto.state == "unaffected":
+        return state("unaffected", "the outage never reached it")
+    if not any(p.measures_rpo for p in info.probes):
+        return state("not-measured", "no canary probe writes to it")
+    return state("not-measured", "the canary reported no count of surviving writes")
+
+
+def _end_mono(fold: _Fold) -> int:
+    """The last instant the drill observed: run.finished, else the journal's last event."""
+    return fold.finished_mono if fold.finished_mono is not None else fold.last_mono
+
+
+def _asset_verdict(
+    fold: _Fold, line: _Timeline, objectives: list[ObjectiveResult], ack: AckResult | None
+) -> tuple[Verdict, list[str]]:
+    """fail (an objective missed, or its chain late) > incomplete (one not measured, unwaived) >
+    unaffected > pass; not-measured when the drill did not run at all."""
+    if _not_run(fold):
+        return "not-measured", [_not_run_reason(fold, line.plan.id)]
+    missed = [o.reason for o in objectives if o.state == "missed"]
+    if ack is not None and not ack.met:
+        missed.append(f"contact chain {ack.chain} did not acknowledge within {human_ms(ack.target_ms)}")
+    unmeasured = [f"{o.objective.upper()} not measured: {o.reason}" for o in objectives if o.undemonstrated]
+    reasons = missed + unmeasured
+    if missed:
+        return "fail", reasons
+    if unmeasured:
+        return "incomplete", reasons
+    if objectives[0].state == "unaffected":
+        return "unaffected", reasons
+    return "pass", reasons
 
 
 def _not_run_reason(fold: _Fold, asset_id: str) -> str:
@@ -583,29 +722,6 @@ def _state_before(line: _Timeline, seq: int) -> str | None:
     """The asset's state as journalled before the injection event."""
     before = [t.state for t in line.states if t.seq < seq]
     return before[-1] if before else None
-
-
-def _asset_reasons(
-    fold: _Fold, line: _Timeline, went_down: bool, came_up: bool, rto: int | None, ack: AckResult | None
-) -> list[str]:
-    info = line.plan
-    reasons = []
-    if went_down and not came_up:
-        reasons.append("did not recover before the drill ended")
-    if rto is not None and rto > info.rto_ms:
-        reasons.append(f"RTO {human_ms(rto)} exceeds target {human_ms(info.rto_ms)}")
-    if line.rpo is not None and info.rpo_ms is not None and line.rpo.rpo_ms > info.rpo_ms:
-        reasons.append(
-            f"RPO {human_ms(line.rpo.rpo_ms)} ({line.rpo.lost_writes} lost writes)"
-            f" exceeds target {human_ms(info.rpo_ms)}"
-        )
-    if line.rpo is None and line.rpo_unmeasured and info.rpo_ms is not None:
-        reasons.append(f"RPO not measured: {line.rpo_unmeasured}")
-    if ack is not None and not ack.met:
-        reasons.append(f"contact chain {ack.chain} did not acknowledge within {human_ms(ack.target_ms)}")
-    if fold.inject is None and line.total:
-        reasons.append("no failure was injected: detection and recovery not measured")
-    return reasons
 
 
 def _chains(fold: _Fold, plan: Plan) -> dict[str, ChainResult]:
@@ -646,6 +762,9 @@ def _recover_mono(fold: _Fold, asset_id: str) -> int:
     return up.at_mono if up else 2**62
 
 
+_TIER_ORDER: tuple[Verdict, ...] = ("fail", "incomplete", "pass", "unaffected")
+
+
 def _tiers(plan: Plan, assets: dict[str, AssetResult]) -> list[TierResult]:
     out = []
     for tier in plan.tiers:
@@ -653,9 +772,7 @@ def _tiers(plan: Plan, assets: dict[str, AssetResult]) -> list[TierResult]:
         total = sum(a.probes_total for a in members)
         ok = sum(a.probes_ok for a in members)
         verdicts = {a.verdict for a in members}
-        verdict: Verdict = (
-            "fail" if "fail" in verdicts else ("pass" if "pass" in verdicts else "not-measured")
-        )
+        verdict: Verdict = next((v for v in _TIER_ORDER if v in verdicts), "not-measured")
         bp = ok * BP_FULL // total if total else None
         out.append(TierResult(tier.name, tier.rank, tier.rto_ms, tier.rpo_ms, bp, verdict, tier.description))
     return out
@@ -668,20 +785,41 @@ def _verdict(
     steps: list[StepResult],
     pass_tiers: tuple[str, ...],
     chains: list[ChainResult],
-) -> Verdict:
-    """Aborted, or pass when every deciding asset passed (a contact drill: every chain answered in time)."""
+) -> tuple[Verdict, str]:
+    """The drill's verdict and, unless it passed, why. Pass needs every deciding asset to pass
+    or be unaffected, and at least one recovery demonstrated (or every RTO waived)."""
     if status == RunStatus.ABORTED:
-        return "aborted"
+        return "aborted", "the drill was aborted"
     if status == RunStatus.NOT_RUN:
-        return "not-run"
+        return "not-run", "the drill did not run"
     if fold.started is not None and fold.started.mode == "contacts":
-        return "pass" if all(c.met and not c.exhausted for c in chains) else "fail"
+        late = [c.name for c in chains if not c.met or c.exhausted]
+        return ("fail", f"not acknowledged in time: {', '.join(late)}") if late else ("pass", "")
     if status != RunStatus.COMPLETED:
-        return "fail"
-    if any(s.status == StepStatus.FAILED and s.phase == Phase.SCENARIO for s in steps):
-        return "fail"
+        return "fail", "the scenario did not complete"
+    failed_steps = [s.name for s in steps if s.status == StepStatus.FAILED and s.phase == Phase.SCENARIO]
+    if failed_steps:
+        return "fail", f"a scenario step failed: {', '.join(failed_steps)}"
     deciding = [a for a in assets.values() if a.tier in pass_tiers]
-    return "fail" if any(a.verdict != "pass" for a in deciding) else "pass"
+    failed = [a.id for a in deciding if a.verdict == "fail"]
+    if failed:
+        return "fail", f"objectives missed: {', '.join(failed)}"
+    unmeasured = [a.id for a in deciding if a.verdict in ("incomplete", "not-measured")]
+    if unmeasured:
+        return "incomplete", f"objectives not measured (and not waived): {', '.join(unmeasured)}"
+    demonstrated = any(a.verdict == "pass" for a in deciding)
+    waived = all(_rto_waived(a) for a in deciding)
+    if deciding and not demonstrated and not waived:
+        return (
+            "incomplete",
+            "the injected failure reached no asset of the deciding tiers: no recovery was demonstrated",
+        )
+    return "pass", ""
+
+
+def _rto_waived(asset: AssetResult) -> bool:
+    rto = asset.objective("rto")
+    return rto is not None and bool(rto.waived)
 
 
 def _assemble(fold: _Fold, plan: Plan, journal_head: str) -> Results:
@@ -695,6 +833,7 @@ def _assemble(fold: _Fold, plan: Plan, journal_head: str) -> Results:
     reason = finished.reason if finished else "the journal ends before run.finished"
     duration = _ms(fold.finished_mono - fold.started_mono) if fold.finished_mono is not None else None
     chain_results = list(chains.values())
+    verdict, verdict_reason = _verdict(fold, status, assets, steps, plan.pass_tiers, chain_results)
     return Results(
         run_id=started.run_id,
         status=status,
@@ -703,7 +842,8 @@ def _assemble(fold: _Fold, plan: Plan, journal_head: str) -> Results:
         started_utc=fold.started_utc,
         finished_utc=fold.finished_utc,
         duration_ms=duration,
-        verdict=_verdict(fold, status, assets, steps, plan.pass_tiers, chain_results),
+        verdict=verdict,
+        verdict_reason=verdict_reason,
         mode=started.mode,
         pass_tiers=plan.pass_tiers,
         assets=tuple(assets.values()),
@@ -730,6 +870,8 @@ __all__ = [
     "ChainResult",
     "FoldedRun",
     "ManualRecord",
+    "ObjectiveResult",
+    "ObjectiveState",
     "OrderViolation",
     "PageResult",
     "PlaybookIdentity",

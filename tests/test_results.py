@@ -31,7 +31,7 @@ DOC: dict[str, object] = {
     "kind": "Playbook",
     "metadata": {"name": "t", "owner": "o"},
     "settings": {"interval": "100ms"},
-    "tiers": [{"name": "tier-0", "rto": "2s", "rpo": "0"}, {"name": "tier-1", "rto": "10s"}],
+    "tiers": [{"name": "tier-0", "rto": "2s"}, {"name": "tier-1", "rto": "10s"}],
     "assets": [
         {
             "id": "db",
@@ -49,8 +49,8 @@ DOC: dict[str, object] = {
 }
 
 
-def _plan() -> Plan:
-    playbook, diagnostics = check_document(parse_document(json.dumps(DOC).encode(), "t.yaml"))
+def _plan(doc: dict[str, object] = DOC) -> Plan:
+    playbook, diagnostics = check_document(parse_document(json.dumps(doc).encode(), "t.yaml"))
     assert playbook is not None, diagnostics
     return build_plan(playbook)
 
@@ -79,7 +79,9 @@ class _Events:
         self.add(ProbeObserved("p", ok, 900, self.ticks, at_ms * MS, 0, reason), at_ms, asset)
 
 
-def _drill(api_recovers_ms: int = 2500, *, journalled_plan: bool = True) -> _Events:
+def _drill(
+    api_recovers_ms: int = 2500, *, journalled_plan: bool = True, doc: dict[str, object] = DOC
+) -> _Events:
     """A run: both assets up, a disaster at 1 s, db down 1.2-2 s, api down 1.3 s to api_recovers_ms.
 
     journalled_plan=False makes a format-1 journal (drill 0.1.0): no plan in run.started, so the
@@ -89,12 +91,12 @@ def _drill(api_recovers_ms: int = 2500, *, journalled_plan: bool = True) -> _Eve
     e.add(
         RunStarted(
             run_id="r1",
-            playbook=PlaybookRef("t", "ab", "t.yaml", DOC),
+            playbook=PlaybookRef("t", "ab", "t.yaml", doc),
             user="tester@host",
             host="host",
             tool_version="0.0.0",
             started_utc="2026-01-01T00:00:00.000+00:00",
-            plan=_plan() if journalled_plan else None,
+            plan=_plan(doc) if journalled_plan else None,
             format=JOURNAL_FORMAT if journalled_plan else 1,
         ),
         0,
@@ -164,3 +166,80 @@ def test_an_asset_no_probe_ever_answered_has_no_availability_not_zero() -> None:
     ]
     api = _fold(events).assets[1]
     assert (api.probes_total, api.availability_bp) == (0, None)  # not measured: never "0.00 %"
+
+
+# -- objectives: met, missed, not measured, unaffected ------------------------------------------
+
+
+def _with_tier0(**fields: object) -> dict[str, object]:
+    tiers = [{"name": "tier-0", "rto": "2s", **fields}, {"name": "tier-1", "rto": "10s"}]
+    return {**DOC, "tiers": tiers}
+
+
+def test_an_rpo_target_no_canary_measured_leaves_the_drill_incomplete_never_pass() -> None:
+    results = _fold(_drill(doc=_with_tier0(rpo="0")))
+    db = results.assets[0]
+    rpo = db.objective("rpo")
+    assert rpo is not None and (rpo.state, rpo.achieved_ms, rpo.waived) == ("not-measured", None, "")
+    assert "no canary probe" in rpo.reason and rpo.reason in db.reasons
+    assert (db.verdict, results.verdict) == ("incomplete", "incomplete")
+    assert "not measured" in results.verdict_reason and "db" in results.verdict_reason
+
+
+def test_a_waived_objective_is_shown_with_its_reason_and_does_not_block_a_pass() -> None:
+    waive = {"rpo": "no canary can write to this store; proven by the restore test"}
+    results = _fold(_drill(doc=_with_tier0(rpo="0", waive=waive)))
+    rpo = results.assets[0].objective("rpo")
+    assert rpo is not None and (rpo.state, rpo.waived) == ("not-measured", waive["rpo"])
+    assert (results.assets[0].verdict, results.verdict) == ("pass", "pass")
+
+
+def test_an_asset_the_outage_never_reached_is_unaffected_not_rto_0() -> None:
+    events = _drill()
+    # api never goes down: drop its down/up transitions and failing probe
+    events.items = [e for e in events.items if not (e.asset == "api" and e.seq > 6)]
+    results = _fold(events)
+    db, api = results.assets
+    rto = api.objective("rto")
+    assert rto is not None and rto.state == "unaffected" and api.rto_ms is None
+    assert api.verdict == "unaffected" and db.verdict == "pass"
+    assert results.verdict == "pass"  # db's recovery was demonstrated; api was not touched
+
+
+def test_a_drill_whose_outage_reached_no_deciding_asset_is_incomplete() -> None:
+    events = _drill()
+    # neither asset goes down: keep only the states journalled before the injection (seq 6)
+    events.items = [e for e in events.items if not (isinstance(e.payload, AssetState) and e.seq > 6)]
+    results = _fold(events)
+    assert {a.verdict for a in results.assets} == {"unaffected"}
+    assert results.verdict == "incomplete" and "no recovery was demonstrated" in results.verdict_reason
+
+
+def test_an_asset_down_before_the_injection_is_never_rto_0() -> None:
+    events = _drill()
+    injected = next(e for e in events.items if isinstance(e.payload, FailureInjected))
+    e = _Events()
+    e.items = [x for x in events.items if x.seq < injected.seq]
+    e.state("db", "down", 900)  # down before the failure was injected
+    e.add(injected.payload, 1000)
+    e.state("db", "up", 2000)
+    e.add(RunFinished(RunStatus.COMPLETED), 4000)
+    db = _fold(e).assets[0]
+    rto = db.objective("rto")
+    assert rto is not None and rto.state == "not-measured" and "already down" in rto.reason
+    assert db.rto_ms is None and db.verdict == "incomplete"
+
+
+@pytest.mark.parametrize(("ends_ms", "state"), [(2500, "not-measured"), (3500, "missed")])
+def test_still_down_at_the_end_is_missed_only_once_the_target_elapsed(ends_ms: int, state: str) -> None:
+    """db's RTO target is 2 s from the injection at 1 s: at 2.5 s it was not yet missed."""
+    events = _drill()
+    e = _Events()
+    e.items = [
+        x
+        for x in events.items
+        if not (x.asset == "db" and x.mono_ns >= 2000 * MS) and not isinstance(x.payload, RunFinished)
+    ]
+    e.add(RunFinished(RunStatus.COMPLETED), ends_ms)
+    rto = _fold(e).assets[0].objective("rto")
+    assert rto is not None and rto.state == state and rto.achieved_ms is None

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 from drill.clock import parse_utc
 from drill.report.model import Report
-from drill.results import AssetResult, TierResult
-from drill.units import human_ms
+from drill.results import AssetResult, ObjectiveResult, ObjectiveState, TierResult
+from drill.units import human_ms, human_pm
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 
@@ -31,10 +31,49 @@ def fmt_clock(text: str | None) -> str:
     return text.partition("T")[2].removesuffix("+00:00").removesuffix("Z")
 
 
+def objectives(asset: AssetResult) -> tuple[ObjectiveResult, ...]:
+    """The asset's objectives; for a report written before they were recorded (drill 0.1),
+    derived from its timings the way that version judged them."""
+    if asset.objectives:
+        return asset.objectives
+    reasons = "; ".join(asset.reasons) or "no outage observed"
+    target, rto = asset.targets.rto_ms, asset.rto_ms
+    if rto is not None:
+        out = [ObjectiveResult("rto", "missed" if rto > target else "met", target, rto, "")]
+    elif asset.t_detect_utc:
+        out = [ObjectiveResult("rto", "missed", target, None, "did not recover")]
+    else:
+        out = [ObjectiveResult("rto", "not-measured", target, None, reasons)]
+    rpo_target, rpo = asset.targets.rpo_ms, asset.rpo
+    if rpo_target is not None and rpo is not None:
+        state: ObjectiveState = "missed" if rpo.rpo_ms > rpo_target else "met"
+        out.append(ObjectiveResult("rpo", state, rpo_target, rpo.rpo_ms, ""))
+    elif rpo_target is not None:
+        out.append(ObjectiveResult("rpo", "not-measured", rpo_target, None, "no canary probe"))
+    return tuple(out)
+
+
+def _unmeasured_text(o: ObjectiveResult) -> str:
+    if o.state == "unaffected":
+        return "unaffected"
+    if o.state == "missed":
+        return "not recovered"
+    return "not measured (waived)" if o.waived else "not measured"
+
+
+def rto_text(asset: AssetResult) -> str:
+    """RTO achieved ± its uncertainty, or what the evidence says instead (never a made-up 0)."""
+    rto = next((o for o in objectives(asset) if o.objective == "rto"), None)
+    if rto is None or rto.achieved_ms is None:
+        return "—" if rto is None else _unmeasured_text(rto)
+    return human_pm(rto.achieved_ms, asset.uncertainty_ms)
+
+
 def rpo_text(asset: AssetResult) -> str:
     rpo = asset.rpo
+    objective = next((o for o in objectives(asset) if o.objective == "rpo"), None)
     if rpo is None:
-        return "—"
+        return "—" if objective is None else _unmeasured_text(objective)
     lost = rpo.lost_writes
     risk = f", {rpo.at_risk_writes} at risk" if rpo.at_risk_writes else ""
     return f"{human_ms(rpo.rpo_ms)} ({lost} lost write{'s' if lost != 1 else ''}{risk})"
@@ -78,6 +117,7 @@ class Bar:
     inject_ms: int | None
     target_end_ms: int  # inject + target RTO
     uncertainty_ms: int
+    rto_met: bool = False  # only then is the target band drawn as "within target"
 
 
 def timeline_bars(report: Report) -> tuple[list[Bar], int]:
@@ -106,6 +146,7 @@ def timeline_bars(report: Report) -> tuple[list[Bar], int]:
                     inject_ms=inject,
                     target_end_ms=(inject or 0) + a.targets.rto_ms,
                     uncertainty_ms=a.uncertainty_ms,
+                    rto_met=any(o.objective == "rto" and o.state == "met" for o in objectives(a)),
                 )
             )
     finished = offset(report.run.finished_utc)

@@ -263,6 +263,7 @@ def _run(results: Results, plan: Plan, started: RunStarted) -> RunSection:
         duration_ms=results.duration_ms,
         pass_tiers=results.pass_tiers,
         steady_state=results.steady_state,
+        verdict_reason=results.verdict_reason,
     )
 
 
@@ -383,6 +384,21 @@ def _step_findings(step: StepResult) -> list[_Raw]:
     return []
 
 
+def _objective_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
+    """An objective the drill could not demonstrate, and one the playbook waived: both on record."""
+    out: list[_Raw] = []
+    for o in asset.objectives:
+        name = o.objective.upper()
+        if o.undemonstrated and asset.verdict != "not-measured":
+            severity = Severity.HIGH if decisive else Severity.MEDIUM
+            out.append(_Raw(severity, f"{asset.id}: {name} not measured", o.reason, asset.evidence_seqs))
+        elif o.state == "not-measured" and o.waived:
+            out.append(
+                _Raw(Severity.INFO, f"{asset.id}: {name} waived", f"{o.waived} (not measured: {o.reason})")
+            )
+    return out
+
+
 def _asset_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
     out: list[_Raw] = []
     aid, seqs = asset.id, asset.evidence_seqs
@@ -418,6 +434,7 @@ def _asset_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
     elif asset.verdict == "not-measured" and decisive:
         detail = "; ".join(asset.reasons) or "no outage or recovery was observed"
         out.append(_Raw(Severity.MEDIUM, f"{aid} was not measured", detail, seqs))
+    out.extend(_objective_findings(asset, decisive))
     if asset.rpo is not None and asset.rpo.at_risk_writes:
         count = asset.rpo.at_risk_writes
         detail = f"{count} write(s) the primary accepted were not confirmed by the replicas asked for"

@@ -109,6 +109,7 @@ class RunSection:
     duration_ms: int | None
     pass_tiers: tuple[str, ...]
     steady_state: SteadyStateResult | None = None
+    verdict_reason: str = ""  # why the verdict is not pass
 
 
 @dataclass(frozen=True, slots=True)

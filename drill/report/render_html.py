@@ -42,6 +42,7 @@ class _Row:
     unc_hi: int | None
     late: bool
     title: str
+    band_met: bool  # the target band is green only when the asset recovered within it
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ def _environment() -> jinja2.Environment:
         clock=view.fmt_clock,
         rpo=view.rpo_text,
         ack=view.ack_text,
+        rto=view.rto_text,
     )
     return env
 
@@ -132,6 +134,7 @@ def _chart(report: Report) -> _Chart | None:
                 unc_hi=x(bar.recover_ms + unc) if bar.recover_ms is not None and unc else None,
                 late=late or open_end,
                 title=_bar_title(bar),
+                band_met=bar.rto_met,
             )
         )
         y += row_h

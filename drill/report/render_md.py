@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from drill.report._view import ack_text, assets_by_tier, findings_by_severity, fmt_utc, rpo_text
+from drill.report._view import ack_text, assets_by_tier, findings_by_severity, fmt_utc, rpo_text, rto_text
 from drill.report.model import Report
 from drill.results import SteadyStateResult
 from drill.units import human_bp, human_ms, human_pm
@@ -14,6 +14,8 @@ _BADGE = {
     "pass": "✅ PASS",
     "fail": "❌ FAIL",
     "aborted": "⛔ ABORTED",
+    "incomplete": "⚠️ INCOMPLETE",
+    "unaffected": "➖ unaffected",
     "not-measured": "➖ not measured",
     "not-run": "⛔ NOT RUN",
 }
@@ -118,7 +120,7 @@ def _targets(r: Report) -> str:
                 human_ms(a.targets.rto_ms),
                 human_pm(a.detection_ms, a.uncertainty_ms),
                 human_pm(a.switchover_ms, a.uncertainty_ms),
-                human_pm(a.rto_ms, a.uncertainty_ms),
+                rto_text(a),
                 human_ms(a.targets.rpo_ms),
                 rpo_text(a),
                 human_bp(a.availability_bp),

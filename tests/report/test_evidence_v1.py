@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -68,6 +69,37 @@ def test_drill_journal_verify_accepts_the_0_1_0_journal(v1: Path) -> None:
     assert out.startswith(f"ok: 113 events, head {head}")
 
 
+def _judgements(data: dict[str, Any]) -> dict[str, Any]:
+    """Pop what is judged rather than measured: since 0.1.0 an objective nobody measured is
+    never a pass (README, "Verdicts"), so these may differ where 0.1.0 passed one."""
+    data["run"].pop("verdict_reason", None)
+    assets = {a["id"]: (a.pop("verdict"), a.pop("reasons"), a.pop("objectives", [])) for a in data["assets"]}
+    tiers = {t["name"]: t.pop("verdict") for t in data["scope"]["tiers"]}
+    return {
+        "assets": assets,
+        "tiers": tiers,
+        "summary": data.pop("summary"),
+        "findings": data.pop("findings"),
+    }
+
+
+def _assert_judged_as_0_1_0_except_unmeasured_rpo(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+    changed = []
+    for aid, (verdict, reasons, objectives) in ours["assets"].items():
+        old_verdict, old_reasons, _ = theirs["assets"][aid]
+        if verdict == old_verdict:
+            assert reasons == old_reasons, aid
+            continue
+        assert (old_verdict, verdict) == ("pass", "incomplete"), aid
+        assert [o["objective"] for o in objectives if o["state"] == "not-measured"] == ["rpo"], aid
+        changed.append(aid)
+    assert changed, "the fixture has an RPO target no canary measured: 0.1.0 passed it"
+    old_titles = [f["title"] for f in theirs["findings"]]
+    new_titles = [f["title"] for f in ours["findings"]]
+    assert [t for t in new_titles if t not in old_titles] == [f"{aid}: RPO not measured" for aid in changed]
+    assert set(old_titles) <= set(new_titles)
+
+
 def test_a_format_1_journal_folds_to_the_report_0_1_0_signed(v1: Path) -> None:
     """The plan is rebuilt from the journalled document: every measured value is as 0.1.0 signed it.
 
@@ -92,7 +124,9 @@ def test_a_format_1_journal_folds_to_the_report_0_1_0_signed(v1: Path) -> None:
                 asset.pop(added, None)
             if asset.get("rpo"):
                 asset["rpo"].pop("at_risk_writes", None)  # new since 0.1.0 (replica-confirmed canaries)
-    assert ours == theirs
+    judged = _judgements(ours), _judgements(theirs)
+    assert ours == theirs  # every measured value, as 0.1.0 signed it
+    _assert_judged_as_0_1_0_except_unmeasured_rpo(*judged)
     for asset in rebuilt.assets:  # the 200 ms interval, plus what the recorded instants add
         assert asset.recover_window_ms is not None and 200 <= asset.uncertainty_ms == asset.recover_window_ms
     assert [s.detail for s in rebuilt.exercise.scenario[:2]] == [

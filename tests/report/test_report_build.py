@@ -192,12 +192,17 @@ def test_findings_cover_every_problem_with_severity_and_evidence(report: Report)
         ("critical", "reports missed its RTO"),
         ("high", "Scenario step failed: purge CDN cache"),
         ("high", "ledger: nobody acknowledged the page"),
+        ("high", "ledger: RPO not measured"),  # tier-1 has an RPO target; no canary writes to ledger
+        ("high", "reports: RPO not measured"),
         ("high", "Contact chain exhausted: ledger-oncall"),
         ("medium", "Recovery order violated: payments-api before payments-db"),
-        ("medium", "Page to Cy Park via slack failed"),
-        ("low", "Scenario step skipped: warm search cache"),
     ]
-    assert got[-1] == ("info", "Manual step answered automatically: confirm DR banner")
+    assert got[-2:] == [
+        ("info", "Manual step answered automatically: confirm DR banner"),
+        ("info", "payments-api: RPO waived"),  # with the playbook's reason
+    ]
+    waived = next(f for f in report.findings if f.title == "payments-api: RPO waived")
+    assert waived.detail.startswith("stateless: its data lives in payments-db")
     assert sum(1 for _, t in got if t.startswith("Probe ")) == 4
     assert [f.id for f in report.findings] == [f"F-{n:03d}" for n in range(1, len(got) + 1)]
     by_title = {f.title: f for f in report.findings}
@@ -207,12 +212,14 @@ def test_findings_cover_every_problem_with_severity_and_evidence(report: Report)
     rto = by_title["reports missed its RTO"]
     assert rto.detail == "achieved 2 min 30 s ± 1 s, target 2 min"
     assert {seqs[s].type for s in rto.evidence_seqs} == {"asset.state", "failure.injected"}
-    assert report.summary.findings == FindingCounts(critical=2, high=3, medium=2, low=5, info=1)
+    assert report.summary.findings == FindingCounts(critical=2, high=5, medium=2, low=5, info=2)
 
 
 def test_summary_counts(report: Report) -> None:
     s = report.summary
-    assert (s.assets_total, s.assets_passed, s.assets_failed, s.assets_not_measured) == (5, 2, 3, 0)
+    # search never went down: unaffected, not a pass; payments-api passed with its RPO waived
+    assert (s.assets_total, s.assets_passed, s.assets_failed, s.assets_not_measured) == (5, 1, 3, 0)
+    assert [a.verdict for a in report.assets] == ["fail", "pass", "fail", "fail", "unaffected"]
     assert (s.order_violations, s.pages_sent, s.pages_acked) == (1, 3, 1)
     assert report.verdict == "fail"
 

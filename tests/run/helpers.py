@@ -18,6 +18,7 @@ def one_asset_playbook(
     fall: int = 2,
     rise: int = 2,
     rto_ms: int = 5000,
+    rpo_ms: int | None = None,  # None: no RPO target (one without a canary would leave the run incomplete)
     rollback: tuple[Step, ...] = (),
     stop_conditions: tuple[StopCondition, ...] = (),
     extra_assets: tuple[Asset, ...] = (),
@@ -27,7 +28,9 @@ def one_asset_playbook(
     document = {
         "metadata": {"name": "ground-truth", "owner": "tests"},
         "settings": {"interval": f"{interval_ms}ms"},
-        "tiers": [{"name": "tier-0", "rto": f"{rto_ms}ms", "rpo": "0"}],
+        "tiers": [
+            {"name": "tier-0", "rto": f"{rto_ms}ms"} | ({} if rpo_ms is None else {"rpo": f"{rpo_ms}ms"})
+        ],
         "assets": [
             {
                 "id": a.id,
@@ -39,7 +42,7 @@ def one_asset_playbook(
     }
     return Playbook(
         metadata=Metadata(name="ground-truth", owner="tests"),
-        tiers=(Tier("tier-0", 0, rto_ms, 0),),
+        tiers=(Tier("tier-0", 0, rto_ms, rpo_ms),),
         assets=assets,
         scenario=scenario,
         settings=Settings(interval_ms=interval_ms, timeout_ms=timeout_ms),

@@ -467,7 +467,12 @@ def test_a_format_1_journal_still_reads_and_folds() -> None:
     assert [a.id for a in results.assets] == [a["id"] for a in old["assets"]]
     for asset, before in zip(results.assets, old["assets"], strict=True):
         assert (asset.rto_ms, asset.detection_ms) == (before["rto_ms"], before["detection_ms"]), asset.id
-        assert (asset.switchover_ms, asset.verdict) == (before["switchover_ms"], before["verdict"]), asset.id
+        assert asset.switchover_ms == before["switchover_ms"], asset.id
+        if (before["verdict"], asset.verdict) == ("pass", "incomplete"):
+            # 0.1.0 passed an RPO target no canary measured; folded today, it is not demonstrated
+            assert [o.objective for o in asset.objectives if o.undemonstrated] == ["rpo"], asset.id
+        else:
+            assert asset.verdict == before["verdict"], asset.id
     # The plan was rebuilt from the journalled document, as a format-2 run would have journalled it.
     assert folded.plan.name == started.playbook.name == "demo-lab-site-loss"
     assert [a.id for a in folded.plan.assets] == [a["id"] for a in old["assets"]]

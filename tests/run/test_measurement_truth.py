@@ -92,7 +92,13 @@ def _blocking_kill_playbook(target: SwitchableServer, control: Control, *, heal:
         )
     steps.append(WaitForStep("recovered", WaitFor(state="up", within_ms=1500 if heal else 400, asset="svc")))
     return one_asset_playbook(
-        "http", {"url": target.url + "/health"}, tuple(steps), interval_ms=INTERVAL_MS, timeout_ms=200
+        "http",
+        {"url": target.url + "/health"},
+        tuple(steps),
+        interval_ms=INTERVAL_MS,
+        timeout_ms=200,
+        # unhealed, the drill outlasts the target: still down then is a miss, not "not yet measured"
+        rto_ms=5000 if heal else 500,
     )
 
 

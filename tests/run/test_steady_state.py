@@ -79,7 +79,11 @@ async def test_allow_degraded_runs_anyway_and_the_report_says_so(
     assert outcome.results.steady_state is not None and outcome.results.steady_state.degraded_allowed
     report = build_report_from_journal(outcome.journal_path)
     assert any(f.title == "Drill run against a degraded environment" for f in report.findings)
-    assert report.verdict == "fail"  # the asset was down before the failure was injected
+    # the asset was down before the failure was injected: no recovery from it can be timed
+    assert report.verdict == "incomplete"
+    (asset,) = report.assets
+    assert asset.rto_ms is None and asset.verdict == "incomplete"
+    assert any("already down before the failure was injected" in r for r in asset.reasons)
 
 
 async def test_a_healthy_start_meets_the_steady_state(http_server: SwitchableServer, tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ async def test_a_variable_is_resolved_and_never_redacted(
     playbook = one_asset_playbook("http", params, SCENARIO)
     options = RunOptions(runs_dir=tmp_path, auto_confirm=True, variables={"PORT": port, "YEAR": "2026"})
     outcome = await run_drill(playbook, options)
-    assert outcome.results.assets[0].verdict == "pass"  # the probe reached the server through ${var:PORT}
+    svc = outcome.results.assets[0]
+    assert svc.probes_ok == svc.probes_total > 0  # the probe reached the server through ${var:PORT}
     text = outcome.journal_path.read_text()
     assert REDACTED not in text
     first = next(iter(read_events(outcome.journal_path))).payload
