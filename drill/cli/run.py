@@ -111,7 +111,10 @@ def print_summary(results: Results) -> None:
 )
 @click.option("--auto-confirm", is_flag=True, help="Confirm manual steps automatically (recorded as such).")
 @click.option(
-    "--dry-run", is_flag=True, help="Readiness check: resolve secrets, probe each asset once, run no action."
+    "--dry-run",
+    is_flag=True,
+    help="Readiness check: resolve secrets, probe each asset once, reach every notifier and action"
+    " endpoint without using it, find each command; run no action, send no page (exit 3 if not ready).",
 )
 @click.option(
     "--rollback",
