@@ -181,7 +181,8 @@ def test_an_rpo_target_no_canary_measured_leaves_the_drill_incomplete_never_pass
     db = results.assets[0]
     rpo = db.objective("rpo")
     assert rpo is not None and (rpo.state, rpo.achieved_ms, rpo.waived) == ("not-measured", None, "")
-    assert "no canary probe" in rpo.reason and rpo.reason in db.reasons
+    assert rpo.reason == "no canary probe writes to it"
+    assert db.reasons == ("RPO not measured: no canary probe writes to it",)
     assert (db.verdict, results.verdict) == ("incomplete", "incomplete")
     assert "not measured" in results.verdict_reason and "db" in results.verdict_reason
 
