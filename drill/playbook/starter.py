@@ -13,6 +13,7 @@ metadata:
   owner: dr-team@example.com        # who is accountable for the drill
   description: Fail the web tier over to the standby and time the recovery.
   quarter: 2026-Q4
+  environment: staging              # shown when `drill run` asks before changing anything
   test_type: functional             # tabletop | functional | full-scale | switchover
   objectives:
     - Show the web tier recovers within its 5 minute RTO.
@@ -46,6 +47,8 @@ assets:
     owner: web-team
     depends_on: [database]
     contact_chain: web-oncall
+    # An objective nothing measures never passes silently: waive it, with the reason the report shows.
+    waive: {rpo: "stateless: its data lives in the database, whose canary measures the loss"}
     probes:
       - name: health
         http: {url: "http://127.0.0.1:8080/healthz", expect_status: 200}
@@ -53,8 +56,8 @@ assets:
     tier: tier-0
     contact_chain: web-oncall
     probes:
-      - name: port
-        tcp: {host: 127.0.0.1, port: 5432}
+      - name: canary                # writes a numbered row every interval, reads back what survived: the RPO
+        postgres: {dsn: "${env:DATABASE_DSN}", canary: true}
         interval: 500ms
 
 scenario:

@@ -4,8 +4,10 @@ Pass 1 checks the envelope (playbook.schema.json) where each probe, action and c
 its kind's parameters open; pass 2 checks each of those against its own kind's fragment. So a
 typo names the wrong field ("unknown key 'metod' (did you mean 'method'?)"), never "is not
 valid under any of the given schemas". Then the semantic rules: unique ids, references that
-exist (with suggestions), a dependency DAG, tier order, detection bounds. Every problem is
-collected, each with the line:col of the node it is about.
+exist (with suggestions), a dependency DAG, tier order, detection bounds, credentials written
+where a reference belongs, and what would waste a whole drill (nothing injected, an RPO target
+no probe measures, a manual step in an unattended drill). Every problem is collected, each with
+the line:col of the node it is about.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import re
 from collections.abc import Collection, Iterable, Iterator
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from drill.playbook.load import Document, JsonPath, format_path, gc_paused, load
 from drill.playbook.model import (
     OUTPUT_REFERENCE,
     STEP_KINDS,
+    ManualStep,
     ParallelStep,
     Playbook,
     Probe,
@@ -126,6 +130,94 @@ def _strings(value: object, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _strings(item, (*path, index))
+
+
+# -- credentials written where a reference belongs ---------------------------------------------
+_SECRET_NAMES = frozenset(
+    {"password", "passwd", "secret", "token", "api_key", "apikey", "routing_key", "authorization", "auth"}
+)
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "apikey", "password", "passwd", "authorization")
+_NOT_SECRETS = frozenset({"canary_key"})  # where a probe writes its canaries: a name, not a credential
+_QUERY_SECRETS = frozenset({"token", "key", "secret", "access_token", "sig", "signature"})
+# resolved when the drill runs, never written in the file: secrets, captured outputs, journey captures
+_HIDDEN = re.compile(r"\$\{(?:env|file):[^}]+\}|\$\{steps\.[^}]+\}|\{\{[^}]*\}\}")
+_PLAIN = re.compile(r"\$\{var:[^}]+\}")  # a plain variable: resolved, but never redacted
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]*")
+_CONNINFO_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
+_SECRET_MARK = "\x00"  # a secret reference (or a value only known at run time), masked
+_PLAIN_MARK = "\x01"  # a plain variable, masked
+_USE_REFERENCE = "use ${env:NAME} or ${file:PATH}"
+
+
+@lru_cache(maxsize=4096)  # the same few keys repeat in every probe
+def _secret_name(name: str) -> bool:
+    """Whether a key, header or query parameter is named like a credential (api_key, X-Api-Key ...)."""
+    key = name.lower().replace("-", "_")
+    if key in _NOT_SECRETS or "public" in key:
+        return False
+    return key in _SECRET_NAMES or key.endswith(_SECRET_SUFFIXES)
+
+
+def _mask(text: str) -> str:
+    """text with each reference as one mark character, so nothing inside a reference (a '/' in
+    ${file:/run/key}, an '@' or '&') splits the URL or the connection string around it."""
+    if "{" not in text:
+        return text
+    return _PLAIN.sub(_PLAIN_MARK, _HIDDEN.sub(_SECRET_MARK, text))
+
+
+def _exposure(masked: str) -> str:
+    """How a credential is written (references masked): '' not at all or through a secret
+    reference, 'var' through a plain variable, 'literal' in the file itself."""
+    if not masked.strip() or _SECRET_MARK in masked:
+        return ""
+    return "var" if _PLAIN_MARK in masked else "literal"
+
+
+def _credentials(key: str, text: str) -> Iterator[tuple[str, str]]:
+    """(what, exposure) for each credential `text` writes instead of referring to it; `key` is
+    the mapping key holding text (a list item's: the list's). Never yields the value itself."""
+    masked = _mask(text)
+    if _secret_name(key):
+        exposure = _exposure(masked)
+        if exposure:
+            yield "the value", exposure
+            return
+    if "://" in masked and ("@" in masked or "?" in masked):
+        for url in _URL.finditer(masked):
+            yield from _url_credentials(url.group())
+    elif key == "dsn" and "password" in masked:
+        for match in _CONNINFO_PASSWORD.finditer(masked):
+            exposure = _exposure(match.group(1).strip("'"))
+            if exposure:
+                yield "the password in the connection string", exposure
+
+
+def _url_credentials(url: str) -> Iterator[tuple[str, str]]:
+    """A password in the URL's userinfo, and query parameters named like credentials."""
+    rest = url.partition("://")[2]
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, _host = rest[:cut].rpartition("@")
+    if at and ":" in userinfo:
+        exposure = _exposure(userinfo.partition(":")[2])
+        if exposure:
+            yield "the password in the URL", exposure
+    query = rest[cut:].partition("?")[2].partition("#")[0]
+    for pair in query.split("&") if query else ():
+        name, _eq, value = pair.partition("=")
+        if name.lower() in _QUERY_SECRETS or name.lower().endswith("signature") or _secret_name(name):
+            exposure = _exposure(value)
+            if exposure:
+                yield f"URL parameter {name!r}", exposure
+
+
+def _credential_message(where: str, what: str, exposure: str) -> str:
+    if exposure == "var":
+        return (
+            f"{where}: {what} looks like a credential, but ${{var:…}} is a plain variable and is never"
+            f" redacted; {_USE_REFERENCE}"
+        )
+    return f"{where}: {what} looks like a literal credential; {_USE_REFERENCE}"
 
 
 def _streak(probe: Probe, word: str) -> int:
@@ -325,6 +417,7 @@ class _Checker:
         self.step_rules(tiers, assets)
         self.stop_rules(tiers, assets)
         self.metadata_dates()
+        self.literal_credentials()
 
     def tier_names(self) -> dict[str, int]:
         """Tier name -> rank (list position); duplicates reported."""
@@ -566,8 +659,9 @@ class _Checker:
                 )
 
     def wasted_drill_rules(self, playbook: Playbook) -> None:
-        """What a playbook can say that wastes a whole drill: nothing injected, or a wait shorter
-        than its probes can notice the state it waits for."""
+        """What a playbook can say that wastes a whole drill: nothing injected, a wait shorter
+        than its probes can notice the state it waits for, an RPO target nothing measures, a
+        manual step nobody is there to answer."""
         if playbook.metadata.test_type != "tabletop" and not any(
             injects(s) for s in walk_steps(playbook.scenario)
         ):
@@ -582,6 +676,38 @@ class _Checker:
         for path, step in _model_steps(playbook):
             if isinstance(step, WaitForStep) and step.wait_for.check is None:
                 self.wait_bound(path, step, playbook)
+            elif isinstance(step, ManualStep) and playbook.settings.unattended:
+                self.error(
+                    path,
+                    f"{_where(path)}: manual step {step.name!r} waits for a person to answer it, but"
+                    " settings.unattended says nobody is at a terminal: the drill cannot get past it;"
+                    " remove the manual step, or drop `unattended`",
+                    code="unattended",
+                )
+        self.unmeasured_rpo(playbook)
+
+    def unmeasured_rpo(self, playbook: Playbook) -> None:
+        """Warn at each asset with an RPO target (its own, else its tier's) that no probe of it
+        measures (none writes canaries) and nobody waived: its run can only end `incomplete`.
+        One pass over the assets, each tier looked up by name. `writes_canary` is the plan's
+        measures_rpo without importing the probe kinds: only a kind that reads its canaries back
+        accepts `canary` in its schema fragment (tests/playbook/test_wasted_drill.py holds it)."""
+        tiers = {t.name: t for t in playbook.tiers}
+        for a, asset in enumerate(playbook.assets):
+            tier = tiers[asset.tier]
+            rpo = asset.rpo_ms if asset.rpo_ms is not None else tier.rpo_ms
+            if rpo is None or "rpo" in asset.waive or "rpo" in tier.waive:
+                continue
+            if any(probe.writes_canary for probe in asset.probes):
+                continue
+            path: JsonPath = ("assets", a, "rpo") if asset.rpo_ms is not None else ("assets", a)
+            self.warn(
+                path,
+                f"assets[{a}]: RPO target {human_ms(rpo)} of asset {asset.id!r} has no canary probe to"
+                ' measure it: its RPO will be "not measured" and the run `incomplete` unless waived;'
+                ' add a probe with `canary: true`, or `waive: {rpo: "why"}`',
+                code="rpo-unmeasured",
+            )
 
     def wait_bound(self, path: JsonPath, step: WaitForStep, playbook: Playbook) -> None:
         wait = step.wait_for
@@ -632,6 +758,61 @@ class _Checker:
                     ("metadata", "previous_drill"),
                     f"metadata.previous_drill: {previous!r} is not a real date",
                 )
+
+    def literal_credentials(self) -> None:
+        """Warn at each credential written into probe, action and contact parameters instead of
+        referred to (${env:NAME}, ${file:PATH}): it would sit in the file, the journal's copy of
+        the playbook and every report. A warning, since a name can look secret and be harmless;
+        the message names the place, never the value. A value with an error of its own is left
+        to that error. One pass over the parameters; only a string under a secret-looking key, a
+        URL or a dsn is looked into."""
+        errors = {d.path for d in self.diagnostics if d.severity == "error"}
+        for root, params in self.parameter_roots():
+            if isinstance(params, str):
+                self.credential(root, _text(root[-1]), params, errors)
+                continue
+            todo: list[tuple[JsonPath, str, object]] = [(root, _text(root[-1]), params)]
+            while todo:
+                path, holder, value = todo.pop()
+                items: Iterable[tuple[str | int, object]]
+                if isinstance(value, dict):
+                    items = value.items()
+                elif isinstance(value, list):
+                    items = enumerate(value)
+                else:
+                    continue
+                for k, item in items:
+                    key = holder if isinstance(k, int) else _text(k)
+                    if isinstance(item, str):
+                        if "://" in item or key == "dsn" or _secret_name(key):
+                            self.credential((*path, k), key, item, errors)
+                    elif isinstance(item, dict | list) and k != "extract":  # a journey's captures:
+                        todo.append(((*path, k), key, item))  # variable -> where in the response
+
+    def credential(self, path: JsonPath, key: str, text: str, errors: set[str]) -> None:
+        for what, exposure in _credentials(key, text):
+            where = format_path(path)
+            if where not in errors:
+                self.warn(path, _credential_message(where, what, exposure), code="credential")
+
+    def parameter_roots(self) -> Iterator[tuple[JsonPath, object]]:
+        """The parameters of every probe, wait_for check, action and contact, with their path."""
+        for a, asset in enumerate(_as_list(self.data.get("assets"))):
+            for p, probe in enumerate(_as_list(_as_map(asset).get("probes"))):
+                for kind, params in _as_map(probe).items():
+                    if kind not in PROBE_KEYS:
+                        yield ("assets", a, "probes", p, kind), params
+        for phase in ("scenario", "rollback"):
+            for path, step in self.steps(phase):
+                for kind, params in _as_map(step.get("action")).items():
+                    yield (*path, "action", kind), params
+                for kind, params in _as_map(_as_map(step.get("wait_for")).get("check")).items():
+                    yield (*path, "wait_for", "check", kind), params
+        for name, chain in _as_map(_as_map(self.data.get("contacts")).get("chains")).items():
+            for c, contact in enumerate(_as_list(_as_map(chain).get("contacts"))):
+                for key, value in _as_map(contact).items():
+                    if key not in CONTACT_KEYS:
+                        yield ("contacts", "chains", name, "contacts", c, key), value
 
 
 # -- schema errors to messages -----------------------------------------------------------------
