@@ -72,6 +72,7 @@ class Metadata:
     previous_drill: str = ""  # ISO date, YYYY-MM-DD
     planned_start: str = ""  # ISO 8601 with offset
     planned_duration_ms: Int = 0
+    environment: str = ""  # where the drill runs, as the playbook states it
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,7 @@ class _Builder:
             description=m.get("description", ""),
             version=str(m.get("version", "")),
             quarter=m.get("quarter", ""),
+            environment=m.get("environment", ""),
             test_type=m.get("test_type", "functional"),
             objectives=tuple(m.get("objectives") or ()),
             success_criteria=tuple(m.get("success_criteria") or ()),
