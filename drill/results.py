@@ -24,6 +24,7 @@ from drill.evidence.events import (
     PageAcked,
     PageSent,
     ProbeObserved,
+    ReturnChecked,
     RollbackFinished,
     RollbackStarted,
     RpoMeasured,
@@ -38,6 +39,8 @@ from drill.evidence.events import (
     StepStarted,
     StepStatus,
     StopTripped,
+    WaitEnded,
+    WaitStarted,
 )
 from drill.evidence.snapshot import Objective, Phase, Plan, PlanAsset, StepKind
 from drill.units import human_ms
@@ -224,6 +227,26 @@ class ChainResult:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitRecord:
+    """A wait that was not a step (acknowledgements, return to normal): how it ended."""
+
+    what: str
+    bound_ms: int | None
+    started_utc: str
+    ended_utc: str | None
+    outcome: str  # done | timed out | ended by the operator | "" (the journal ends inside it)
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnResult:
+    """Whether the probes saw every asset back at its baseline state after the drill."""
+
+    confirmed: bool
+    not_back: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SteadyStateResult:
     met: bool
     not_up: tuple[str, ...]
@@ -263,6 +286,8 @@ class Results:
     journal_head: str
     steady_state: SteadyStateResult | None = None  # None: no check journalled (format 1, contact drills)
     verdict_reason: str = ""  # why the verdict is not pass, in one line
+    return_to_normal: ReturnResult | None = None  # None: not checked (nothing ran, or drill 0.1)
+    waits: tuple[WaitRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +423,8 @@ class _Fold:
     exhausted: set[str] = field(default_factory=set)
     count: int = 0
     steady: SteadyState | None = None
+    returned: ReturnChecked | None = None
+    waits: list[WaitRecord] = field(default_factory=list)
 
     def add(self, e: Event) -> None:
         """One flat dispatch over the event catalogue (the hot loop of every report build)."""
@@ -453,6 +480,22 @@ class _Fold:
             self.exhausted.add(p.chain)
         elif isinstance(p, SteadyState):
             self.steady = p
+        elif isinstance(p, ReturnChecked):
+            self.returned = p
+        elif isinstance(p, WaitStarted):
+            self.waits.append(WaitRecord(p.what, p.bound_ms, e.utc, None, "", p.detail))
+        elif isinstance(p, WaitEnded):
+            self._wait_ended(e, p)
+
+    def _wait_ended(self, e: Event, p: WaitEnded) -> None:
+        for i in range(len(self.waits) - 1, -1, -1):
+            wait = self.waits[i]
+            if wait.what == p.what and wait.ended_utc is None:
+                self.waits[i] = WaitRecord(
+                    wait.what, wait.bound_ms, wait.started_utc, e.utc, p.outcome, p.detail
+                )
+                return
+        self.waits.append(WaitRecord(p.what, 0, e.utc, e.utc, p.outcome, p.detail))  # ended before it began
 
     def _injection(self, e: Event, p: FailureInjected) -> _Injection:
         start = self.step_starts.get((Phase.SCENARIO, p.step))
@@ -789,9 +832,9 @@ def _verdict(
     """The drill's verdict and, unless it passed, why. Pass needs every deciding asset to pass
     or be unaffected, and at least one recovery demonstrated (or every RTO waived)."""
     if status == RunStatus.ABORTED:
-        return "aborted", "the drill was aborted"
+        return "aborted", ""  # the run's own reason says why
     if status == RunStatus.NOT_RUN:
-        return "not-run", "the drill did not run"
+        return "not-run", ""
     if fold.started is not None and fold.started.mode == "contacts":
         late = [c.name for c in chains if not c.met or c.exhausted]
         return ("fail", f"not acknowledged in time: {', '.join(late)}") if late else ("pass", "")
@@ -861,6 +904,10 @@ def _assemble(fold: _Fold, plan: Plan, journal_head: str) -> Results:
             if fold.steady is not None
             else None
         ),
+        waits=tuple(fold.waits),
+        return_to_normal=(
+            ReturnResult(fold.returned.confirmed, fold.returned.not_back) if fold.returned else None
+        ),
     )
 
 
@@ -877,6 +924,7 @@ __all__ = [
     "PlaybookIdentity",
     "ProbeError",
     "Results",
+    "ReturnResult",
     "RollbackResult",
     "RpoResult",
     "SteadyStateResult",
@@ -884,6 +932,7 @@ __all__ = [
     "StopRecord",
     "Targets",
     "TierResult",
+    "WaitRecord",
     "fold_journal",
     "fold_results",
     "plan_of",

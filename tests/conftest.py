@@ -16,7 +16,7 @@ from tests.support.servers import HAProxyPair, PostgresPair, RedisSentinelCluste
 
 
 def drill_run_argv(playbook: Path, runs: Path, *extra: str) -> list[str]:
-    """`drill run PLAYBOOK` as a user types it, in a subprocess of this interpreter, JSON logs."""
+    """`drill run PLAYBOOK` as a script types it, in a subprocess of this interpreter, JSON logs."""
     return [
         sys.executable,
         "-m",
@@ -27,6 +27,7 @@ def drill_run_argv(playbook: Path, runs: Path, *extra: str) -> list[str]:
         str(runs),
         "--log-format",
         "json",
+        "--yes",  # as a script runs it: confirmed up front
         *extra,
     ]
 

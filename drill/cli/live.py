@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import click
 from rich.console import Console, Group, RenderableType
@@ -11,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from drill.clock import parse_utc, utc_iso
 from drill.evidence.events import (
     AssetState,
     CanaryWritten,
@@ -22,9 +24,12 @@ from drill.evidence.events import (
     RunStarted,
     StepAttempt,
     StepStarted,
+    WaitEnded,
+    WaitStarted,
     payload_data,
 )
 from drill.log import get_logger
+from drill.plan import build_plan
 from drill.playbook.model import ManualStep, Playbook
 from drill.run.scenario import Answer
 from drill.units import human_ms
@@ -49,7 +54,19 @@ class LogSink:
                 fields = payload_data(payload)
             except PayloadMismatch:  # pragma: no cover - the journal wrote it, so it fits
                 fields = {}
+        if isinstance(payload, WaitStarted):  # no silent wait: what, since when, until when
+            fields["until_utc"] = until_utc(event.utc, payload.bound_ms)
         self.log.info(event.type, seq=event.seq, utc=event.utc, asset=event.asset, **fields)
+
+
+def until_utc(since_utc: str, bound_ms: int | None) -> str | None:
+    if bound_ms is None:
+        return None
+    return utc_iso(parse_utc(since_utc) + timedelta(milliseconds=bound_ms))
+
+
+def _clock(utc: str | None) -> str:
+    return "—" if not utc else utc.partition("T")[2][:8]
 
 
 @dataclass
@@ -73,9 +90,17 @@ class LiveDisplay:
     inject_ns: int | None = None
     down_ns: dict[str, int] = field(default_factory=dict)
     live: Live | None = None
+    waiting: str = ""  # a wait that is not a step: what, since, until
+    bounds: dict[tuple[str, str], int | None] = field(default_factory=dict)  # (phase, step) -> bound
+    numbers: dict[tuple[str, str], str] = field(default_factory=dict)
+    total_steps: int = 0
 
     def __post_init__(self) -> None:
         self.rows = {a.id: _AssetRow(a.tier) for a in self.playbook.assets}
+        steps = build_plan(self.playbook).steps
+        self.bounds = {(str(s.phase), s.name): s.bound_ms for s in steps}
+        self.numbers = {(str(s.phase), s.name): s.number for s in steps}
+        self.total_steps = sum(1 for s in steps if s.phase == "scenario" and not s.parent)
 
     def __enter__(self) -> LiveDisplay:
         self.live = Live(
@@ -97,7 +122,17 @@ class LiveDisplay:
         elif isinstance(payload, FailureInjected):
             self.inject_ns = event.mono_ns
         elif isinstance(payload, StepStarted):
-            self.step = f"{payload.phase}: {payload.step} ({payload.kind})"
+            key = (str(payload.phase), payload.step)
+            number = self.numbers.get(key, "?")
+            of = f"/{self.total_steps}" if payload.phase == "scenario" else ""
+            until = until_utc(event.utc, self.bounds.get(key))
+            limit = f", until {_clock(until)}" if until else ", no time limit"
+            self.step = f"{payload.phase} step {number}{of}: {payload.step} ({payload.kind}) since {_clock(event.utc)}{limit}"
+        elif isinstance(payload, WaitStarted):
+            until = until_utc(event.utc, payload.bound_ms)
+            self.waiting = f"waiting for {payload.what} since {_clock(event.utc)}, until {_clock(until)}: {payload.detail}"
+        elif isinstance(payload, WaitEnded):
+            self.waiting = ""
 
     def _observed(self, asset: str | None, p: ProbeObserved) -> None:
         row = self.rows.get(asset or "")
@@ -133,7 +168,10 @@ class LiveDisplay:
                 row.recovered,
                 row.reason,
             )
-        return Group(table, Text(f"step: {self.step or '-'}"))
+        lines: list[RenderableType] = [table, Text(self.step or "step: -")]
+        if self.waiting:
+            lines.append(Text(self.waiting, style="bold yellow"))
+        return Group(*lines)
 
     def pause(self) -> None:
         if self.live is not None:

@@ -14,16 +14,19 @@ import yaml
 
 from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
 from drill.cli.report import read_passphrase_file
-from drill.errors import EXIT_ABORTED, EXIT_OK, UsageError
+from drill.durations import parse_duration_ms
+from drill.errors import EXIT_ABORTED, EXIT_OK, DrillError, UsageError
+from drill.evidence.snapshot import Phase
 from drill.log import configure_logging
-from drill.playbook.model import Playbook
+from drill.plan import build_plan
+from drill.playbook.model import ActionStep, Playbook, walk_steps
 from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
 from drill.report.sign import signer_identity
 from drill.results import Results
 from drill.run.dryrun import check_readiness
 from drill.run.runner import run_drill
-from drill.run.session import RollbackPolicy, RunOptions, operator_identity
+from drill.run.session import RollbackPolicy, RunOptions, RunOutcome, operator_identity
 from drill.units import human_ms
 
 
@@ -86,6 +89,42 @@ def read_variables(pairs: tuple[str, ...], vars_file: Path | None) -> dict[str, 
     return found
 
 
+def confirm_before_harm(playbook: Playbook, *, yes: bool, interactive: bool) -> None:
+    """Before anything changes the world, the operator sees what will and says yes (or --yes)."""
+    actions = [
+        s.name for s in walk_steps((*playbook.scenario, *playbook.rollback)) if isinstance(s, ActionStep)
+    ]
+    if not actions or yes:
+        return
+    if not interactive:
+        raise UsageError(
+            f"this drill changes the world ({len(actions)} action step(s)) and this run is not"
+            " interactive, so nobody can confirm it",
+            hint="pass --yes to confirm from a script (--auto-confirm implies it)",
+        )
+    meta = playbook.metadata
+    click.echo(
+        f"\ndrill {meta.name} ({meta.test_type}{', ' + meta.quarter if meta.quarter else ''})", err=True
+    )
+    click.echo(f"environment: {meta.environment or '(not stated: metadata.environment)'}", err=True)
+    click.echo(f"assets: {len(playbook.assets)}; steps that will run:", err=True)
+    for step in build_plan(playbook).steps:
+        marks = " [inject]" if step.injects else (" [changes the world]" if step.kind == "action" else "")
+        where = "rollback " if step.phase == Phase.ROLLBACK else ""
+        click.echo(f"  {where}{step.number}. {step.name}: {step.summary}{marks}", err=True)
+    if not click.confirm("Run these steps now?", default=False, err=True):
+        raise DrillError("not confirmed: nothing was run")
+
+
+def read_ack_wait(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration_ms(text)
+    except ValueError as exc:
+        raise UsageError(f"--ack-wait: {exc}") from None
+
+
 def print_summary(results: Results) -> None:
     """The end-of-run table: one line per asset, then the verdict."""
     assets = results.assets
@@ -100,8 +139,16 @@ def print_summary(results: Results) -> None:
         click.echo(f"{a.id:<{wide}}  {a.tier:<{tier}} {row}  {a.verdict}")
         for reason in a.reasons:
             click.echo(f"{'':<{wide + 2}}↳ {reason}")
-    reason = f" ({results.reason})" if results.reason else ""
+    why = results.verdict_reason or results.reason
+    reason = f" ({why})" if why else ""
     click.echo(f"\nverdict: {results.verdict.upper()}{reason}")
+    back = results.return_to_normal
+    if back is not None:
+        click.echo(
+            "return to normal: confirmed (every asset back at its baseline state)"
+            if back.confirmed
+            else f"return to normal: NOT confirmed: {', '.join(back.not_back)}"
+        )
 
 
 @click.command("run")
@@ -109,7 +156,20 @@ def print_summary(results: Results) -> None:
 @click.option(
     "--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True
 )
-@click.option("--auto-confirm", is_flag=True, help="Confirm manual steps automatically (recorded as such).")
+@click.option(
+    "--auto-confirm",
+    is_flag=True,
+    help="Confirm manual steps automatically (recorded as such); implies --yes.",
+)
+@click.option(
+    "--yes", "-y", "yes", is_flag=True, help="Run without asking first (scripts): the steps change the world."
+)
+@click.option(
+    "--ack-wait",
+    metavar="DURATION",
+    help="After the drill, wait at most this long for acknowledgements (default: until every paged"
+    " chain acknowledged or its respond_within passed); Ctrl-C ends the wait.",
+)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -118,9 +178,11 @@ def print_summary(results: Results) -> None:
 )
 @click.option(
     "--rollback",
-    type=click.Choice(["on-failure", "always", "never"]),
-    default="on-failure",
+    type=click.Choice(["always", "on-failure", "never"]),
+    default="always",
     show_default=True,
+    help="When the rollback section fails back: after every drill that ran (always), only after a"
+    " failed or aborted one, or never.",
 )
 @click.option(
     "--log-format", type=click.Choice(["auto", "console", "json"]), default="auto", show_default=True
@@ -142,6 +204,8 @@ def run_cmd(
     playbook: Path,
     runs_dir: Path,
     auto_confirm: bool,
+    yes: bool,
+    ack_wait: str | None,
     dry_run: bool,
     rollback: RollbackPolicy,
     log_format: str,
@@ -152,7 +216,8 @@ def run_cmd(
     vars_file: Path | None,
     allow_degraded: bool,
 ) -> None:
-    """Run PLAYBOOK; exit 0 all targets met, 1 a target missed, 3 aborted, 2 bad input."""
+    """Run PLAYBOOK; exit 0 pass, 1 an objective missed or not measured (incomplete), 3 aborted or
+    not run, 2 bad input."""
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
     variables = read_variables(var_pairs, vars_file)
     configure_logging(log_format)
@@ -162,6 +227,7 @@ def run_cmd(
             click.echo(line)
         sys.exit(EXIT_OK if report.ready else EXIT_ABORTED)  # not ready: the drill could not run
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    confirm_before_harm(loaded, yes=yes or auto_confirm, interactive=interactive)
     live = interactive and log_format == "auto"
     who = operator_identity()
     options = RunOptions(
@@ -172,17 +238,40 @@ def run_cmd(
         operator=who,
         variables=variables,
         allow_degraded=allow_degraded,
+        ack_wait_ms=read_ack_wait(ack_wait),
     )
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)
     sinks = [display] if display is not None else [LogSink()]
     with display if display is not None else contextlib.nullcontext():
         outcome = asyncio.run(
-            run_drill(loaded, options, prompter=prompter, sinks=sinks, install_signal_handlers=True)
+            run_drill(
+                loaded,
+                options,
+                prompter=prompter,
+                sinks=sinks,
+                install_signal_handlers=True,
+                emergency=_unsigned_evidence,
+            )
         )
     print_summary(outcome.results)
     evidence = write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
+    _print_evidence(outcome, evidence)
+    sys.exit(outcome.exit_code)
+
+
+def _print_evidence(outcome: RunOutcome, evidence: list[Path]) -> None:
     click.echo(f"\nevidence: {outcome.run_dir}")
     for path in evidence:
         click.echo(f"  {path.name}")
-    sys.exit(outcome.exit_code)
+
+
+def _unsigned_evidence(outcome: RunOutcome) -> None:
+    """A second Ctrl-C: the summary and a complete report from the journal, unsigned (no time
+    to ask for a passphrase, and the operator asked to stop)."""
+    print_summary(outcome.results)
+    evidence = write_evidence(outcome.run_dir)
+    _print_evidence(outcome, evidence)
+    click.echo(
+        "report NOT signed: the drill was interrupted twice; sign it with `drill report sign`", err=True
+    )

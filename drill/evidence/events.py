@@ -181,6 +181,33 @@ class SteadyState:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitStarted:
+    """A wait that is not a step (acknowledgements, the return to normal): what, and how long at most."""
+
+    TYPE: ClassVar[str] = "wait.started"
+    what: str
+    bound_ms: Int | None  # None: until it ends by itself
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitEnded:
+    TYPE: ClassVar[str] = "wait.ended"
+    what: str
+    outcome: str  # done | timed out | ended by the operator
+    detail: str = ""  # e.g. the chains that had not acknowledged
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnChecked:
+    """After a drill that changed the world: is every asset back at the state it had at baseline?"""
+
+    TYPE: ClassVar[str] = "return.checked"
+    confirmed: bool
+    not_back: tuple[str, ...] = ()  # "asset (state)" of each asset not back
+
+
+@dataclass(frozen=True, slots=True)
 class ManualAnswered:
     TYPE: ClassVar[str] = "manual.answered"
     step: str
@@ -326,6 +353,9 @@ Payload = (
     | StepAttempt
     | Mark
     | SteadyState
+    | WaitStarted
+    | WaitEnded
+    | ReturnChecked
     | ManualAnswered
     | FailureInjected
     | StopTripped
@@ -356,6 +386,9 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         StepAttempt,
         Mark,
         SteadyState,
+        WaitStarted,
+        WaitEnded,
+        ReturnChecked,
         ManualAnswered,
         FailureInjected,
         StopTripped,

@@ -284,12 +284,20 @@ def _deviations(steps: Iterable[StepResult]) -> list[Deviation]:
 
 
 def _cleanup(results: Results) -> Cleanup:
-    """Whether the return to normal was confirmed: rollback ok, or an operator said so in rollback."""
+    """Whether the return to normal was confirmed: the probes saw every asset back at its baseline
+    state (they win over everything else), else an operator said so in the rollback, else the
+    rollback completed."""
+    back = results.return_to_normal
+    if back is not None and not back.confirmed:
+        return Cleanup(False, f"not back at their baseline state: {', '.join(back.not_back)}")
     for step in results.steps:
         manual = step.manual
         if step.phase == Phase.ROLLBACK and manual and manual.answer == ManualAnswer.DONE and not manual.auto:
             return Cleanup(True, f"confirmed by {manual.who or 'operator'} at '{step.name}'")
     rollback = results.rollback
+    if back is not None and rollback.status != "failed":
+        after = " after the rollback" if rollback.ran else ""
+        return Cleanup(True, f"every asset back at its baseline state{after} (probes)")
     if rollback.ran and rollback.status == "ok":
         return Cleanup(True, "rollback completed")
     if rollback.ran:
@@ -342,6 +350,14 @@ def build_findings(results: Results) -> tuple[Finding, ...]:
         raw.extend(_step_findings(step))
     if results.rollback.status == "failed":
         raw.append(_Raw(Severity.CRITICAL, "Rollback failed", "systems may not be back to normal"))
+    back = results.return_to_normal
+    if back is not None and not back.confirmed:
+        detail = f"after the drill, not back at their baseline state: {', '.join(back.not_back)}"
+        raw.append(_Raw(Severity.HIGH, "Not back to normal", detail))
+    for wait in results.waits:
+        if wait.what == "acknowledgements" and wait.outcome not in ("done", ""):
+            detail = f"{wait.outcome}; {wait.detail}" if wait.detail else wait.outcome
+            raw.append(_Raw(Severity.MEDIUM, "Wait for acknowledgements ended early", detail))
     for asset in results.assets:
         raw.extend(_asset_findings(asset, asset.tier in pass_tiers))
     for v in results.order_violations:

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from drill.clock import Clock
-from drill.evidence.events import AssetState, Event, FailureInjected
+from drill.evidence.events import (
+    AssetState,
+    Event,
+    EventDraft,
+    FailureInjected,
+    PageAcked,
+    PageSent,
+    WaitEnded,
+    WaitStarted,
+)
 from drill.notify.ack import ACK_URL_FILE, AckDesk, AckServer, Emit
 from drill.notify.base import NotifyContext, RetryPolicy, warm_up
 from drill.notify.escalation import PageAbout, affected_chains, escalate
@@ -43,6 +52,9 @@ class Paging:
         self.desk = AckDesk(clock, emit)
         self.server = AckServer(self.desk, ack_host, ack_port)
         self.paged: set[str] = set()
+        self.triggered_ns: dict[str, int] = {}  # chain -> the instant its page was triggered
+        self.page_chains: dict[str, tuple[str, ...]] = {}  # page id -> the chains it pages
+        self.acked: set[str] = set()  # chains with an acknowledgement
         self.tasks: list[asyncio.Task[Any]] = []
         self.injected = False
 
@@ -70,7 +82,11 @@ class Paging:
             return
         policy = self.playbook.settings.page_on
         payload = event.payload
-        if isinstance(payload, FailureInjected):
+        if isinstance(payload, PageSent):
+            self.page_chains[payload.page_id] = payload.chains or (payload.chain,)
+        elif isinstance(payload, PageAcked):
+            self.acked.update(self.page_chains.get(payload.page_id, (payload.chain,)))
+        elif isinstance(payload, FailureInjected):
             self.injected = True
             if policy == "declare":
                 self._page([a.id for a in self.playbook.assets], event.mono_ns)
@@ -87,6 +103,7 @@ class Paging:
         if not affected:
             return
         self.paged.update(a.chain.name for a in affected)
+        self.triggered_ns.update((a.chain.name, trigger_ns) for a in affected)
         ctx = NotifyContext(clock=self.clock, retry=self.retry, redact=self.secrets.redact_text)
         coro = escalate(
             affected,
@@ -99,16 +116,54 @@ class Paging:
         )
         self.tasks.append(asyncio.get_running_loop().create_task(coro, name="escalation"))
 
-    async def drain(self) -> None:
-        """Let running escalations finish: each ends by itself when acked or exhausted."""
-        pending = [t for t in self.tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=self._bound_s())
+    def unacknowledged(self) -> list[str]:
+        return sorted(self.paged - self.acked)
 
-    def _bound_s(self) -> float:
+    async def drain(self, cap_ms: int | None, stop: asyncio.Event) -> None:
+        """Wait, visibly, until every paged chain has acknowledged or its respond_within has passed
+        (then its verdict is decided), at most cap_ms, or until the operator ends the wait (stop)."""
+        pending = [t for t in self.tasks if not t.done()]
+        waiting = self.unacknowledged()
+        if not pending or not waiting:
+            return
+        bound_ms = self._decided_in_ms()
+        if cap_ms is not None:
+            bound_ms = min(bound_ms, cap_ms)
+        now = self.clock.monotonic_ns()
+        if stop.is_set():  # the operator already said stop: record who had not answered, wait not
+            left = f"not acknowledged: {', '.join(waiting)}"
+            self.emit(EventDraft(WaitEnded("acknowledgements", "ended by the operator", left), now))
+            return
+        detail = f"from chains {', '.join(waiting)}; Ctrl-C ends the wait"
+        self.emit(EventDraft(WaitStarted("acknowledgements", bound_ms, detail), now))
+        everything = asyncio.ensure_future(asyncio.wait(pending))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait(
+                {everything, stopper}, timeout=bound_ms / 1000, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            everything.cancel()
+            stopper.cancel()
+        missing = self.unacknowledged()
+        outcome = "done" if not missing else ("ended by the operator" if stop.is_set() else "timed out")
+        left = f"not acknowledged: {', '.join(missing)}" if missing else ""
+        self.emit(EventDraft(WaitEnded("acknowledgements", outcome, left), self.clock.monotonic_ns()))
+
+    def _decided_in_ms(self) -> int:
+        """From now until the last paged chain's respond_within has passed (or, for a chain with
+        none, its whole escalation has run), never beyond the escalation itself."""
+        now = self.clock.monotonic_ns()
+        escalation = self._escalation_ms()
+        ends = []
+        for chain in self.playbook.chains:
+            if chain.name not in self.paged or chain.name in self.acked:
+                continue
+            target = chain.respond_within_ms if chain.respond_within_ms is not None else escalation
+            ends.append(self.triggered_ns.get(chain.name, now) + min(target, escalation) * 1_000_000)
+        return max(0, (max(ends, default=now) - now) // 1_000_000) + 1000
+
+    def _escalation_ms(self) -> int:
         per_contact = self.retry.deadline_ms
         chains = [c for c in self.playbook.chains if c.name in self.paged]
-        return (
-            max((sum(x.ack_within_ms + per_contact for x in c.contacts) for c in chains), default=0) / 1000
-            + 1
-        )
+        return max((sum(x.ack_within_ms + per_contact for x in c.contacts) for c in chains), default=0)

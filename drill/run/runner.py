@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,15 +32,19 @@ from drill.evidence.events import (
     Mark,
     ProbeAbandoned,
     ProbeOverrun,
+    ReturnChecked,
     RollbackFinished,
     RollbackStarted,
     RunStatus,
     SignalReceived,
     SteadyState,
     StopTripped,
+    WaitEnded,
+    WaitStarted,
 )
 from drill.evidence.snapshot import Phase, Plan
 from drill.log import get_logger
+from drill.notify.ack import ACK_URL_FILE
 from drill.notify.escalation import check_contacts
 from drill.plan import build_plan
 from drill.playbook.model import ActionStep, Check, ManualStep, Playbook, Probe, WaitForStep, walk_steps
@@ -63,7 +67,7 @@ from drill.run.stop import StopWatch
 from drill.secrets import Secrets
 from drill.units import human_ms
 
-BASELINE_GRACE_MS = 1_000
+BASELINE_GRACE_MS = 1_000  # also the grace of the return-to-normal wait
 ROLLBACK_GRACE_MS = 5_000  # beyond the rollback steps' own bounds, for the journal and the last fsync
 
 
@@ -154,6 +158,8 @@ class _Run:
     changes: Changes = field(default_factory=Changes)
     stop: _Stop = field(default_factory=_Stop)
     signals: int = 0
+    interrupted: asyncio.Event = field(default_factory=asyncio.Event)  # the operator said stop
+    emergency: Callable[[RunOutcome], None] | None = None  # a second Ctrl-C: evidence, unsigned
     checks: dict[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # captured by steps, shared by every phase
 
@@ -185,15 +191,33 @@ class _Run:
 
     def on_signal(self, signame: str) -> None:
         self.signals += 1
-        if self.signals > 1:
-            self.session.journal.sync()  # a second Ctrl-C leaves at once, with what is written kept
-            os._exit(EXIT_ABORTED)
         self.session.emit(SignalReceived(signame))
-        get_logger("drill.run").warning(
-            f"{signame} received: aborting the drill, rolling back, not waiting for acknowledgements;"
-            " press Ctrl-C again to stop at once"
+        if self.signals > 1:
+            self._stop_now(signame)
+        announce(
+            f"{signame}: aborting: ending the scenario, rolling back, not waiting for acknowledgements;"
+            " Ctrl-C again to stop now"
         )
+        self.interrupted.set()
         self.stop.request(f"{signame} received: the operator interrupted the drill")
+
+    def _stop_now(self, signame: str) -> None:
+        """A second signal: leave within moments, but with the run finished in the journal, its
+        results folded and (through `emergency`) an unsigned report that says it was interrupted."""
+        announce(f"{signame} again: stopping now; writing the evidence unsigned")
+        session = self.session
+        try:
+            session.finish(
+                RunStatus.ABORTED,
+                f"interrupted twice ({signame}): stopped at once; the rollback may not have run or finished",
+            )
+            session.journal.sync()
+            (session.run_dir / ACK_URL_FILE).unlink(missing_ok=True)  # no stale endpoint for `drill ack`
+            outcome = outcome_of(session)
+            if self.emergency is not None:
+                self.emergency(outcome)
+        finally:
+            os._exit(EXIT_ABORTED)
 
     # -- phases ------------------------------------------------------------------------------
     async def main(self) -> tuple[RunStatus, str]:
@@ -242,8 +266,10 @@ class _Run:
                     status, reason = await self._scenario_until_stopped(scenario)
                 rolled_back = True  # the normal path rolls back here, while the probes still watch
                 await self._rollback_if_wanted(scenario, status, reason)
-                if not self.signals:  # after Ctrl-C nobody waits for people: unacked pages stay so
-                    await self.paging.drain()
+                if status != RunStatus.NOT_RUN:
+                    await self._return_to_normal(states)
+                # after Ctrl-C nobody waits for people: who had not acknowledged is journalled
+                await self.paging.drain(session.options.ack_wait_ms, self.interrupted)
                 # Stop first, then read the canaries' survivors: no write can be acknowledged
                 # after the read, and no tick shares a connection with the finisher.
                 stop_probes.set()
@@ -267,10 +293,7 @@ class _Run:
     async def _baseline(self) -> dict[str, str]:
         """Wait until every asset has a known state before the scenario starts, so an outage the
         scenario causes is never mistaken for the starting state (bounded by the slowest probe)."""
-        probes = [p.probe for p in self.prepared.probes]
-        # a second on top: a loaded host must not turn a slow first tick into "steady state not met"
-        bound_ms = max((p.interval_ms * (max(p.fall, p.rise) + 1) + p.timeout_ms for p in probes), default=0)
-        bound_ms += BASELINE_GRACE_MS if probes else 0
+        bound_ms = _settle_ms(self.prepared.probes)
         assets = [a.id for a in self.prepared.plan.assets if a.probes]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(bound_ms / 1000):
@@ -278,6 +301,39 @@ class _Run:
         states: dict[str, str] = {a: self.monitor.state(a) or "unknown" for a in assets}
         self.session.emit(Mark("baseline", states=states))
         return states
+
+    async def _return_to_normal(self, baseline: dict[str, str]) -> None:
+        """After a drill that ran: wait (bounded, visibly) until every asset up at the baseline is
+        up again, and journal whether it was; after Ctrl-C, only look."""
+        wanted = [a for a, state in baseline.items() if state == "up"]
+
+        def not_back() -> list[str]:
+            return [a for a in wanted if self.monitor.state(a) != "up"]
+
+        if not_back() and not self.interrupted.is_set():
+            bound_ms = _settle_ms(self.prepared.probes)
+            detail = (
+                f"{len(not_back())} asset(s) not yet back at their baseline state: {', '.join(not_back())}"
+            )
+            self.session.emit(WaitStarted("return to normal", bound_ms, detail))
+            stopper = asyncio.ensure_future(self.interrupted.wait())
+            back = asyncio.ensure_future(self.changes.wait_until(lambda: not not_back()))
+            try:
+                await asyncio.wait(
+                    {stopper, back}, timeout=bound_ms / 1000, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stopper.cancel()
+                back.cancel()
+            outcome = (
+                "done"
+                if not not_back()
+                else ("ended by the operator" if self.interrupted.is_set() else "timed out")
+            )
+            self.session.emit(WaitEnded("return to normal", outcome, ", ".join(not_back())))
+        missing = not_back()
+        states = tuple(f"{a} ({self.monitor.state(a) or 'unknown'})" for a in missing)
+        self.session.emit(ReturnChecked(not missing, states))
 
     def _steady_state(self, states: dict[str, str]) -> str:
         """Journal whether every asset was up at the start; the ones that were not, for people."""
@@ -363,6 +419,19 @@ class _Run:
         self.stop.request(f"max_duration {human_ms(limit_ms)} exceeded")
 
 
+def _settle_ms(probes: Sequence[ScheduledProbe]) -> int:
+    """How long a probe may take to give an asset a state (fall or rise streak, then a timeout),
+    plus a second: a loaded host must not turn a slow tick into "steady state not met"."""
+    specs = [p.probe for p in probes]
+    bound_ms = max((p.interval_ms * (max(p.fall, p.rise) + 1) + p.timeout_ms for p in specs), default=0)
+    return bound_ms + (BASELINE_GRACE_MS if specs else 0)
+
+
+def announce(text: str) -> None:
+    """A line for the operator at once (stderr, in the run's log format): what a signal does."""
+    get_logger("drill.run").warning(text)
+
+
 def _internal_error(exc: BaseException) -> str:
     """One line for the journal: the innermost cause of a failure of the runner itself."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -380,6 +449,7 @@ async def run_drill(
     prompter: Prompter | None = None,
     sinks: Sequence[Sink] = (),
     install_signal_handlers: bool = False,
+    emergency: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
     """Run a drill end to end; write runs/<run-id>/journal.jsonl and results.json; never lose events.
 
@@ -407,6 +477,7 @@ async def run_drill(
             paging,
             Monitor.for_assets(playbook.assets),
             StopWatch.for_plan(prepared.plan),
+            emergency=emergency,
         )
         status, reason = RunStatus.ABORTED, "the runner failed"
         failure: BaseException | None = None

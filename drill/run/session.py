@@ -54,11 +54,12 @@ class RunOptions:
     run_id: str = ""
     auto_confirm: bool = False
     interactive: bool = False
-    rollback: RollbackPolicy = "on-failure"
+    rollback: RollbackPolicy = "always"  # fail back after every drill that ran, passed or not
     operator: str = ""  # user@host; defaults to the current user
     env: Mapping[str, str] | None = None
     variables: Mapping[str, str] = field(default_factory=dict)  # ${var:NAME}: --var and the vars file
     allow_degraded: bool = False  # run the scenario although not every asset was up at the start
+    ack_wait_ms: int | None = None  # cap on the wait for acknowledgements after the drill (None: none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,10 +148,16 @@ def test_sigint_does_not_wait_for_acknowledgements(tmp_path: Path, http_server: 
     assert took_s < 5 + 5, (
         f"took {took_s:.1f} s"
     )  # the rollback's own bound (one 60 s action, done at once) + 5 s
-    assert "aborting the drill, rolling back, not waiting for acknowledgements" in err
+    assert "aborting: ending the scenario, rolling back, not waiting for acknowledgements" in err
     assert http_server.requests.count("/failback") == 1
     verify_journal(journal)
     results = json.loads((journal.parent / "results.json").read_text())
     assert results["status"] == "aborted"
     assert [p["acked_utc"] for p in results["pages"]] == [None]  # who had not acknowledged is on record
+    (wait,) = results["waits"]
+    assert (wait["what"], wait["outcome"], wait["detail"]) == (
+        "acknowledgements",
+        "ended by the operator",
+        "not acknowledged: oncall",
+    )
     assert (journal.parent / "report.json").exists()

@@ -60,7 +60,9 @@ def test_junit_has_one_case_per_objective(report: Report) -> None:
     assert rpo is not None and rpo.get("message") == "RPO 1.2 s (3 lost writes) exceeds target 0 ms"
     # no canary: not measured is a failure (the drill is incomplete), never a green case
     unmeasured = cases["ledger RPO"].find("failure")
-    assert unmeasured is not None and unmeasured.get("message") == "not measured: no canary probe writes to it"
+    assert (
+        unmeasured is not None and unmeasured.get("message") == "not measured: no canary probe writes to it"
+    )
     waived = cases["payments-api RPO"].find("skipped")  # waived by the playbook, with its reason
     assert waived is not None and str(waived.get("message")).startswith("waived: stateless")
     unaffected = cases["search RTO"].find("skipped")

@@ -33,6 +33,7 @@ from drill.evidence.events import (
     ProbeAbandoned,
     ProbeObserved,
     ProbeOverrun,
+    ReturnChecked,
     RollbackFinished,
     RollbackStarted,
     RpoMeasured,
@@ -48,6 +49,8 @@ from drill.evidence.events import (
     StepStarted,
     StepStatus,
     StopTripped,
+    WaitEnded,
+    WaitStarted,
     payload_data,
 )
 from drill.evidence.journal import JournalWriter, read_events, verify_journal
@@ -141,6 +144,9 @@ def _samples() -> list[EventDraft]:
         EventDraft(StepAttempt("fail over", 2, True, "expected status 2xx, got 503"), 8_000),
         EventDraft(Mark("baseline", "declare", {"db": "up", "api": "unknown"}), 9_000),
         EventDraft(SteadyState(True, ("api",), True), 9_500),
+        EventDraft(WaitStarted("acknowledgements", 60_000, "from chains oncall"), 9_600),
+        EventDraft(WaitEnded("acknowledgements", "timed out", "not acknowledged: oncall"), 9_700),
+        EventDraft(ReturnChecked(False, ("api (down)",)), 9_800),
         EventDraft(
             ManualAnswered(
                 step="check",

@@ -161,8 +161,8 @@ async def test_rollback_runs_even_when_a_probe_callback_raises(
         interval_ms=INTERVAL_MS,
         rollback=(ActionStep("fail back", Action("http", {"url": http_server.url + "/failback"})),),
     )
-    options = RunOptions(runs_dir=tmp_path, run_id="broken-sink")
-    assert options.rollback == "on-failure"  # the default: rollback only because the run failed
+    # on-failure: the rollback runs here only because the runner itself failed
+    options = RunOptions(runs_dir=tmp_path, run_id="broken-sink", rollback="on-failure")
     try:
         with pytest.raises(ExceptionGroup) as caught:
             await run_drill(playbook, options, sinks=[sink])
