@@ -293,9 +293,25 @@ class _Escalation:
                 self.tg = tg
                 for state in self.chains.values():
                     tg.create_task(self._run_chain(tg, state))
+        except asyncio.CancelledError:
+            # The drill ended (or was interrupted) with pages still open: withdraw them where the
+            # channel can, so nobody is paged on for a drill that is over.
+            await self._resolve_open()
+            raise
         finally:
             self.tg = None
         return self.outcome()
+
+    async def _resolve_open(self) -> None:
+        open_pages = [
+            p
+            for p in self.order
+            if p.acked_ns is None and p.contact.via == "pagerduty" and p.delivered.is_set()
+        ]
+        if open_pages:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RESOLVE_BOUND_S):
+                    await asyncio.gather(*(self._resolve(p) for p in open_pages), return_exceptions=True)
 
     def outcome(self) -> EscalationOutcome:
         chains = tuple(
@@ -460,6 +476,9 @@ class _Escalation:
         await kind.send(spec, message, self.ctx)
 
 
+RESOLVE_BOUND_S = 3.0  # withdrawing open pages must not hold up the end of a drill
+
+
 async def escalate(
     affected: Sequence[Affected],
     *,
@@ -477,7 +496,7 @@ async def escalate(
 
     Emits page.sent, page.acked and chain.exhausted through `emit`; never raises for a failed
     delivery or a bad contact (both are recorded as a failed page). Cancelling it cancels
-    every pending page and wait. escalate_on_failure: an undeliverable page moves the chain on
+    every pending page and wait, and resolves each delivered, unacknowledged PagerDuty page. escalate_on_failure: an undeliverable page moves the chain on
     at once instead of waiting out ack_within. resolve_on_ack: a PagerDuty page acknowledged
     while this runs is resolved (same dedup_key), so PagerDuty stops escalating it too.
     """

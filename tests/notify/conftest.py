@@ -170,9 +170,19 @@ class Journal:
 
     def __init__(self) -> None:
         self.events: list[EventDraft] = []
+        self.changed = asyncio.Event()
 
     def __call__(self, draft: EventDraft) -> None:
         self.events.append(draft)
+        self.changed.set()
+
+    async def wait_for(self, kind: type[P], timeout_s: float = 10.0) -> Emitted[P]:
+        """The first emitted event of this type, awaited (never polled with sleeps)."""
+        async with asyncio.timeout(timeout_s):
+            while not (found := self.of(kind)):
+                self.changed.clear()
+                await self.changed.wait()
+        return found[0]
 
     def of(self, kind: type[P]) -> list[Emitted[P]]:
         """The emitted events of one payload type, in emission order."""

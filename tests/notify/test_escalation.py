@@ -253,6 +253,39 @@ async def test_pagerduty_page_acked_through_drill_is_resolved(
     assert len(journal.of(PageSent)) == 1  # the resolve is housekeeping, not a page
 
 
+async def test_cancelling_an_escalation_resolves_its_open_pagerduty_page(
+    receiver: Receiver, desk_server: AckServer, journal: Journal
+) -> None:
+    """A drill that ends (or is interrupted) with nobody acknowledged withdraws the page."""
+    receiver.status = 202
+    pd = Contact(
+        name="Ana",
+        via="pagerduty",
+        ack_within_ms=60_000,
+        params={"url": f"{receiver.url}/v2/enqueue", "routing_key": "${env:PD_KEY}"},
+    )
+    task = asyncio.create_task(
+        escalate(
+            [Affected(chain("oncall", pd), ("api",))],
+            trigger_mono_ns=SystemClock().monotonic_ns(),
+            about=PageAbout(drill="payments-q4", run_id="run-2"),
+            desk=desk_server.desk,
+            ctx=NotifyContext(clock=SystemClock(), retry=RETRY),
+            emit=journal,
+            secrets=Secrets(env={"PD_KEY": "pd-routing-key-0123456789abcdef"}),
+        )
+    )
+    (trigger,) = [r.json() for r in await receiver.wait_for(1)]
+    await journal.wait_for(PageSent)  # delivered: only a delivered page is withdrawn
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    trigger, resolve = (r.json() for r in await receiver.wait_for(2))
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert resolve["dedup_key"] == trigger["dedup_key"]
+    assert journal.of(PageAcked) == []
+
+
 async def test_bad_contact_is_a_recorded_failed_page_not_a_crash(
     receiver: Receiver, desk_server: AckServer, journal: Journal
 ) -> None:
