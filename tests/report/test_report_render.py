@@ -175,3 +175,21 @@ def test_human_bp_and_pm() -> None:
     assert human_pm(1500, 500) == "1.5 s ± 500 ms"
     assert human_pm(2300, 250) == "2.3 s ± 250 ms"
     assert human_pm(None, 500) == "—"
+
+
+def _band_fill(html: str, asset: str) -> str:
+    """The fill of an asset's target-RTO band in the timeline (the first rect of its row)."""
+    row = re.search(rf"<title>{re.escape(asset)}: injected.*?</title>(.*?)</g>", html, re.S)
+    assert row is not None, asset
+    fill = re.search(r'<rect [^>]*fill="(#[0-9a-f]{6})"', row.group(1))
+    assert fill is not None, asset
+    return fill.group(1)
+
+
+def test_the_timeline_is_green_only_where_a_recovery_met_its_target(report: Report) -> None:
+    html = render_html(report)
+    assert _band_fill(html, "payments-api") == "#dff1e6"  # recovered within its RTO
+    assert _band_fill(html, "reports") == "#eef0f3"  # missed its RTO: never "within target"
+    assert _band_fill(html, "search") == "#eef0f3"  # never went down: nothing recovered
+    assert "0 ms ±" not in html  # an unaffected asset is never "RTO 0"
+    assert ">unaffected<" in html
