@@ -42,6 +42,7 @@ class LogSink:
 
     def __init__(self) -> None:
         self.log = get_logger("drill.run")
+        self.bounds: dict[tuple[str, str], int | None] = {}  # (phase, step) -> its bound, from the plan
 
     def __call__(self, event: Event) -> None:
         payload = event.payload
@@ -49,6 +50,8 @@ class LogSink:
             return
         if isinstance(payload, RunStarted):  # the plan and document are for the record, not the log
             fields: dict[str, object] = {"run_id": payload.run_id, "playbook": payload.playbook.name}
+            steps = payload.plan.steps if payload.plan is not None else ()
+            self.bounds = {(str(s.phase), s.name): s.bound_ms for s in steps}
         else:
             try:
                 fields = payload_data(payload)
@@ -56,6 +59,8 @@ class LogSink:
                 fields = {}
         if isinstance(payload, WaitStarted):  # no silent wait: what, since when, until when
             fields["until_utc"] = until_utc(event.utc, payload.bound_ms)
+        elif isinstance(payload, StepStarted):
+            fields["until_utc"] = until_utc(event.utc, self.bounds.get((str(payload.phase), payload.step)))
         self.log.info(event.type, seq=event.seq, utc=event.utc, asset=event.asset, **fields)
 
 
