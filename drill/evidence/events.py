@@ -194,7 +194,7 @@ class WaitStarted:
 class WaitEnded:
     TYPE: ClassVar[str] = "wait.ended"
     what: str
-    outcome: str  # done | timed out | ended by the operator
+    outcome: str  # done | timed out | ended by the operator | respond_within passed (acks)
     detail: str = ""  # e.g. the chains that had not acknowledged
 
 

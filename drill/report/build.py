@@ -355,7 +355,7 @@ def build_findings(results: Results) -> tuple[Finding, ...]:
         detail = f"after the drill, not back at their baseline state: {', '.join(back.not_back)}"
         raw.append(_Raw(Severity.HIGH, "Not back to normal", detail))
     for wait in results.waits:
-        if wait.what == "acknowledgements" and wait.outcome not in ("done", ""):
+        if wait.what == "acknowledgements" and wait.outcome in ("timed out", "ended by the operator"):
             detail = f"{wait.outcome}; {wait.detail}" if wait.detail else wait.outcome
             raw.append(_Raw(Severity.MEDIUM, "Wait for acknowledgements ended early", detail))
     for asset in results.assets:
@@ -373,6 +373,9 @@ def build_findings(results: Results) -> tuple[Finding, ...]:
     for chain in results.chains:
         if chain.exhausted:
             raw.append(_Raw(Severity.HIGH, f"Contact chain exhausted: {chain.name}", "nobody acknowledged"))
+        elif chain.met is False and chain.first_ack_ms is None:
+            detail = f"no acknowledgement; target {human_ms(chain.respond_within_ms)}"
+            raw.append(_Raw(Severity.MEDIUM, f"Contact chain {chain.name} did not respond", detail))
         elif chain.met is False:
             detail = (
                 f"first ack after {human_ms(chain.first_ack_ms)}, target {human_ms(chain.respond_within_ms)}"

@@ -126,9 +126,8 @@ class Paging:
         waiting = self.unacknowledged()
         if not pending or not waiting:
             return
-        bound_ms = self._decided_in_ms()
-        if cap_ms is not None:
-            bound_ms = min(bound_ms, cap_ms)
+        decided_ms = self._decided_in_ms()
+        bound_ms = decided_ms if cap_ms is None else min(decided_ms, cap_ms)
         now = self.clock.monotonic_ns()
         if stop.is_set():  # the operator already said stop: record who had not answered, wait not
             left = f"not acknowledged: {', '.join(waiting)}"
@@ -146,7 +145,12 @@ class Paging:
             everything.cancel()
             stopper.cancel()
         missing = self.unacknowledged()
-        outcome = "done" if not missing else ("ended by the operator" if stop.is_set() else "timed out")
+        if not missing:
+            outcome = "done"
+        elif stop.is_set():
+            outcome = "ended by the operator"
+        else:  # the cap cut it short, or every respond_within passed and the verdict is decided
+            outcome = "timed out" if bound_ms < decided_ms else "respond_within passed"
         left = f"not acknowledged: {', '.join(missing)}" if missing else ""
         self.emit(EventDraft(WaitEnded("acknowledgements", outcome, left), self.clock.monotonic_ns()))
 
