@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -243,21 +246,47 @@ def run_cmd(
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)
     sinks = [display] if display is not None else [LogSink()]
-    with display if display is not None else contextlib.nullcontext():
-        outcome = asyncio.run(
-            run_drill(
-                loaded,
-                options,
-                prompter=prompter,
-                sinks=sinks,
-                install_signal_handlers=True,
-                emergency=_unsigned_evidence,
+    with EvidenceSignals() as late:  # outside the run, a signal waits for the evidence (exit 3)
+        with display if display is not None else contextlib.nullcontext():
+            outcome = asyncio.run(
+                run_drill(
+                    loaded,
+                    options,
+                    prompter=prompter,
+                    sinks=sinks,
+                    install_signal_handlers=True,
+                    emergency=_unsigned_evidence,
+                )
             )
-        )
-    print_summary(outcome.results)
-    evidence = write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
-    _print_evidence(outcome, evidence)
-    sys.exit(outcome.exit_code)
+        print_summary(outcome.results)
+        evidence = write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
+        _print_evidence(outcome, evidence)
+    sys.exit(EXIT_ABORTED if late.received else outcome.exit_code)
+
+
+class EvidenceSignals:
+    """While the evidence is written after a run, SIGINT/SIGTERM wait for it instead of cutting it
+    in half: the first says so, the evidence is completed, and drill exits 3; a third stops at once."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> EvidenceSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.received += 1
+        if self.received >= 3:
+            os._exit(EXIT_ABORTED)
+        if self.received == 1:
+            os.write(2, b"\ndrill: writing the evidence; exiting (3) as soon as it is complete\n")
 
 
 def _print_evidence(outcome: RunOutcome, evidence: list[Path]) -> None:

@@ -16,8 +16,9 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -160,6 +161,10 @@ class _Run:
     signals: int = 0
     interrupted: asyncio.Event = field(default_factory=asyncio.Event)  # the operator said stop
     emergency: Callable[[RunOutcome], None] | None = None  # a second Ctrl-C: evidence, unsigned
+    scenario_started: bool = False  # something may have changed the world: roll back
+    scenario_over: bool = False  # its verdict is decided: a Ctrl-C now only shortens what is left
+    closed: bool = False  # run.finished is journalled: the evidence is being written
+    late_signal: bool = False  # a signal came while the evidence was written (exit 3 after it)
     checks: dict[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # captured by steps, shared by every phase
 
@@ -190,14 +195,25 @@ class _Run:
             self.stop.request(f"stop condition '{tripped.condition}' tripped: {tripped.reason}")
 
     def on_signal(self, signame: str) -> None:
+        if self.closed:  # the run is over: finish writing its evidence, then exit 3
+            if not self.late_signal:
+                announce(f"{signame}: the drill is over; writing its evidence, then exiting")
+            self.late_signal = True
+            return
         self.signals += 1
         self.session.emit(SignalReceived(signame))
         if self.signals > 1:
             self._stop_now(signame)
-        announce(
-            f"{signame}: aborting: ending the scenario, rolling back, not waiting for acknowledgements;"
-            " Ctrl-C again to stop now"
-        )
+        if self.scenario_over:
+            announce(
+                f"{signame}: stopping: the scenario has ended and its verdict stands; finishing the"
+                " rollback under its deadline, not waiting for acknowledgements; Ctrl-C again to stop now"
+            )
+        else:
+            announce(
+                f"{signame}: aborting: ending the scenario, rolling back, not waiting for acknowledgements;"
+                " Ctrl-C again to stop now"
+            )
         self.interrupted.set()
         self.stop.request(f"{signame} received: the operator interrupted the drill")
 
@@ -258,15 +274,20 @@ class _Run:
                 states = await self._baseline()
                 scenario = self._scenario(ActionContext(http=action_http, cwd=self._cwd()))
                 not_up = self._steady_state(states)
-                if not_up and not session.options.allow_degraded:
+                if self.stop.event.is_set():  # a signal (or a stop) before anything ran: run nothing
+                    scenario.skip(session.playbook.scenario, Phase.SCENARIO, self.stop.reason)
+                    status, reason = RunStatus.ABORTED, self.stop.reason
+                elif not_up and not session.options.allow_degraded:
                     # nothing that changes the world runs against an environment already broken
                     scenario.skip(session.playbook.scenario, Phase.SCENARIO, "the steady state was not met")
                     status, reason = RunStatus.NOT_RUN, f"steady state not met: not up at the start: {not_up}"
                 else:
+                    self.scenario_started = True
                     status, reason = await self._scenario_until_stopped(scenario)
+                self.scenario_over = True
                 rolled_back = True  # the normal path rolls back here, while the probes still watch
                 await self._rollback_if_wanted(scenario, status, reason)
-                if status != RunStatus.NOT_RUN:
+                if self.scenario_started:
                     await self._return_to_normal(states)
                 # after Ctrl-C nobody waits for people: who had not acknowledged is journalled
                 await self.paging.drain(session.options.ack_wait_ms, self.interrupted)
@@ -295,9 +316,15 @@ class _Run:
         scenario causes is never mistaken for the starting state (bounded by the slowest probe)."""
         bound_ms = _settle_ms(self.prepared.probes)
         assets = [a.id for a in self.prepared.plan.assets if a.probes]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(bound_ms / 1000):
-                await self.changes.wait_until(lambda: all(self.monitor.state(a) is not None for a in assets))
+        known = asyncio.ensure_future(
+            self.changes.wait_until(lambda: all(self.monitor.state(a) is not None for a in assets))
+        )
+        stopped = asyncio.ensure_future(self.stop.event.wait())  # a Ctrl-C ends the baseline too
+        try:
+            await asyncio.wait({known, stopped}, timeout=bound_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            known.cancel()
+            stopped.cancel()
         states: dict[str, str] = {a: self.monitor.state(a) or "unknown" for a in assets}
         self.session.emit(Mark("baseline", states=states))
         return states
@@ -381,7 +408,7 @@ class _Run:
 
     def _wants_rollback(self, status: RunStatus) -> bool:
         policy = self.session.options.rollback
-        if status == RunStatus.NOT_RUN:  # nothing ran: nothing to roll back
+        if not self.scenario_started:  # nothing ran: nothing to roll back
             return False
         return bool(self.session.playbook.rollback) and (
             policy == "always" or (policy == "on-failure" and status != RunStatus.COMPLETED)
@@ -457,6 +484,23 @@ async def run_drill(
     run.finished (aborted, with the reason) before it propagates.
     """
     clock = clock or SystemClock()
+    router = SignalRouter(install_signal_handlers)
+    router.install()  # from the start: a Ctrl-C while secrets resolve is held for the run, not lost
+    try:
+        return await _run_drill(playbook, options, clock, prompter, sinks, emergency, router)
+    finally:
+        router.remove()
+
+
+async def _run_drill(
+    playbook: Playbook,
+    options: RunOptions,
+    clock: Clock,
+    prompter: Prompter | None,
+    sinks: Sequence[Sink],
+    emergency: Callable[[RunOutcome], None] | None,
+    router: SignalRouter,
+) -> RunOutcome:
     secrets = secrets_for(playbook, options.env, options.variables)
     prepared = prepare(playbook, secrets)
     check_operator_presence(playbook, options)
@@ -481,34 +525,62 @@ async def run_drill(
         )
         status, reason = RunStatus.ABORTED, "the runner failed"
         failure: BaseException | None = None
-        _install_signals(run, install_signal_handlers)
+        router.attach(run)
         try:
             async with session.syncing(), paging:
                 status, reason = await run.main()
         except BaseException as exc:
             status, reason, failure = RunStatus.ABORTED, _internal_error(exc), exc
         finally:
-            _remove_signals(install_signal_handlers)
             session.finish(status, reason)
+            run.closed = True  # a signal from now on only waits for the evidence (exit 3)
     outcome = outcome_of(session)  # results.json even when the runner itself failed
     if failure is not None:
         raise failure
-    return outcome
+    return replace(outcome, exit_code=EXIT_ABORTED) if run.late_signal else outcome
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _install_signals(run: _Run, enabled: bool) -> None:
-    if not enabled:
-        return
-    loop = asyncio.get_running_loop()
-    for sig in _SIGNALS:
-        loop.add_signal_handler(sig, run.on_signal, sig.name)
+class SignalRouter:
+    """SIGINT and SIGTERM to the run, on its event loop, from the start of run_drill to its end.
 
+    Signals are taken with signal.signal (not loop.add_signal_handler, whose removal resets SIGINT
+    to KeyboardInterrupt) and the handlers found are restored on removal, so a caller's own
+    handling (the CLI's, while it writes the evidence) takes over without a gap.
+    """
 
-def _remove_signals(enabled: bool) -> None:
-    if enabled:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.run: _Run | None = None
+        self.pending: list[str] = []  # arrived before the run existed
+        self.previous: dict[signal.Signals, Any] = {}
+
+    def install(self) -> None:
+        if not self.enabled:
+            return
         loop = asyncio.get_running_loop()
+
+        def handler(signum: int, _frame: object) -> None:
+            loop.call_soon_threadsafe(self._deliver, signal.Signals(signum).name)
+
         for sig in _SIGNALS:
-            loop.remove_signal_handler(sig)
+            self.previous[sig] = signal.signal(sig, handler)
+
+    def _deliver(self, name: str) -> None:
+        if self.run is None:
+            self.pending.append(name)
+        else:
+            self.run.on_signal(name)
+
+    def attach(self, run: _Run) -> None:
+        self.run = run
+        for name in self.pending:
+            run.on_signal(name)
+        self.pending.clear()
+
+    def remove(self) -> None:
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
+        self.previous.clear()

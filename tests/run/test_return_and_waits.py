@@ -332,4 +332,4 @@ async def test_a_wait_that_ran_its_course_is_not_reported_as_ended_early(
     titles = [f.title for f in build_report_from_journal(outcome.journal_path).findings]
     assert "web: nobody acknowledged the page" in titles  # the missed target is on record
     assert "Wait for acknowledgements ended early" not in titles
-    assert ended.payload.outcome == "respond_within passed"
+    assert isinstance(ended.payload, WaitEnded) and ended.payload.outcome == "respond_within passed"
