@@ -31,6 +31,7 @@ class ActionContext:
 
     http: httpx.AsyncClient
     cwd: str
+    redact: Callable[[str], str] = str  # the run's Secrets.redact_text: applied before any cut
 
 
 S = TypeVar("S")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drill.actions.base import OUTPUT_LIMIT, ActionContext, ActionKind, ActionResult
+from drill.secrets import ELLIPSIS, cut_start
 
 _OUTPUT_LIMIT = 400
 
@@ -54,7 +55,8 @@ async def act_command(spec: CommandActionSpec, ctx: ActionContext) -> ActionResu
     code = proc.returncode
     stdout, stderr = _text(output), _text(errors)
     if code != spec.expect_exit:
-        tail = (stderr.strip() or stdout.strip())[-_OUTPUT_LIMIT:]
+        redact = ctx.redact  # before the cut, so no part of a secret is left for the cut to split
+        tail = cut_start(redact(stderr).strip() or redact(stdout).strip(), _OUTPUT_LIMIT)
         return ActionResult(
             ok=False,
             reason=f"{spec.argv[0]} exited {code}, expected {spec.expect_exit}"
@@ -66,8 +68,15 @@ async def act_command(spec: CommandActionSpec, ctx: ActionContext) -> ActionResu
     return ActionResult(ok=True, detail=str(code), stdout=stdout, stderr=stderr)
 
 
+def _keep(text: str) -> str:
+    return text
+
+
 def _text(raw: bytes) -> str:
-    return raw[:OUTPUT_LIMIT].decode("utf-8", "replace")
+    """At most OUTPUT_LIMIT bytes as text; a cut is marked with `…` (no half character before it)."""
+    if len(raw) <= OUTPUT_LIMIT:
+        return raw.decode("utf-8", "replace")
+    return raw[:OUTPUT_LIMIT].decode("utf-8", "ignore") + ELLIPSIS
 
 
 KIND = ActionKind(

@@ -21,6 +21,7 @@ import tenacity
 
 from drill.clock import Clock
 from drill.errors import EXIT_USAGE, DrillError
+from drill.secrets import cut_end
 from drill.units import human_ms
 
 S = TypeVar("S")
@@ -216,11 +217,21 @@ async def deliver_with_retries(attempt: Callable[[], Awaitable[None]], ctx: Noti
     return SendResult(True, "", attempts)
 
 
-def http_failure(status: int, body: str = "") -> DeliveryFailed:
-    """Map an HTTP status to a DeliveryFailed: 5xx, 408 and 429 are worth retrying, others not."""
+SNIPPET_LIMIT = 120  # characters of a receiver's error text kept in a reason
+
+
+def snippet(text: str, redact: Callable[[str], str] = _keep) -> str:
+    """A receiver's error text on one line, shortened: redacted first, so a cut cannot split a secret."""
+    return cut_end(redact(text).strip().replace("\n", " "), SNIPPET_LIMIT)
+
+
+def http_failure(status: int, body: str = "", redact: Callable[[str], str] = _keep) -> DeliveryFailed:
+    """Map an HTTP status to a DeliveryFailed: 5xx, 408 and 429 are worth retrying, others not.
+
+    The body is redacted before it is cut (a receiver may echo a secret back)."""
     transient = status >= 500 or status in (408, 429)
-    snippet = body.strip().replace("\n", " ")[:120]
-    return DeliveryFailed(f"HTTP {status}" + (f": {snippet}" if snippet else ""), transient=transient)
+    text = snippet(body, redact)
+    return DeliveryFailed(f"HTTP {status}" + (f": {text}" if text else ""), transient=transient)
 
 
 # --- parameter helpers shared by the kinds' parse functions ---------------------------------------
@@ -313,5 +324,5 @@ async def post_json(
     except httpx.TransportError as exc:
         raise DeliveryFailed(f"cannot reach the receiver ({type(exc).__name__})", transient=True) from None
     if not 200 <= response.status_code < 300:
-        raise http_failure(response.status_code, response.text)
+        raise http_failure(response.status_code, response.text, ctx.redact)
     return response

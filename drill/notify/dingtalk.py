@@ -27,6 +27,7 @@ from drill.notify.base import (
     optional_str,
     post_json,
     require_http_url,
+    snippet,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -80,7 +81,7 @@ async def send_dingtalk(spec: DingTalkSpec, message: Message, ctx: NotifyContext
             return  # a 2xx without JSON: a compatible relay, not the robot itself
         code = answer.get("errcode", 0) if isinstance(answer, dict) else 0
         if code != 0:
-            text = str(answer.get("errmsg", ""))[:120]
+            text = snippet(str(answer.get("errmsg", "")), ctx.redact)
             raise DeliveryFailed(f"DingTalk errcode {code}: {text}", transient=code == _RATE_LIMITED)
 
     return await deliver_with_retries(attempt, ctx)

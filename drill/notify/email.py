@@ -21,6 +21,7 @@ from drill.notify.base import (
     SendResult,
     deliver_with_retries,
     optional_str,
+    snippet,
     str_list,
 )
 
@@ -85,7 +86,7 @@ async def send_email(spec: EmailSpec, message: Message, ctx: NotifyContext) -> S
                 timeout=ctx.retry.attempt_timeout_ms / 1000,
             )
         except aiosmtplib.SMTPResponseException as exc:
-            text = str(exc.message).replace("\n", " ")[:120]
+            text = snippet(str(exc.message), ctx.redact)
             raise DeliveryFailed(f"SMTP {exc.code}: {text}", transient=400 <= exc.code < 500) from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise DeliveryFailed(

@@ -7,12 +7,13 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from drill.errors import UsageError
 from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.secrets import ELLIPSIS, cut_start
 
 OUTPUT_LIMIT = 1024 * 1024  # bytes of stdout/stderr kept
 
@@ -77,7 +78,18 @@ async def probe_command(spec: CommandSpec, ctx: ProbeContext) -> Observation:
     except BaseException:
         await _kill(proc)
         raise
-    return _judge(spec, proc.returncode, stdout[:OUTPUT_LIMIT], stderr[:OUTPUT_LIMIT])
+    return _judge(spec, proc.returncode, _decoded(stdout), _decoded(stderr), ctx.redact)
+
+
+def _keep(text: str) -> str:
+    return text
+
+
+def _decoded(data: bytes) -> str:
+    """At most OUTPUT_LIMIT bytes as text; a cut is marked with `…` (no half character before it)."""
+    if len(data) <= OUTPUT_LIMIT:
+        return data.decode("utf-8", errors="replace")
+    return data[:OUTPUT_LIMIT].decode("utf-8", errors="ignore") + ELLIPSIS
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -91,29 +103,32 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
     await asyncio.shield(proc.wait())
 
 
-def _judge(spec: CommandSpec, code: int | None, stdout: bytes, stderr: bytes) -> Observation:
+def _judge(
+    spec: CommandSpec, code: int | None, stdout: str, stderr: str, redact: Callable[[str], str] = _keep
+) -> Observation:
     name = os.path.basename(spec.argv[0])
     if code is not None and code < 0:
         return fail(f"{name} killed by signal {-code}", exit=code)
     if code != spec.expect_exit:
-        tail = _tail(stderr) or _tail(stdout)
+        tail = _tail(stderr, redact) or _tail(stdout, redact)
         suffix = f": {tail}" if tail else ""
         return fail(f"{name}: expected exit {spec.expect_exit}, got {code}{suffix}", exit=code or 0)
-    text = stdout.decode("utf-8", errors="replace")
+    text = stdout  # matched as the program wrote it; only what a reason quotes is redacted
     if spec.stdout_contains is not None and spec.stdout_contains not in text:
-        return fail(f"{name}: stdout does not contain {spec.stdout_contains!r} (got {_tail(stdout)!r})")
+        return fail(
+            f"{name}: stdout does not contain {spec.stdout_contains!r} (got {_tail(stdout, redact)!r})"
+        )
     if spec.stdout_regex is not None and not spec.stdout_regex.search(text):
-        return fail(f"{name}: stdout does not match /{spec.stdout_regex.pattern}/ (got {_tail(stdout)!r})")
+        return fail(
+            f"{name}: stdout does not match /{spec.stdout_regex.pattern}/ (got {_tail(stdout, redact)!r})"
+        )
     return ok(exit=code or 0)
 
 
-def _tail(data: bytes, limit: int = 200) -> str:
-    """The last non-empty line, shortened: usually the error message."""
-    lines = [line for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
-    if not lines:
-        return ""
-    last = lines[-1].strip()
-    return last if len(last) <= limit else "..." + last[-limit:]
+def _tail(text: str, redact: Callable[[str], str] = _keep, limit: int = 200) -> str:
+    """The last non-empty line, redacted, then shortened (the cut marked with `…`): usually the error."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return cut_start(redact(lines[-1]).strip(), limit) if lines else ""
 
 
 KIND: ProbeKind[CommandSpec] = ProbeKind(

@@ -39,8 +39,10 @@ from drill.probes.registry import PROBE_KINDS
 from drill.probes.tcp import connect_failure_reason
 from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run_probe_once
 from drill.run.session import secrets_for
-from drill.secrets import Secrets
+from drill.secrets import Secrets, cut_end
 from drill.units import human_ms
+
+REASON_LIMIT = 300  # characters of a reason on one readiness line
 
 ENDPOINT_TIMEOUT_MIN_MS = 2_000  # a notifier is often across the Internet: DNS + a handshake
 ENDPOINT_TIMEOUT_MAX_MS = 10_000  # a dry run stays short whatever the probes' timeout is
@@ -147,7 +149,7 @@ async def check_readiness(
             what = f"notifier {chain.name}/{contact.name}"
             problem, params = _resolve(secrets, what, contact.params, f"contact {chain.name}/{contact.name}")
             entries.append(problem or _notifier_entry(what, contact.via, params or {}, timeout_ms))
-    checks = await _check_all(entries, clock, timeout_ms)
+    checks = await _check_all(entries, clock, timeout_ms, secrets.redact_text)
     return Readiness(tuple(_redact(c, secrets) for c in checks))
 
 
@@ -157,16 +159,20 @@ def endpoint_timeout_ms(playbook: Playbook) -> int:
 
 
 def _redact(check: Check, secrets: Secrets) -> Check:
-    return Check(secrets.redact_text(check.what), check.ok, secrets.redact_text(check.reason), check.checked)
+    """Redacted first, then cut: a server's text may quote a secret, and a cut could split it."""
+    reason = cut_end(secrets.redact_text(check.reason), REASON_LIMIT)
+    return Check(secrets.redact_text(check.what), check.ok, reason, check.checked)
 
 
-async def _check_all(entries: list[_Entry], clock: Clock, timeout_ms: int) -> list[Check]:
+async def _check_all(
+    entries: list[_Entry], clock: Clock, timeout_ms: int, redact: Callable[[str], str]
+) -> list[Check]:
     """Run every probe and endpoint check at once; the checks in the order of `entries`."""
     resources = Resources([e for e in entries if isinstance(e, ScheduledProbe)])
     try:
 
         async def probe_once(p: ScheduledProbe) -> Check:
-            ctx = LiveProbeContext.for_probe(p, resources, clock, lambda draft: None)
+            ctx = LiveProbeContext.for_probe(p, resources, clock, lambda draft: None, redact)
             obs = await run_probe_once(p, ctx, clock)
             return Check(f"probe {p.asset}/{p.probe.name}", obs.ok, obs.reason)
 
@@ -319,7 +325,7 @@ async def _smtp_session(smtp: aiosmtplib.SMTP, spec: EmailSpec) -> str:
 def _smtp_failure(exc: Exception, spec: EmailSpec) -> str:
     where = _where(spec.smtp_host, spec.smtp_port)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        text = str(exc.message).replace("\n", " ")[:120]
+        text = str(exc.message).replace("\n", " ")  # whole: redacted, then cut, with the check
         return f"SMTP server {where} answered {exc.code}: {text}"
     if isinstance(exc, TimeoutError):  # aiosmtplib's own per-command timeouts
         return f"SMTP server {where} did not answer in time"

@@ -97,13 +97,19 @@ class LiveProbeContext:
     resources: Resources
     sink: EventSink
     memory: dict[str, Any] = field(default_factory=dict)
+    redactor: Callable[[str], str] = str  # the run's Secrets.redact_text (identity without secrets)
 
     @classmethod
     def for_probe(
-        cls, probe: ScheduledProbe, resources: Resources, clock: Clock, sink: EventSink
+        cls,
+        probe: ScheduledProbe,
+        resources: Resources,
+        clock: Clock,
+        sink: EventSink,
+        redact: Callable[[str], str] = str,
     ) -> LiveProbeContext:
         """The context for one scheduled probe."""
-        return cls(probe.asset, probe.probe.name, probe.timeout_s, clock, resources, sink)
+        return cls(probe.asset, probe.probe.name, probe.timeout_s, clock, resources, sink, redactor=redact)
 
     def resource(self, kind: ResourceKind[R]) -> R:
         return self.resources.get(kind)
@@ -113,6 +119,9 @@ class LiveProbeContext:
 
     def emit(self, event: EventDraft) -> None:
         self.sink(event)
+
+    def redact(self, text: str) -> str:
+        return self.redactor(text)
 
 
 async def run_probe_once(probe: ScheduledProbe, ctx: ProbeContext, clock: Clock) -> Observation:

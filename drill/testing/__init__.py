@@ -51,6 +51,10 @@ class FakeContext:
     def emit(self, event: EventDraft) -> None:
         self.events.append(event)
 
+    def redact(self, text: str) -> str:
+        """No secrets in a test context by default: override to check redaction before a cut."""
+        return text
+
     async def aclose(self) -> None:
         opened, self._resources = self._resources, {}
         for resource in opened.values():
