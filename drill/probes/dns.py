@@ -19,7 +19,7 @@ import dns.rdatatype
 import dns.resolver
 
 from drill.errors import UsageError
-from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.base import Observation, ProbeContext, ProbeKind, check_port, check_text, fail, ok
 from drill.units import human_ms
 
 _NAME_TYPES = frozenset({"CNAME", "NS", "PTR", "MX", "SRV", "DNAME"})
@@ -50,10 +50,10 @@ def parse(params: Mapping[str, Any]) -> DnsSpec:
             f"dns probe: unknown record type {rtype!r}", hint="e.g. A, AAAA, CNAME, TXT"
         ) from exc
     return DnsSpec(
-        name=str(params["name"]),
+        name=check_text("dns", "name", params["name"]),
         type=rtype,
-        nameserver=str(params.get("nameserver", "127.0.0.1")),
-        port=int(params.get("port", 53)),
+        nameserver=check_text("dns", "nameserver", params.get("nameserver", "127.0.0.1")),
+        port=check_port("dns", "port", params.get("port", 53)),
         expect=_records(params.get("expect"), rtype),
         expect_any_of=_records(params.get("expect_any_of"), rtype),
         reject_any_of=_records(params.get("reject_any_of"), rtype),

@@ -1,21 +1,38 @@
 """The http probe: one request; healthy when status, headers and body match what is expected,
-and (with max_latency) when the whole answer arrived within the team's own latency threshold."""
+and (with max_latency) when the whole answer arrived within the team's own latency threshold.
+
+At most BODY_LIMIT bytes of a body are read (streamed; the rest is never read, and a failing
+reason says so). `body_regex` is matched with RE2 (google-re2), whose time is linear in the
+body's length: a pattern such as `^(a+)+$` cannot stall the event loop and every other probe
+with it, as Python's backtracking `re` did (1 s for 25 characters; in a worker thread it would
+not help, since `re` keeps the GIL while it matches). RE2 has no backreferences or lookaround:
+`parse` refuses such a pattern with a usage error.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import re2  # type: ignore[import-untyped]
 
 from drill.durations import parse_duration_ms
 from drill.errors import UsageError
 from drill.jsontypes import MISSING, dig
-from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.base import (
+    Observation,
+    ProbeContext,
+    ProbeKind,
+    check_headers,
+    check_http_url,
+    fail,
+    ok,
+    redact_then_cut,
+)
 from drill.probes.pool import HTTP_POOL
 from drill.probes.tcp import connect_failure_reason
 from drill.units import human_ms
@@ -33,7 +50,7 @@ class HttpSpec:
     body: str | None = None
     expect_status: frozenset[int] = frozenset()
     body_contains: str | None = None
-    body_regex: re.Pattern[str] | None = None
+    body_regex: Any = None  # a compiled RE2 pattern (re2 ships no type information)
     json_equals: tuple[tuple[str, Any], ...] = ()
     expect_headers: tuple[tuple[str, str], ...] = ()
     verify_tls: bool = True
@@ -51,28 +68,45 @@ def parse(params: Mapping[str, Any]) -> HttpSpec:
     """Build the spec from resolved, schema-valid params; a bad body_regex is a usage error."""
     status = params.get("expect_status")
     statuses = frozenset() if status is None else frozenset(_as_list(status))
-    regex = params.get("body_regex")
-    try:
-        pattern = re.compile(str(regex)) if regex is not None else None
-    except re.error as exc:
-        raise UsageError(
-            f"http probe: body_regex {regex!r} is not a valid regular expression: {exc}",
-            hint="check the pattern's escaping (YAML single quotes keep backslashes as written)",
-        ) from exc
+    pattern = compile_body_regex("http", params.get("body_regex"))
+    url = check_http_url("http", "url", str(params["url"]), whole=False)
+    headers = _pairs(params.get("headers"))
+    check_headers("http", "headers", headers)
+    expect_headers = _pairs(params.get("expect_headers"))
+    check_headers("http", "expect_headers", expect_headers)
     return HttpSpec(
-        url=str(params["url"]),
+        url=url,
         method=str(params.get("method", "GET")).upper(),
-        headers=_pairs(params.get("headers")),
+        headers=headers,
         body=None if params.get("body") is None else str(params["body"]),
         expect_status=statuses,
         body_contains=None if params.get("body_contains") is None else str(params["body_contains"]),
         body_regex=pattern,
         json_equals=tuple((str(k), v) for k, v in (params.get("json_equals") or {}).items()),
-        expect_headers=_pairs(params.get("expect_headers")),
+        expect_headers=expect_headers,
         verify_tls=bool(params.get("verify_tls", True)),
         follow_redirects=bool(params.get("follow_redirects", False)),
         max_latency_ms=_max_latency_ms(params.get("max_latency")),
     )
+
+
+def compile_body_regex(kind: str, regex: object) -> Any:
+    """The RE2 pattern of a body_regex, or None; a pattern RE2 cannot run is a usage error that
+    names the field and RE2's complaint, not the pattern (a pattern may quote a secret)."""
+    if regex is None:
+        return None
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its complaint to stderr besides raising it
+    try:
+        return re2.compile(str(regex), options)
+    except re2.error as exc:
+        why = exc.args[0] if exc.args else exc
+        why = why.decode(errors="replace") if isinstance(why, bytes) else str(why)
+        raise UsageError(
+            f"{kind} probe: body_regex is not a regular expression RE2 can run: {why}",
+            hint="check the pattern's escaping (YAML single quotes keep backslashes as written);"
+            " backreferences and lookaround are not supported (matching is linear-time RE2)",
+        ) from None
 
 
 def _max_latency_ms(value: object) -> int | None:
@@ -112,9 +146,9 @@ async def probe_http(spec: HttpSpec, ctx: ProbeContext) -> Observation:
             try:
                 problem = _check_head(spec, response)
                 if problem or not spec.reads_body:
-                    body = b""
+                    body, truncated = b"", False
                 else:
-                    body = await _read_body(response)
+                    body, truncated = await read_bounded(response)
                 answered_ns = ctx.monotonic_ns()
             finally:
                 await response.aclose()
@@ -136,9 +170,11 @@ async def probe_http(spec: HttpSpec, ctx: ProbeContext) -> Observation:
         )
     if problem:
         return fail(problem, status=response.status_code)
-    problem = _check_body(spec, body)
+    problem = _check_body(spec, body, ctx)
     if problem:
-        return fail(problem, status=response.status_code)
+        if truncated:
+            problem += f" (only the first {limit_text()} of the body was read)"
+        return fail(problem, status=response.status_code, truncated=truncated)
     if spec.max_latency_ms is not None:
         took_ms = -(-(answered_ns - started_ns) // 1_000_000)  # rounded up: 500.2 ms is over 500 ms
         if took_ms > spec.max_latency_ms:
@@ -164,15 +200,25 @@ def _endpoint(url: str) -> tuple[str, int | None]:
     return parsed.host, parsed.port or default
 
 
-async def _read_body(response: httpx.Response) -> bytes:
+async def read_bounded(response: httpx.Response, limit: int = BODY_LIMIT) -> tuple[bytes, bool]:
+    """At most `limit` bytes of a streamed response body, and whether there was more (the rest is
+    never read: the connection is closed instead). Shared by the http, kv and journey probes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         chunks.append(chunk)
         size += len(chunk)
-        if size >= BODY_LIMIT:
-            break
-    return b"".join(chunks)[:BODY_LIMIT]
+        if size > limit:
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks), False
+
+
+def limit_text(limit: int = BODY_LIMIT) -> str:
+    """A byte count as a person reads it: 1 MiB, 64 KiB, 1000 bytes."""
+    for unit, size in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if limit % size == 0:
+            return f"{limit // size} {unit}"
+    return f"{limit} bytes"
 
 
 def _check_head(spec: HttpSpec, response: httpx.Response) -> str:
@@ -191,18 +237,18 @@ def _check_head(spec: HttpSpec, response: httpx.Response) -> str:
     return ""
 
 
-def _check_body(spec: HttpSpec, raw: bytes) -> str:
+def _check_body(spec: HttpSpec, raw: bytes, ctx: ProbeContext) -> str:
     text = raw.decode("utf-8", errors="replace")
     if spec.body_contains is not None and spec.body_contains not in text:
-        return f"body does not contain {spec.body_contains!r} (body starts {text[:60]!r})"
+        return f"body does not contain {spec.body_contains!r} (body starts {_start(ctx, text)!r})"
     if spec.body_regex is not None and not spec.body_regex.search(text):
-        return f"body does not match /{spec.body_regex.pattern}/ (body starts {text[:60]!r})"
+        return f"body does not match /{spec.body_regex.pattern}/ (body starts {_start(ctx, text)!r})"
     if not spec.json_equals:
         return ""
     try:
         document = json.loads(text)
     except ValueError as exc:
-        return f"body is not JSON ({exc.args[0] if exc.args else exc}); body starts {text[:60]!r}"
+        return f"body is not JSON ({exc.args[0] if exc.args else exc}); body starts {_start(ctx, text)!r}"
     for path, wanted in spec.json_equals:
         got = dig(document, path)
         if got is MISSING:
@@ -210,6 +256,11 @@ def _check_body(spec: HttpSpec, raw: bytes) -> str:
         if got != wanted or isinstance(got, bool) != isinstance(wanted, bool):
             return f"JSON field {path}: expected {json.dumps(wanted)}, got {json.dumps(got)}"
     return ""
+
+
+def _start(ctx: ProbeContext, text: str) -> str:
+    # Redacted before it is cut: a secret cut in half is no longer recognised by any redaction.
+    return redact_then_cut(ctx, text, 60)
 
 
 KIND: ProbeKind[HttpSpec] = ProbeKind(

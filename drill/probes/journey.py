@@ -30,8 +30,8 @@ import httpx
 
 from drill.errors import UsageError
 from drill.jsontypes import MISSING, JsonValue, dig
-from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
-from drill.probes.http import BODY_LIMIT
+from drill.probes.base import Observation, ProbeContext, ProbeKind, check_headers, check_http_url, fail, ok
+from drill.probes.http import BODY_LIMIT, read_bounded
 from drill.probes.pool import HTTP_POOL
 from drill.probes.tcp import connect_failure_reason
 from drill.units import human_ms
@@ -126,11 +126,14 @@ def _parse_step(raw: Mapping[str, object], earlier: list[str]) -> JourneyStep:
     if has_json and not isinstance(body_json, Mapping):
         raise UsageError(f"journey probe: step {name!r}: json must be a mapping (a JSON object)")
     status = raw.get("expect_status")
+    url = check_http_url("journey", f"step {name!r}: url", str(raw["url"]), templated=True)
+    headers = tuple((str(k), str(v)) for k, v in _mapping(raw.get("headers")).items())
+    check_headers("journey", f"step {name!r}: headers", headers)
     return JourneyStep(
         name=name,
-        url=str(raw["url"]),
+        url=url,
         method=str(raw.get("method") or "GET").upper(),
-        headers=tuple((str(k), str(v)) for k, v in _mapping(raw.get("headers")).items()),
+        headers=headers,
         body=None if raw.get("body") is None else str(raw["body"]),
         json=_as_json(body_json) if has_json else None,
         has_json=has_json,
@@ -346,14 +349,8 @@ def _check_status(step: JourneyStep, code: int, logged_in: bool) -> str:
 
 async def _read_limited(response: httpx.Response) -> bytes | None:
     """The body, or None when it is longer than BODY_LIMIT (the rest is not read)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > BODY_LIMIT:
-            return None
-    return b"".join(chunks)
+    body, truncated = await read_bounded(response, BODY_LIMIT)
+    return None if truncated else body
 
 
 def _extract(step: JourneyStep, response: httpx.Response, body: bytes | None, values: dict[str, str]) -> str:

@@ -6,24 +6,35 @@ standby that still waits for a synchronous standby which no longer exists) ends 
 deadline with "write not acknowledged within 2 s"; it never hangs the probe. Work that missed
 its deadline is left to finish in the background and its connection is closed when it does,
 because cancelling a query inside psycopg may itself wait seconds for the server.
+
+Against a server that accepts connections and never answers (a frozen host), that late work
+would pile up one socket per tick until the process runs out of file descriptors and healthy
+probes fail too. So every connection attempt has a connect timeout (libpq's `connect_timeout`,
+at least 2 s, which libpq enforces as its minimum), and at most MAX_ABANDONED pieces of late work
+per probe are kept: once that many are still open, a tick fails at once with "N connections
+still open to a target that does not answer" instead of opening another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
+from drill.errors import UsageError
 from drill.probes import canary
-from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok, redact_then_cut
 from drill.units import human_ms
 
-_MAX_ORPHANS = 8  # writes still stuck from earlier ticks; beyond this we stop opening connections
+MAX_ABANDONED = 8  # late work (each holding one connection) kept per probe; beyond it, fail fast
+_MIN_CONNECT_TIMEOUT_S = 2  # libpq's own minimum: a smaller connect_timeout counts as 2 s
 T = TypeVar("T")
 
 
@@ -37,23 +48,57 @@ class PostgresSpec:
 
 
 def parse_postgres(params: Mapping[str, Any]) -> PostgresSpec:
-    """Build a PostgresSpec from schema-valid parameters."""
+    """Build a PostgresSpec from schema-valid parameters; a dsn libpq cannot read (or a bad port
+    or connect_timeout in it) is a usage error that names the field, never its value."""
+    dsn = str(params["dsn"])
+    _check_dsn(dsn)
     return PostgresSpec(
-        dsn=str(params["dsn"]),
+        dsn=dsn,
         canary=bool(params.get("canary", False)),
         canary_table=str(params.get("canary_table", "drill_canary")),
     )
+
+
+def _check_dsn(dsn: str) -> None:
+    # psycopg's messages quote the connection string, password and all: never pass them on.
+    try:
+        conninfo = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        raise UsageError(
+            "postgres probe: dsn is not a valid libpq connection string",
+            hint="e.g. postgresql://user@db1:5432,db2:5432/app?target_session_attrs=read-write",
+        ) from None
+    for port in str(conninfo.get("port") or "").split(","):
+        if port.strip() and not (port.strip().isdecimal() and 1 <= int(port.strip()) <= 65535):
+            raise UsageError("postgres probe: dsn has a port that is not an integer from 1 to 65535")
+    timeout = conninfo.get("connect_timeout")
+    if timeout is not None:
+        try:
+            float(str(timeout))
+        except ValueError:
+            raise UsageError("postgres probe: dsn has a connect_timeout that is not a number") from None
+
+
+def _connect_timeout(dsn: str, timeout_s: float) -> str:
+    """The connect timeout (whole seconds) for one attempt: the dsn's own when it sets a shorter
+    one, else the probe's deadline rounded up, at least libpq's minimum of 2 s."""
+    ours = max(_MIN_CONNECT_TIMEOUT_S, math.ceil(timeout_s))
+    given = conninfo_to_dict(dsn).get("connect_timeout")
+    if given is not None and 0 < float(str(given)) < ours:
+        return str(given)
+    return str(ours)
 
 
 def _table(spec: PostgresSpec) -> sql.Identifier:
     return sql.Identifier(*spec.canary_table.split("."))
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(ctx: ProbeContext, exc: BaseException) -> str:
+    # Redacted before it is cut: a cut secret would no longer be recognised (and would leak).
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith("Is the server running")]
     text = "; ".join(lines) or type(exc).__name__
-    return text[:300]
+    return redact_then_cut(ctx, text, 300)
 
 
 def _budget(ctx: ProbeContext) -> float:
@@ -72,6 +117,18 @@ async def _close_quietly(conn: psycopg.AsyncConnection[Any] | None) -> None:
             await conn.close()
 
 
+def _release(exc: BaseException | None) -> None:
+    """Drop the tracebacks of a failed connection attempt. psycopg does not close the socket of
+    an attempt that timed out: the frames in the traceback hold it open until the cyclic garbage
+    collector runs, which a probe ticking 10 times a second outpaces by far (measured: one
+    socket per tick against a frozen server). Without the frames the socket closes at once."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+
+
 def _abandon(ctx: ProbeContext, task: asyncio.Task[Any], conn: psycopg.AsyncConnection[Any] | None) -> None:
     """Let late work finish on its own and close whatever connection it holds when it does."""
     orphans = _orphans(ctx)
@@ -82,6 +139,8 @@ def _abandon(ctx: ProbeContext, task: asyncio.Task[Any], conn: psycopg.AsyncConn
         if not done.cancelled() and done.exception() is None:
             result = done.result()
             late = result[0] if isinstance(result, tuple) else late
+        elif not done.cancelled():
+            _release(done.exception())
         if late is not None:
             cleanup = asyncio.ensure_future(_close_quietly(late))
             orphans.add(cleanup)
@@ -109,8 +168,10 @@ async def _bounded(
     return task.result()
 
 
-async def _connect(spec: PostgresSpec) -> psycopg.AsyncConnection[Any]:
-    conn = await psycopg.AsyncConnection.connect(spec.dsn, autocommit=True)
+async def _connect(spec: PostgresSpec, timeout_s: float) -> psycopg.AsyncConnection[Any]:
+    conn = await psycopg.AsyncConnection.connect(
+        spec.dsn, autocommit=True, connect_timeout=_connect_timeout(spec.dsn, timeout_s)
+    )
     if spec.canary:
         await conn.execute(
             sql.SQL(
@@ -127,16 +188,16 @@ def _where(conn: psycopg.AsyncConnection[Any]) -> str:
 
 async def probe_postgres(spec: PostgresSpec, ctx: ProbeContext) -> Observation:
     """Connect (reusing the last good connection) and SELECT 1, or with canary=true insert a canary row."""
-    orphans = [t for t in _orphans(ctx) if not t.done()]
-    if spec.canary and len(orphans) >= _MAX_ORPHANS:
-        canary.record_failure(ctx)
-        return fail(f"{len(orphans)} earlier writes are still not acknowledged", transient=True)
+    stuck = sum(not t.done() for t in _orphans(ctx))
+    if stuck >= MAX_ABANDONED:
+        # Every one holds a socket: opening more would end with the process out of descriptors.
+        return _failed(ctx, spec, f"{stuck} connections still open to a target that does not answer")
     conn: psycopg.AsyncConnection[Any] | None = ctx.memory.pop("pg_conn", None)
     seq_utc = canary.state(ctx).claim() if spec.canary else None
     run = canary.state(ctx).run
 
     async def work() -> tuple[psycopg.AsyncConnection[Any], str]:
-        current = conn if conn is not None and not conn.closed else await _connect(spec)
+        current = conn if conn is not None and not conn.closed else await _connect(spec, ctx.timeout_s)
         if seq_utc is None:
             await current.execute("SELECT 1")
         else:
@@ -149,12 +210,11 @@ async def probe_postgres(spec: PostgresSpec, ctx: ProbeContext) -> Observation:
     except TimeoutError:
         what = "write not acknowledged" if spec.canary else "no answer"
         return _failed(ctx, spec, f"{what} within {human_ms(round(ctx.timeout_s * 1000))}")
-    except psycopg.Error as exc:
+    except (psycopg.Error, OSError) as exc:
         await _close_quietly(conn)
-        return _failed(ctx, spec, _describe(exc))
-    except OSError as exc:
-        await _close_quietly(conn)
-        return _failed(ctx, spec, _describe(exc))
+        reason = _describe(ctx, exc)
+        _release(exc)
+        return _failed(ctx, spec, reason)
     ctx.memory["pg_conn"] = conn
     if seq_utc is None:
         return ok(server=where)
@@ -182,7 +242,9 @@ async def _read_survivors(spec: PostgresSpec, ctx: ProbeContext) -> None:
     run = canary.state(ctx).run
 
     async def work() -> list[int]:
-        conn = await psycopg.AsyncConnection.connect(spec.dsn, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(
+            spec.dsn, autocommit=True, connect_timeout=_connect_timeout(spec.dsn, ctx.timeout_s)
+        )
         try:
             query = sql.SQL("SELECT seq FROM {} WHERE run = %s").format(_table(spec))
             cur = await conn.execute(query, (run,))
@@ -198,7 +260,7 @@ async def _read_survivors(spec: PostgresSpec, ctx: ProbeContext) -> None:
         )
         return
     except (psycopg.Error, OSError) as exc:
-        canary.emit_unmeasured(ctx, f"cannot read surviving canary rows: {_describe(exc)}")
+        canary.emit_unmeasured(ctx, f"cannot read surviving canary rows: {_describe(ctx, exc)}")
         return
     canary.emit_rpo(ctx, surviving)
 

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from drill.durations import parse_duration_ms
 from drill.errors import UsageError
 from drill.probes import canary
-from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.base import Observation, ProbeContext, ProbeKind, check_port, check_text, fail, ok
 from drill.units import human_ms
 
 _CANARY_TTL_S = 86_400  # the canary set is evidence for a day, then Redis forgets it
@@ -79,12 +79,16 @@ def parse_redis(params: Mapping[str, Any]) -> RedisSpec:
         # WAIT with timeout 0 blocks until enough replicas confirm: forever, if none ever does.
         raise UsageError("redis probe: wait_timeout must be at least 1ms", hint="e.g. 100ms")
     return RedisSpec(
-        host=str(params.get("host", "127.0.0.1")),
-        port=int(params.get("port", 6379)),
+        host=check_text("redis", "host", params.get("host", "127.0.0.1")),
+        port=check_port("redis", "port", params.get("port", 6379)),
         password=str(params["password"]) if params.get("password") else None,
         db=int(params.get("db", 0)),
         sentinels=tuple(
-            SentinelAddr(str(s.get("host", "127.0.0.1")), int(s["port"])) for s in params.get("sentinels", ())
+            SentinelAddr(
+                check_text("redis", "sentinels[].host", s.get("host", "127.0.0.1")),
+                check_port("redis", "sentinels[].port", s.get("port")),
+            )
+            for s in params.get("sentinels", ())
         ),
         master_name=str(params.get("master_name", "")),
         canary=bool(params.get("canary", False)),

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from drill.probes.base import Observation, ProbeContext, ProbeKind, fail, ok
+from drill.probes.base import Observation, ProbeContext, ProbeKind, check_port, check_text, fail, ok
 
 READ_LIMIT = 64 * 1024  # bytes read while waiting for `expect`
 
@@ -26,10 +26,10 @@ class TcpSpec:
 
 
 def parse(params: Mapping[str, Any]) -> TcpSpec:
-    """Build the spec from resolved, schema-valid params."""
+    """Build the spec from resolved, schema-valid params; a bad host or port is a usage error."""
     return TcpSpec(
-        host=str(params["host"]),
-        port=int(params["port"]),
+        host=check_text("tcp", "host", params["host"]),
+        port=check_port("tcp", "port", params["port"]),
         send=str(params.get("send") or "").encode(),
         expect=str(params.get("expect") or "").encode(),
     )
