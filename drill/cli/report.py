@@ -10,8 +10,10 @@ from pathlib import Path
 import click
 
 from drill.errors import UsageError, VerificationFailed
+from drill.evidence.inputs import InputRejected
 from drill.report.sign import (
     NAMESPACE,
+    REPORT_FILE,
     countersign_report,
     fingerprint,
     generate_keypair,
@@ -94,7 +96,9 @@ def keygen(path: Path, passphrase_file: Path | None, comment: str) -> None:
     help="Revoked public keys, one per line.",
 )
 def verify(report_dir: Path, allowed_signers: Path, require: str, revoked: Path | None) -> None:
-    """Verify REPORT_DIR: signatures, schema, journal chain and evidence digests. Exit 0 verified, 1 not."""
+    """Verify REPORT_DIR: signatures, schema, journal chain and evidence digests, report.json against
+    the journal's fold, and each view present against a re-rendering. Exit 0 verified, 1 not, 2 when an
+    input is refused (not a regular file, too large, nested too deeply)."""
     required = tuple(p.strip() for p in require.split(",") if p.strip())
     if report_dir.name == "report.json" and report_dir.is_file():
         report_dir = report_dir.parent
@@ -102,6 +106,8 @@ def verify(report_dir: Path, allowed_signers: Path, require: str, revoked: Path 
         result = verify_report_dir(report_dir, allowed_signers, require=required, revoked_path=revoked)
     except VerificationFailed as exc:
         raise VerificationFailed(f"NOT VERIFIED: {exc.message}") from None
+    except InputRejected as exc:
+        raise InputRejected(f"NOT VERIFIED: {exc.message}", hint=exc.hint) from None
     _show(result)
 
 
@@ -114,8 +120,15 @@ def _show(result: Verification) -> None:
     click.echo(f"  journal {journal.file}: {journal.events} events, chain intact, sha256 {journal.sha256}")
     if result.evidence:
         click.echo(f"  evidence digests match: {', '.join(result.evidence)}")
+    if result.folded:
+        click.echo(f"  {REPORT_FILE} is what {journal.file} folds to (rebuilt and compared)")
+    if result.views:
+        click.echo(f"  views match a re-rendering of {REPORT_FILE}: {', '.join(result.views)}")
     for note in result.notes:
         click.echo(f"  note: {note}")
+    for skipped in result.not_checked:
+        click.echo(f"  not checked: {skipped}")
+    click.echo(f"  {result.covered}")
 
 
 @click.group("report", cls=_GroupClass)

@@ -11,7 +11,15 @@ from pathlib import Path
 import click
 
 from drill.errors import UsageError
-from drill.report.build import REPORT_FILE, build_report_from_journal, load_report, report_bytes, write_report
+from drill.evidence.inputs import InputRejected
+from drill.report.build import (
+    REPORT_FILE,
+    build_report_from_journal,
+    load_report,
+    read_report_file,
+    report_bytes,
+    write_report,
+)
 from drill.report.evidence import RENDERERS, render_views
 from drill.report.model import Report
 
@@ -43,7 +51,7 @@ class JournalDefaultGroup(click.Group):
 )
 def render_cmd(report: Path, fmt: str, output: Path | None) -> None:
     """Render REPORT (report.json or its folder) as html, md or junit."""
-    data = load_report(report)
+    data = load_report(report)  # a regular file, bounded: never a FIFO or /dev/zero
     renderer, name = RENDERERS[fmt]
     text = renderer(data)
     if output is not None and str(output) == "-":
@@ -91,7 +99,7 @@ def rebuild_cmd(
         journal, signer=signer, evidence_files=evidence, allow_torn_tail=allow_torn_tail
     )
     new_bytes = report_bytes(report)
-    if existing.is_file() and existing.read_bytes() != new_bytes:
+    if existing.is_file() and _stored_bytes(existing) != new_bytes:
         signatures = sorted(target_dir.glob(f"{REPORT_FILE}.*.sig"))
         if signatures and not force:
             raise UsageError(
@@ -109,10 +117,26 @@ def rebuild_cmd(
 
 
 def _previous(path: Path) -> Report | None:
-    """The existing report.json if it is a valid report; its signer and evidence are reused."""
-    if not path.is_file():
+    """The existing report.json if it is a valid report; its signer and evidence are reused.
+
+    A report.json that is not a regular file, or is too large or too deeply nested, is refused
+    (InputRejected, exit 2) rather than ignored: it would be replaced by the rebuilt one.
+    """
+    if not path.exists() and not path.is_symlink():
         return None
     try:
         return load_report(path)
+    except InputRejected:
+        raise
+    except UsageError:
+        return None
+
+
+def _stored_bytes(path: Path) -> bytes | None:
+    """The existing report.json's bytes (None when it cannot be read: then it differs)."""
+    try:
+        return read_report_file(path)
+    except InputRejected:
+        raise
     except UsageError:
         return None

@@ -22,6 +22,7 @@ the report was built. `drill journal verify` always runs the full check.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -48,6 +49,7 @@ from drill.evidence.events import (
     payload_builtins,
     payload_data,
 )
+from drill.evidence.inputs import JOURNAL_LINE_LIMIT, JSON_DEPTH_LIMIT, json_depth_exceeds, open_regular
 
 __all__ = [
     "GENESIS",
@@ -65,6 +67,8 @@ _FIELDS = frozenset({"seq", "prev", "mono_ns", "utc", "type", "data", "asset"})
 _REQUIRED = frozenset({"seq", "prev", "mono_ns", "utc", "type", "data"})
 _HEX = frozenset("0123456789abcdef")
 _CHUNK = 1 << 20
+_LINE_LIMIT = JOURNAL_LINE_LIMIT  # >= _CHUNK: _batches relies on it
+_DEPTH = JSON_DEPTH_LIMIT
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
@@ -306,7 +310,7 @@ _set_asset = _slot_setter("asset")
 class JournalWriter:
     """Appends events to a new journal file; one writer per file, used from one thread."""
 
-    __slots__ = ("_count", "_fd", "_head", "_path", "_redact", "_stamp", "_synced")
+    __slots__ = ("_count", "_failure", "_fd", "_head", "_path", "_redact", "_stamp", "_synced")
 
     def __init__(self, fd: int, path: Path, clock: Clock, redact: Redactor | None) -> None:
         self._fd: int | None = fd
@@ -316,6 +320,7 @@ class JournalWriter:
         self._head = GENESIS
         self._count = 0
         self._synced = 0
+        self._failure = ""  # why the journal was closed by a failed write or sync
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], clock: Clock, redact: Redactor | None = None) -> Self:
@@ -387,6 +392,7 @@ class JournalWriter:
             if written != len(payload_bytes):
                 _write_rest(fd, payload_bytes[written:])
         except OSError as exc:
+            self._drop_torn_line(fd, len(payload_bytes))
             raise self._fail("write", exc) from None
         self._head = _sha256(line).hexdigest()
         self._count = seq
@@ -426,12 +432,33 @@ class JournalWriter:
         # kernel dropped), so appending more could bury a broken line mid-file: stop writing.
         fd, self._fd = self._fd, None
         if fd is not None:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._failure = f"cannot {what} journal {self._path}: {exc.strerror or exc}"
         return DrillError(
-            f"cannot {what} journal {self._path}: {exc.strerror}; the journal is closed",
+            f"{self._failure}; the journal is closed",
             hint="free disk space or fix the file system; `drill journal verify --allow-torn-tail` "
             "checks what was written",
         )
+
+    @property
+    def failure(self) -> str:
+        """Why a failed write or sync closed the journal ('' while it is healthy)."""
+        return self._failure
+
+    def _drop_torn_line(self, fd: int, line_size: int) -> None:
+        """After a failed write, cut off the part of the line that reached the file (best effort):
+        every complete line stays as written, and the journal ends at a line boundary, so what
+        was written still verifies and folds. A line never holds a newline but its last byte."""
+        with contextlib.suppress(OSError):
+            end = os.fstat(fd).st_size
+            start = max(0, end - line_size)
+            with open(self._path, "rb") as reader:
+                reader.seek(start)
+                tail = reader.read(end - start)
+            keep = start + tail.rfind(b"\n") + 1  # start itself when no newline is in the tail
+            if keep < end:
+                os.ftruncate(fd, keep)
 
     def close(self) -> None:
         """Sync and close; closing twice is harmless."""
@@ -494,9 +521,9 @@ class JournalSummary:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
+    """Hex SHA-256 of a regular file's bytes, read in chunks (InputRejected for a FIFO, a device ...)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
+    with open_regular(path, "evidence file") as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -639,6 +666,11 @@ class _Scan:
             for line in batch:
                 number += 1
                 self.last_line = line
+                # Nesting is bounded before any parser or checker recurses into the line; the
+                # bracket count is the cheap bound, exact only for the rare line with many.
+                if line.count(b"{") + line.count(b"[") > _DEPTH and json_depth_exceeds(line, _DEPTH):
+                    self.count, self.head = number - 1, head
+                    raise self.error(number, f"nested deeper than {_DEPTH} levels")
                 raw = _fast_record(line, number, head, typed)
                 if raw is None:
                     self.count, self.head = number - 1, head
@@ -679,9 +711,13 @@ class _Scan:
             self.count, self.head = number, head.decode()  # per batch: a torn tail is named after it
 
     def _batches(self) -> Iterator[list[bytes]]:
-        """The complete lines (without "\\n") chunk by chunk; hashes the file as it goes."""
+        """The complete lines (without "\\n") chunk by chunk; hashes the file as it goes.
+
+        Only a regular file is read (a FIFO or /dev/zero is refused, InputRejected), and no line
+        may be longer than JOURNAL_LINE_LIMIT: the file is streamed, but a line is held whole.
+        """
         try:
-            stream: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in finally across yields
+            stream: BinaryIO = open_regular(self.path, "journal")
         except OSError as exc:
             raise JournalInvalid(
                 f"cannot read journal: {exc.strerror}", location=Location(str(self.path))
@@ -693,12 +729,23 @@ class _Scan:
                 update(chunk)
                 lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
                 rest = lines.pop()
+                # Only the first line of a batch can span chunks (a chunk is at most the limit).
+                if lines and len(lines[0]) > _LINE_LIMIT:
+                    raise self._too_long(self.count + 1)
                 if lines:
                     yield lines
+                if len(rest) > _LINE_LIMIT:
+                    raise self._too_long(self.count + 1)  # the lines before it were taken above
         finally:
             stream.close()
         if rest:
             self._torn(self.count + 1, rest)
+
+    def _too_long(self, number: int) -> JournalInvalid:
+        limit = f"{_LINE_LIMIT // (1 << 20)} MiB"
+        return self.error(
+            number, f"longer than {limit} (the limit for one journal line); refusing to read on"
+        )
 
     def _torn(self, number: int, raw_line: bytes) -> None:
         if not self.allow_torn_tail:
@@ -711,6 +758,8 @@ class _Scan:
 
     def check_line(self, number: int, line: bytes) -> dict[str, Any]:
         """The exact check of one line against self.head, naming the first thing wrong with it."""
+        if json_depth_exceeds(line, _DEPTH):  # json.loads recurses: RecursionError past ~1000
+            raise self.error(number, f"nested deeper than {_DEPTH} levels")
         try:
             raw = json.loads(line)
         except (UnicodeDecodeError, ValueError):

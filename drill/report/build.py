@@ -22,6 +22,7 @@ from drill.clock import parse_utc, utc_iso
 from drill.errors import JournalInvalid, UsageError
 from drill.evidence.canonical import canonical_bytes
 from drill.evidence.events import ManualAnswer, RunStarted, StepStatus
+from drill.evidence.inputs import REPORT_LIMIT, check_json_depth, read_bounded
 from drill.evidence.journal import JournalStream, JournalSummary, file_sha256
 from drill.evidence.snapshot import Phase, Plan, PlanStep
 from drill.report.model import (
@@ -171,19 +172,33 @@ def build_report_from_journal(
     )
 
 
-def load_report(path: Path | str) -> Report:
-    """Read report.json (or the report.json inside a folder), check it against its schema, type it."""
+def read_report_file(path: Path | str) -> bytes:
+    """The bytes of report.json (or of the report.json inside a folder), read as hostile input:
+    a regular file of at most REPORT_LIMIT bytes (InputRejected, exit 2, otherwise)."""
     source = Path(path)
     if source.is_dir():
         source = source / REPORT_FILE
     try:
-        data = json.loads(source.read_bytes())
+        return read_bounded(source, REPORT_LIMIT, "report")
     except OSError as exc:
         raise UsageError(f"cannot read report {source}: {exc.strerror}") from None
+
+
+def load_report(path: Path | str) -> Report:
+    """Read report.json (or the report.json inside a folder) as hostile input: a regular file,
+    bounded in size and nesting (a FIFO or /dev/zero is refused, never read); then check it
+    against its schema and type it."""
+    source = Path(path)
+    if source.is_dir():
+        source = source / REPORT_FILE
+    data = read_report_file(source)
+    check_json_depth(data, str(source))
+    try:
+        document = json.loads(data)
     except ValueError as exc:
         raise UsageError(f"{source}: not a JSON report ({exc})") from None
     validator = jsonschema.Draft202012Validator(load_schema("report.schema.json"))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
         where = error.json_path.removeprefix("$") or "(top level)"
         raise UsageError(
@@ -191,7 +206,7 @@ def load_report(path: Path | str) -> Report:
             hint="rebuild it from the journal: drill report journal.jsonl",
         )
     try:
-        return report_from_data(data)
+        return report_from_data(document)
     except ValueError as exc:
         raise UsageError(f"{source}: not a valid drill report: {exc}") from None
 

@@ -1,5 +1,11 @@
 """Verify a signed evidence folder: signatures against an OpenSSH allowed_signers file, the
-report against its schema, the journal's digest and hash chain, and every evidence file's digest.
+report against its schema, the journal's digest and hash chain, every evidence file's digest,
+that report.json is what the journal folds to (the report is rebuilt from the journal and
+compared), and that each rendered view present (report.html, report.md, report.junit.xml) is
+the rendering of the signed report (re-rendered and compared byte for byte).
+
+Every file is read as drill.evidence.inputs reads hostile input: regular files only, each kind
+with a size limit, JSON nesting bounded before parsing (InputRejected, exit 2, otherwise).
 
 Trust decisions follow `ssh-keygen -Y verify` (sshsig.c): a signature is accepted when some
 allowed_signers line lists the signing key for a pattern matching the principal, and that
@@ -22,9 +28,21 @@ from pathlib import Path
 
 from drill.clock import parse_utc
 from drill.errors import JournalInvalid, UsageError, VerificationFailed
-from drill.evidence.canonical import is_canonical
+from drill.evidence.canonical import canonical_bytes, is_canonical
+from drill.evidence.inputs import (
+    ALLOWED_SIGNERS_LIMIT,
+    REPORT_LIMIT,
+    SIGNATURE_LIMIT,
+    VIEW_LIMIT,
+    check_json_depth,
+    open_regular,
+    read_bounded,
+)
 from drill.evidence.journal import JournalSummary, file_sha256, verify_journal
 from drill.jsontypes import JsonObject
+from drill.report import build as _build
+from drill.report.build import build_report_from_journal, report_bytes
+from drill.report.evidence import RENDERERS
 from drill.report.model import EvidenceFile, JournalBlock, Report, report_from_data
 from drill.report.sign import (
     NAMESPACE,
@@ -75,7 +93,8 @@ class AllowedSigner:
 
 def load_allowed_signers(path: Path | str) -> tuple[AllowedSigner, ...]:
     """Read and parse an allowed_signers file (VerificationFailed naming file:line on errors)."""
-    return parse_allowed_signers(_read_text(Path(path), "allowed signers file"), source=str(path))
+    text = _read_text(Path(path), "allowed signers file", ALLOWED_SIGNERS_LIMIT)
+    return parse_allowed_signers(text, source=str(path))
 
 
 def parse_allowed_signers(text: str, *, source: str = "allowed_signers") -> tuple[AllowedSigner, ...]:
@@ -219,16 +238,19 @@ def _glob(pattern: str) -> re.Pattern[str]:
 def load_revoked_keys(path: Path | str) -> frozenset[bytes]:
     """Public key blobs listed in a revoked-keys file (one OpenSSH public key per line)."""
     source = Path(path)
+    what = "revoked keys file"
     try:
-        head = source.read_bytes()[: len(_KRL_MAGIC)]
+        data = read_bounded(source, ALLOWED_SIGNERS_LIMIT, what)
+    except FileNotFoundError:
+        raise VerificationFailed(f"{what} {source} does not exist") from None
     except OSError as exc:
-        raise VerificationFailed(f"cannot read revoked keys file {source}: {exc.strerror}") from None
-    if head == _KRL_MAGIC:
+        raise VerificationFailed(f"cannot read {what} {source}: {exc.strerror}") from None
+    if data.startswith(_KRL_MAGIC):
         raise VerificationFailed(
             f"{source} is a binary KRL, which drill verify does not read; list the revoked public keys "
             "one per line (ssh-keygen -Y verify -r accepts both)"
         )
-    return parse_revoked_keys(_read_text(source, "revoked keys file"), source=str(source))
+    return parse_revoked_keys(_decode(data, source, what), source=str(source))
 
 
 def parse_revoked_keys(text: str, *, source: str = "revoked_keys") -> frozenset[bytes]:
@@ -361,6 +383,25 @@ class Verification:
     journal: JournalCheck
     evidence: tuple[str, ...]  # evidence file names whose digests matched
     notes: tuple[str, ...] = ()  # checks that could not run (e.g. no schema shipped)
+    views: tuple[str, ...] = ()  # rendered views that match a re-rendering of report.json
+    views_absent: tuple[str, ...] = ()  # views not in the folder (nothing to check)
+    folded: bool = False  # report.json equals the report rebuilt from the journal
+    not_checked: tuple[str, ...] = ()  # checks that were not made, each with the reason
+
+    @property
+    def covered(self) -> str:
+        """One line saying what was checked, e.g. for `drill verify`'s output."""
+        parts = ["signatures", "schema" if not self.notes else "schema (skipped)", "journal chain and digest"]
+        if self.evidence:
+            parts.append("evidence digests")
+        if self.folded:
+            parts.append("report = journal fold")
+        if self.views:
+            parts.append(f"views: {' '.join(self.views)}")
+        line = f"covered: {', '.join(parts)}"
+        if self.views_absent:
+            line += f"; not present: {' '.join(self.views_absent)}"
+        return line
 
 
 def verify_report_dir(
@@ -400,9 +441,40 @@ def verify_report_dir(
     notes = _check_schema(report)
     typed = _typed(report)
     _check_preparer(typed, signers)
-    journal = _check_journal(directory, typed.journal)
-    evidence = _check_evidence(directory, typed.evidence)
-    return Verification(typed.report_id, signed_at, signers, journal, evidence, notes)
+    current = _build.tool_version()
+    if typed.tool.version == current:
+        # The rebuild streams the journal with the full line-by-line check, so its summary
+        # stands in for the chain pass (one read of the journal instead of two).
+        _evidence_path(directory, typed.journal.file, "journal")
+        evidence = _check_evidence(directory, typed.evidence)
+        rebuilt = _rebuild(directory, typed)
+        block = rebuilt.journal
+        summary = JournalSummary(block.sha256, block.events, block.head)
+        journal = _check_journal(directory, typed.journal, summary)
+        views, absent = _check_views(directory, typed)
+        _check_fold(directory, report, typed, rebuilt)
+        skipped: tuple[str, ...] = ()
+    else:  # the fold and the renderings are those of the drill that made the report
+        journal = _check_journal(directory, typed.journal)
+        evidence = _check_evidence(directory, typed.evidence)
+        views, absent = (), ()
+        skipped = (
+            f"report = journal fold and views: the report was built by drill {typed.tool.version}, "
+            f"this is drill {current} (both can differ between versions; verify with drill "
+            f"{typed.tool.version} to compare them)",
+        )
+    return Verification(
+        typed.report_id,
+        signed_at,
+        signers,
+        journal,
+        evidence,
+        notes,
+        views=views,
+        views_absent=absent,
+        folded=not skipped,
+        not_checked=skipped,
+    )
 
 
 def _typed(report: JsonObject) -> Report:
@@ -417,7 +489,7 @@ def _read_report(directory: Path) -> bytes:
     if not directory.is_dir():
         raise VerificationFailed(f"{directory} is not a folder")
     try:
-        return path.read_bytes()
+        return read_bounded(path, REPORT_LIMIT, "report")
     except FileNotFoundError:
         raise VerificationFailed(f"{path} is missing") from None
     except OSError as exc:
@@ -432,7 +504,7 @@ def _untrusted_check(data: bytes, signatures: Sequence[Path]) -> list[str]:
             check_principal(principal_of(sig))
         except UsageError:
             raise VerificationFailed(f"{sig.name}: the file name does not hold a valid principal") from None
-        text = _read_text(sig, "signature")
+        text = _read_text(sig, "signature", SIGNATURE_LIMIT)
         try:
             intact = signature_matches(data, parse_signature(text))
         except SignatureMalformed as exc:
@@ -446,6 +518,7 @@ def _untrusted_check(data: bytes, signatures: Sequence[Path]) -> list[str]:
 
 
 def _report_document(data: bytes) -> JsonObject:
+    check_json_depth(data, REPORT_FILE)
     try:
         report = json.loads(data)
     except ValueError as exc:
@@ -514,15 +587,19 @@ def _check_schema(report: JsonObject) -> tuple[str, ...]:
     return ()
 
 
-def _check_journal(directory: Path, block: JournalBlock) -> JournalCheck:
+def _check_journal(
+    directory: Path, block: JournalBlock, summary: JournalSummary | None = None
+) -> JournalCheck:
+    """The journal against the signed report's block; summary: of a full pass already made."""
     path = _evidence_path(directory, block.file, "journal")
     # One pass hashes the file and follows the chain. When the SHA-256 is the signed one the
     # bytes are what was signed (their form was checked when the report was built); any other
     # file gets the full line-by-line check, which names the first broken line.
-    try:
-        summary: JournalSummary | None = verify_journal(path, chain_only=True)
-    except JournalInvalid:
-        summary = None
+    if summary is None:
+        try:
+            summary = verify_journal(path, chain_only=True)
+        except JournalInvalid:
+            summary = None
     if summary is None or summary.sha256 != block.sha256:
         try:
             summary = verify_journal(path)
@@ -565,17 +642,115 @@ def _evidence_path(directory: Path, name: str, what: str) -> Path:
     if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
         raise VerificationFailed(f"{REPORT_FILE} names {what} file {name!r}, which is not a plain file name")
     path = directory / name
-    if not path.is_file():
-        raise VerificationFailed(f"{what} file {name} listed in the signed report is missing")
+    try:
+        open_regular(path, f"{what} file").close()  # InputRejected for a FIFO, a device ...
+    except FileNotFoundError:
+        raise VerificationFailed(f"{what} file {name} listed in the signed report is missing") from None
+    except OSError as exc:
+        raise VerificationFailed(f"cannot read {what} file {path}: {exc.strerror}") from None
     return path
 
 
-def _read_text(path: Path, what: str) -> str:
+def _check_views(directory: Path, report: Report) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Each view present must be the rendering of the signed report (renderers are deterministic)."""
+    present, absent = [], []
+    for renderer, name in RENDERERS.values():
+        path = directory / name
+        try:
+            data = read_bounded(path, VIEW_LIMIT, "view")
+        except FileNotFoundError:
+            absent.append(name)
+            continue
+        except OSError as exc:
+            raise VerificationFailed(f"cannot read {path}: {exc.strerror}") from None
+        if data != renderer(report).encode("utf-8"):
+            raise VerificationFailed(
+                f"{name} does not match {REPORT_FILE} (edited after rendering, or rendered from another "
+                f"report; `drill report render {directory} --format ...` re-renders it)"
+            )
+        present.append(name)
+    return tuple(present), tuple(absent)
+
+
+# Not derivable from the journal: which drill built the report.
+_NOT_FOLDED = frozenset({"tool"})
+
+
+def _rebuild(directory: Path, report: Report) -> Report:
+    """The report the journal folds to, with the signer and evidence files write_evidence uses."""
+    journal = directory / report.journal.file
+    evidence = [directory / entry.file for entry in report.evidence]
     try:
-        return path.read_text(encoding="utf-8")
+        return build_report_from_journal(journal, signer=report.prepared_by, evidence_files=evidence)
+    except JournalInvalid as exc:  # names the first broken line, as the chain check does
+        raise VerificationFailed(f"{journal.name}: {exc.message}") from None
+
+
+def _check_fold(directory: Path, stored: JsonObject, report: Report, rebuilt: Report) -> None:
+    """report.json must be what its journal folds to (`rebuilt`); the first differing field is named."""
+    journal = directory / report.journal.file
+    fresh = json.loads(report_bytes(rebuilt))  # as stored: lists, not tuples
+    for key in [*fresh, *(k for k in stored if k not in fresh)]:
+        if key in _NOT_FOLDED:
+            continue
+        mine, theirs = stored.get(key), fresh.get(key)
+        if key not in stored or key not in fresh or canonical_bytes(mine) != canonical_bytes(theirs):
+            where = _first_difference(key, mine, theirs)
+            built = ""
+            if rebuilt.tool.version != report.tool.version:
+                built = f"; it was built by drill {report.tool.version}, this is drill {rebuilt.tool.version}"
+            raise VerificationFailed(
+                f"{REPORT_FILE} does not match the journal: {where} differs from what {journal.name} "
+                f"folds to{built}"
+            )
+
+
+def _first_difference(path: str, mine: object, theirs: object) -> str:
+    """The dotted path of the first place two JSON values differ (bounded: depth <= 64)."""
+    while True:
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            keys = [k for k in [*mine, *(k for k in theirs if k not in mine)]]
+            diff = next(
+                (
+                    k
+                    for k in keys
+                    if k not in mine
+                    or k not in theirs
+                    or canonical_bytes(mine[k]) != canonical_bytes(theirs[k])
+                ),
+                None,
+            )
+            if diff is None:
+                return path
+            path, mine, theirs = f"{path}.{diff}", mine.get(diff), theirs.get(diff)
+        elif isinstance(mine, list) and isinstance(theirs, list) and len(mine) == len(theirs):
+            index = next(
+                (
+                    i
+                    for i, (a, b) in enumerate(zip(mine, theirs, strict=True))
+                    if canonical_bytes(a) != canonical_bytes(b)
+                ),
+                None,
+            )
+            if index is None:
+                return path
+            path, mine, theirs = f"{path}[{index}]", mine[index], theirs[index]
+        else:
+            return path
+
+
+def _read_text(path: Path, what: str, limit: int) -> str:
+    try:
+        data = read_bounded(path, limit, what)
     except FileNotFoundError:
         raise VerificationFailed(f"{what} {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise VerificationFailed(f"{what} {path} is not UTF-8 text") from None
     except OSError as exc:
         raise VerificationFailed(f"cannot read {what} {path}: {exc.strerror}") from None
+    return _decode(data, path, what)
+
+
+def _decode(data: bytes, path: Path, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VerificationFailed(f"{what} {path} is not UTF-8 text") from None
