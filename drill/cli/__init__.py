@@ -6,6 +6,7 @@ the only place that prints a DrillError and turns it into an exit code.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 import traceback
@@ -31,8 +32,22 @@ _COMMANDS: list[tuple[str, str]] = [
 ]
 
 
+def drill_error_of(group: BaseExceptionGroup[BaseException]) -> DrillError | None:
+    """The first DrillError in an exception group (a task group's) when nothing but DrillErrors
+    and cancellations is in it; None when it holds anything else (a bug)."""
+    found, rest = group.split(DrillError)
+    if rest is not None and rest.split(asyncio.CancelledError)[1] is not None:
+        return None
+    first: BaseException | None = found
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first if isinstance(first, DrillError) else None
+
+
 class DrillGroup(click.Group):
-    """Shows a DrillError as one message and exits with its code; anything else is a bug."""
+    """Shows a DrillError as one message and exits with its code; anything else is a bug.
+
+    A DrillError inside an exception group (raised in a task group) is shown the same way."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -42,6 +57,16 @@ class DrillGroup(click.Group):
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except BaseExceptionGroup as group:
+            found = drill_error_of(group)
+            if found is None:
+                traceback.print_exc()
+                click.echo(
+                    "drill: internal error (a bug); please report it with the traceback above", err=True
+                )
+                sys.exit(EXIT_INTERNAL)
+            click.echo(f"drill: {found}", err=True)
+            sys.exit(found.exit_code)
         except KeyboardInterrupt:
             click.echo("drill: interrupted", err=True)
             sys.exit(130)

@@ -177,7 +177,9 @@ def print_summary(results: Results) -> None:
     "--dry-run",
     is_flag=True,
     help="Readiness check: resolve secrets, probe each asset once, reach every notifier and action"
-    " endpoint without using it, find each command; run no action, send no page (exit 3 if not ready).",
+    " endpoint without using it, find each command; run no action, send no page (exit 3 if not ready)."
+    " The probes are real: they send their credentials to their targets, command probes run, and a"
+    " canary probe makes one canary write.",
 )
 @click.option(
     "--rollback",
@@ -202,6 +204,19 @@ def print_summary(results: Results) -> None:
     is_flag=True,
     help="Run the scenario although not every asset is up at the start (recorded in the report).",
 )
+@click.option(
+    "--ack-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the ack endpoint listens on while pages are out (loopback unless told).",
+)
+@click.option("--ack-port", type=int, default=0, help="Port of the ack endpoint (0: any free port).")
+@click.option(
+    "--public-url",
+    default="",
+    help="Base URL people use to reach the ack endpoint (a proxy, a tunnel), if not host:port;"
+    " ack links in pages start with it.",
+)
 @variables_options
 def run_cmd(
     playbook: Path,
@@ -218,11 +233,15 @@ def run_cmd(
     var_pairs: tuple[str, ...],
     vars_file: Path | None,
     allow_degraded: bool,
+    ack_host: str,
+    ack_port: int,
+    public_url: str,
 ) -> None:
     """Run PLAYBOOK; exit 0 pass, 1 an objective missed or not measured (incomplete), 3 aborted or
     not run, 2 bad input."""
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
     variables = read_variables(var_pairs, vars_file)
+    check_ack_endpoint(ack_host, ack_port, public_url)
     configure_logging(log_format)
     if dry_run:
         report = asyncio.run(check_readiness(loaded, variables=variables))
@@ -242,6 +261,9 @@ def run_cmd(
         variables=variables,
         allow_degraded=allow_degraded,
         ack_wait_ms=read_ack_wait(ack_wait),
+        ack_host=ack_host,
+        ack_port=ack_port,
+        public_url=public_url,
     )
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)
@@ -259,9 +281,44 @@ def run_cmd(
                 )
             )
         print_summary(outcome.results)
-        evidence = write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
-        _print_evidence(outcome, evidence)
+        broken = [p for p in (outcome.journal_error, outcome.results_error) if p]
+        try:
+            evidence = write_evidence(
+                outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase
+            )
+        except OSError as exc:  # a full disk, say: the journal stands
+            broken.append(f"cannot write the report in {outcome.run_dir}: {exc.strerror or exc}")
+            evidence = []
+        except DrillError as exc:
+            if not broken:  # a healthy run's report must be written: its problem is the error
+                raise
+            broken.append(f"no report: {exc.message}")
+            evidence = []
+        _print_evidence(outcome, [p for p in evidence if p.exists()])
+    if broken:  # the runner's own environment failed: the drill ended like an abort
+        click.echo(f"drill: aborted: {'; '.join(broken)}", err=True)
+        sys.exit(EXIT_ABORTED)
     sys.exit(EXIT_ABORTED if late.received else outcome.exit_code)
+
+
+def check_ack_endpoint(host: str, port: int, public_url: str) -> None:
+    """--ack-host/--ack-port/--public-url make sense; a warning when links would travel in clear."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--ack-port {port}: expected 0 (any free port) to 65535")
+    if not host.strip():
+        raise UsageError("--ack-host: expected an address to listen on, e.g. 127.0.0.1")
+    if public_url:
+        if not public_url.startswith(("http://", "https://")):
+            raise UsageError(
+                "--public-url: expected a base URL starting with https:// (or http://)",
+                hint="e.g. --public-url https://drill-ack.example.com",
+            )
+        if not public_url.startswith("https://"):
+            click.echo(
+                f"drill: warning: --public-url {public_url} is not https: the single-use tokens in"
+                " ack links travel in clear text",
+                err=True,
+            )
 
 
 class EvidenceSignals:

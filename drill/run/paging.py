@@ -22,6 +22,7 @@ from drill.evidence.events import (
     WaitEnded,
     WaitStarted,
 )
+from drill.log import get_logger
 from drill.notify.ack import ACK_URL_FILE, AckDesk, AckServer, Emit
 from drill.notify.base import NotifyContext, RetryPolicy, warm_up
 from drill.notify.escalation import PageAbout, affected_chains, escalate
@@ -43,6 +44,7 @@ class Paging:
         run_dir: Path,
         ack_host: str = "127.0.0.1",
         ack_port: int = 0,
+        public_url: str = "",
         retry: RetryPolicy | None = None,
     ) -> None:
         self.playbook, self.secrets, self.clock, self.emit = playbook, secrets, clock, emit
@@ -50,7 +52,7 @@ class Paging:
         self.retry = retry or RetryPolicy()
         self.enabled = bool(playbook.chains) and playbook.settings.page_on != "never"
         self.desk = AckDesk(clock, emit)
-        self.server = AckServer(self.desk, ack_host, ack_port)
+        self.server = AckServer(self.desk, ack_host, ack_port, public_url)
         self.paged: set[str] = set()
         self.triggered_ns: dict[str, int] = {}  # chain -> the instant its page was triggered
         self.page_chains: dict[str, tuple[str, ...]] = {}  # page id -> the chains it pages
@@ -62,7 +64,13 @@ class Paging:
         if self.enabled:
             await warm_up()
             await self.server.start()
-            self.server.write_url_file(self.run_dir)
+            try:
+                self.server.write_url_file(self.run_dir)
+            except OSError as exc:  # a full disk, say: pages still carry their links
+                get_logger("drill.run").warning(
+                    f"cannot write {self.run_dir / ACK_URL_FILE} ({exc.strerror or exc}):"
+                    f" `drill ack --run-dir` will not find the endpoint; links in pages still work"
+                )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -25,7 +25,7 @@ import httpx
 from drill.actions.base import ActionContext
 from drill.actions.registry import ACTION_KINDS
 from drill.clock import Clock, SystemClock
-from drill.errors import EXIT_ABORTED, UsageError
+from drill.errors import EXIT_ABORTED, DrillError, UsageError
 from drill.evidence.events import (
     AssetState,
     EventDraft,
@@ -103,9 +103,12 @@ def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
     checks: dict[str, ScheduledProbe] = {}
     for step in walk_steps((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):
-            ACTION_KINDS[step.action.kind].parse(
+            spec = ACTION_KINDS[step.action.kind].parse(
                 secrets.resolve_params(step.action.params, f"step '{step.name}'")
             )
+            problem = getattr(spec, "problem", "")  # a kind's spec may say why it cannot run
+            if problem:
+                raise UsageError(f"step '{step.name}': {step.action.kind} action: {problem}")
         elif isinstance(step, WaitForStep) and step.wait_for.check is not None:
             checks[step.name] = _check_probe(playbook, step, step.wait_for.check, secrets)
     check_contacts(playbook.chains, secrets)
@@ -217,6 +220,18 @@ class _Run:
         self.interrupted.set()
         self.stop.request(f"{signame} received: the operator interrupted the drill")
 
+    def on_journal_error(self, exc: DrillError) -> None:
+        """The journal cannot be written: end like an abort (stop the scenario, roll back, wait for
+        nobody); the rollback still runs against the world, unjournalled."""
+        if self.closed:
+            return
+        announce(
+            f"{exc.message}: aborting: ending the scenario and rolling back"
+            " (steps from now on cannot be journalled)"
+        )
+        self.interrupted.set()
+        self.stop.request(f"aborted: {exc.message}")
+
     def _stop_now(self, signame: str) -> None:
         """A second signal: leave within moments, but with the run finished in the journal, its
         results folded and (through `emergency`) an unsigned report that says it was interrupted."""
@@ -241,7 +256,12 @@ class _Run:
         session = self.session
         resources = Resources((*self.prepared.probes, *self.prepared.checks.values()))
         self.checks = {
-            name: (probe, LiveProbeContext.for_probe(probe, resources, session.clock, session.emit_draft))
+            name: (
+                probe,
+                LiveProbeContext.for_probe(
+                    probe, resources, session.clock, session.emit_draft, session.secrets.redact_text
+                ),
+            )
             for name, probe in self.prepared.checks.items()
         }
         stop_probes = asyncio.Event()
@@ -254,7 +274,7 @@ class _Run:
             ):
                 contexts = {
                     (p.asset, p.probe.name): LiveProbeContext.for_probe(
-                        p, resources, session.clock, session.emit_draft
+                        p, resources, session.clock, session.emit_draft, session.secrets.redact_text
                     )
                     for p in self.prepared.probes
                 }
@@ -272,7 +292,7 @@ class _Run:
                 if self.prepared.plan.max_duration_ms:
                     group.create_task(self._deadline(self.prepared.plan.max_duration_ms, stop_probes))
                 states = await self._baseline()
-                scenario = self._scenario(ActionContext(http=action_http, cwd=self._cwd()))
+                scenario = self._scenario(self._action_context(action_http))
                 not_up = self._steady_state(states)
                 if self.stop.event.is_set():  # a signal (or a stop) before anything ran: run nothing
                     scenario.skip(session.playbook.scenario, Phase.SCENARIO, self.stop.reason)
@@ -308,7 +328,7 @@ class _Run:
     async def _rollback_after_failure(self, status: RunStatus, reason: str) -> None:
         """The rollback a bug or a cancellation would otherwise skip, with fresh HTTP for its actions."""
         async with httpx.AsyncClient(trust_env=False, timeout=30) as action_http:
-            scenario = self._scenario(ActionContext(http=action_http, cwd=self._cwd()))
+            scenario = self._scenario(self._action_context(action_http))
             await self._rollback_if_wanted(scenario, status, reason)
 
     async def _baseline(self) -> dict[str, str]:
@@ -368,6 +388,9 @@ class _Run:
         allowed = bool(not_up) and self.session.options.allow_degraded
         self.session.emit(SteadyState(not not_up, not_up, allowed))
         return ", ".join(f"{a} ({states[a]})" for a in not_up)
+
+    def _action_context(self, http: httpx.AsyncClient) -> ActionContext:
+        return ActionContext(http=http, cwd=self._cwd(), redact=self.session.secrets.redact_text)
 
     def _cwd(self) -> str:
         return str(Path(self.session.playbook.source).parent or ".")
@@ -460,12 +483,35 @@ def announce(text: str) -> None:
 
 
 def _internal_error(exc: BaseException) -> str:
-    """One line for the journal: the innermost cause of a failure of the runner itself."""
+    """One line for the journal: the innermost cause of a failure of the runner itself (a
+    DrillError, a problem of its environment, as its own message)."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
+    if isinstance(exc, BaseExceptionGroup):
+        found = drill_error_in(exc)
+        if found is not None:
+            return f"aborted: {found.message}"
+    if isinstance(exc, DrillError):
+        return f"aborted: {exc.message}"
     if isinstance(exc, asyncio.CancelledError):
         return "internal error: the run was cancelled"
     return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def drill_error_in(group: BaseExceptionGroup[BaseException]) -> DrillError | None:
+    """The first DrillError of an exception group when it holds nothing else but cancellations
+    (a problem of the environment); None when a bug is among them."""
+    drill_errors, rest = group.split(DrillError)
+    if rest is not None:
+        _, other = rest.split(asyncio.CancelledError)
+        if other is not None:
+            return None
+    if drill_errors is None:
+        return None
+    first: BaseException = drill_errors
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first if isinstance(first, DrillError) else None
 
 
 async def run_drill(
@@ -511,7 +557,15 @@ async def _run_drill(
             session.emit_draft(draft, sync=True)  # pages and acks are evidence of people: fsynced
 
         paging = Paging(
-            playbook, secrets, clock, journal_people, run_id=session.run_id, run_dir=session.run_dir
+            playbook,
+            secrets,
+            clock,
+            journal_people,
+            run_id=session.run_id,
+            run_dir=session.run_dir,
+            ack_host=options.ack_host,
+            ack_port=options.ack_port,
+            public_url=options.public_url,
         )
         session.sinks.extend([*sinks, paging.sink])
         run = _Run(
@@ -525,6 +579,7 @@ async def _run_drill(
         )
         status, reason = RunStatus.ABORTED, "the runner failed"
         failure: BaseException | None = None
+        session.on_journal_error.append(run.on_journal_error)
         router.attach(run)
         try:
             async with session.syncing(), paging:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from drill.clock import Clock, utc_iso
-from drill.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, DrillError
+from drill.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, DrillError, UsageError
 from drill.evidence.events import (
     JOURNAL_FORMAT,
     Event,
@@ -60,6 +60,9 @@ class RunOptions:
     variables: Mapping[str, str] = field(default_factory=dict)  # ${var:NAME}: --var and the vars file
     allow_degraded: bool = False  # run the scenario although not every asset was up at the start
     ack_wait_ms: int | None = None  # cap on the wait for acknowledgements after the drill (None: none)
+    ack_host: str = "127.0.0.1"  # where the ack endpoint listens (loopback unless asked)
+    ack_port: int = 0  # 0: any free port
+    public_url: str = ""  # the base URL ack links carry, when people reach the endpoint another way
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,10 @@ class RunOutcome:
     results: Results
     journal: JournalSummary
     exit_code: int
+    # Why the evidence is incomplete: the journal could not be written (the run was aborted, its
+    # rollback ran unjournalled) or results.json could not be written; '' when all is well.
+    journal_error: str = ""
+    results_error: str = ""
 
 
 def operator_identity() -> str:
@@ -122,6 +129,9 @@ class RunSession:
     run_dir: Path
     journal: JournalWriter
     sinks: list[Sink] = field(default_factory=list)
+    # Told once, when the journal cannot be written: the run must end like an abort.
+    on_journal_error: list[Callable[[DrillError], None]] = field(default_factory=list)
+    journal_error: DrillError | None = None
     _sync_wanted: asyncio.Event | None = None
 
     @classmethod
@@ -139,13 +149,12 @@ class RunSession:
         """A new, empty runs/<run-id>/ (never reused) with its journal open and run.started written."""
         run_id = options.run_id or new_run_id(clock)
         run_dir = options.runs_dir / run_id
-        try:
-            run_dir.mkdir(parents=True, exist_ok=False)
-        except FileExistsError:
-            raise DrillError(f"evidence folder {run_dir} already exists; refusing to reuse it") from None
+        make_evidence_folder(run_dir, options.runs_dir)
         with JournalWriter.create(run_dir / JOURNAL_FILE, clock, redact=secrets.redact_data) as journal:
             session = cls(playbook, plan, options, clock, secrets, run_id, run_dir, journal)
             session.emit(session._started(mode))
+            if session.journal_error is not None:  # not even run.started: nothing may run
+                raise session.journal_error
             yield session
 
     @property
@@ -158,8 +167,19 @@ class RunSession:
 
     def emit_draft(self, draft: EventDraft, *, sync: bool = False) -> Event:
         """Journal a draft: in the OS at once (a SIGKILL loses nothing); with sync, on stable
-        storage soon after (the syncer's fdatasync, off the event loop), or at once without one."""
-        event = self.journal.append(draft, sync=sync and self._sync_wanted is None)
+        storage soon after (the syncer's fdatasync, off the event loop), or at once without one.
+
+        When the journal cannot be written (a full disk, a file size limit, an I/O error) the
+        first failure is kept and reported to `on_journal_error`, and this and every later event
+        is dropped, unjournalled and unseen by the sinks, without raising: what the evidence
+        holds stays what the sinks saw, and the caller (a rollback, say) carries on regardless."""
+        if self.journal_error is not None:
+            return _unjournalled(draft)
+        try:
+            event = self.journal.append(draft, sync=sync and self._sync_wanted is None)
+        except DrillError as exc:
+            self._journal_failed(exc)
+            return _unjournalled(draft)
         if sync and self._sync_wanted is not None:
             self._sync_wanted.set()
         for sink in self.sinks:
@@ -179,13 +199,30 @@ class RunSession:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self.journal.sync()  # whatever the syncer had not reached yet
+            self.sync()  # whatever the syncer had not reached yet
+
+    def sync(self) -> None:
+        """The journal's fsync; a failure is a journal error (see emit_draft), never raised."""
+        try:
+            self.journal.sync()
+        except DrillError as exc:
+            self._journal_failed(exc)
 
     async def _syncer(self, wanted: asyncio.Event) -> None:
-        while True:
+        while self.journal_error is None:
             await wanted.wait()
             wanted.clear()
-            await asyncio.to_thread(self.journal.sync)
+            try:
+                await asyncio.to_thread(self.journal.sync)
+            except DrillError as exc:
+                self._journal_failed(exc)
+
+    def _journal_failed(self, exc: DrillError) -> None:
+        if self.journal_error is not None:
+            return
+        self.journal_error = exc
+        for callback in self.on_journal_error:
+            callback(exc)
 
     def finish(self, status: RunStatus, reason: str = "") -> None:
         self.emit(RunFinished(status, reason))
@@ -213,21 +250,62 @@ class RunSession:
         )
 
 
-def finish_run(journal_path: Path) -> tuple[JournalSummary, Results]:
+def make_evidence_folder(run_dir: Path, runs_dir: Path) -> None:
+    """Create runs/<run-id>/ (never reused); an unusable runs folder is bad input (exit 2), said
+    in one line before anything runs."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        if run_dir.is_dir():
+            raise DrillError(f"evidence folder {run_dir} already exists; refusing to reuse it") from None
+        raise UsageError(
+            f"cannot create the evidence folder {run_dir}: a file is in the way",
+            hint=f"--runs-dir {runs_dir} must be a folder this user can write",
+        ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the evidence folder {run_dir}: {exc.strerror or exc}",
+            hint=f"--runs-dir {runs_dir} must be a folder this user can write",
+        ) from None
+
+
+def finish_run(journal_path: Path, *, allow_torn_tail: bool = False) -> tuple[JournalSummary, Results]:
     """Fold the written journal (one checked pass) and write results.json beside it."""
-    stream = JournalStream(journal_path)
-    results = fold_results(stream)
-    summary = stream.summary
-    results = replace(results, journal_head=summary.head)
+    summary, results = fold_run(journal_path, allow_torn_tail=allow_torn_tail)
     (journal_path.parent / RESULTS_FILE).write_text(results_json(results), encoding="utf-8")
     return summary, results
 
 
+def fold_run(journal_path: Path, *, allow_torn_tail: bool = False) -> tuple[JournalSummary, Results]:
+    """The results folded from the written journal (one checked pass), with its summary."""
+    stream = JournalStream(journal_path, allow_torn_tail=allow_torn_tail)
+    results = fold_results(stream)
+    summary = stream.summary
+    return summary, replace(results, journal_head=summary.head)
+
+
 def outcome_of(session: RunSession) -> RunOutcome:
-    """After the session closed: results folded from its journal and the exit code they imply."""
-    summary, results = finish_run(session.journal_path)
-    if results.status in (RunStatus.ABORTED, RunStatus.NOT_RUN):
+    """After the session closed: results folded from its journal and the exit code they imply.
+
+    After a journal error the run counts as aborted (exit 3) whatever the journal says, results
+    are folded from what it holds, and a results.json that cannot be written is said, not raised."""
+    failed = session.journal_error
+    summary, results = fold_run(session.journal_path, allow_torn_tail=failed is not None)
+    results_error = ""
+    try:
+        (session.run_dir / RESULTS_FILE).write_text(results_json(results), encoding="utf-8")
+    except OSError as exc:  # the same full disk, say: the journal stands, the results are said
+        results_error = f"cannot write {session.run_dir / RESULTS_FILE}: {exc.strerror or exc}"
+    if failed is not None or results_error or results.status in (RunStatus.ABORTED, RunStatus.NOT_RUN):
         code = EXIT_ABORTED
     else:
         code = EXIT_OK if results.verdict == "pass" else EXIT_FAILED
-    return RunOutcome(session.run_dir, session.journal_path, results, summary, code)
+    journal_error = "" if failed is None else failed.message
+    return RunOutcome(
+        session.run_dir, session.journal_path, results, summary, code, journal_error, results_error
+    )
+
+
+def _unjournalled(draft: EventDraft) -> Event:
+    """The event a draft would have been (seq 0: it is in no journal)."""
+    return Event(0, "", draft.mono_ns, "", draft.payload, draft.asset)
