@@ -220,9 +220,14 @@ def write_report(report: Report, directory: Path | str) -> Path:
     """Write report.json as RFC 8785 canonical bytes (the exact bytes signatures cover)."""
     target = Path(directory) / REPORT_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{REPORT_FILE}.tmp")
-    tmp.write_bytes(report_bytes(report))
-    tmp.replace(target)  # atomic: a reader never sees half a report
+    return write_atomically(target, report_bytes(report))
+
+
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Write beside the target, then rename over it: a reader (or a signal) never sees half a file."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
     return target
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from drill.report.build import build_report_from_journal, write_report
+from drill.report.build import build_report_from_journal, write_atomically, write_report
 from drill.report.model import Report, Signer
 from drill.report.render_html import render_html
 from drill.report.render_junit import render_junit
@@ -27,9 +27,7 @@ def render_views(report: Report, directory: Path, formats: tuple[str, ...] = tup
     written = []
     for fmt in formats:
         renderer, name = RENDERERS[fmt]
-        target = directory / name
-        target.write_text(renderer(report), encoding="utf-8")
-        written.append(target)
+        written.append(write_atomically(directory / name, renderer(report).encode("utf-8")))
     return written
 
 
