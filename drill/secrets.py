@@ -81,9 +81,20 @@ def _base64_forms(raw: bytes) -> set[str]:
     return forms
 
 
+_UNSENDABLE = frozenset(" %")  # with anything outside printable ASCII (controls, non-ASCII)
+_WHATWG_PATH = frozenset('"#<>?`{}')  # the URL standard's path percent-encode set, beyond those
+
+
+def _encode_only(value: str, special: frozenset[str]) -> str:
+    """value with only the characters a URL cannot carry percent-encoded (UTF-8), the rest kept."""
+    return "".join(quote(c, safe="") if c in special or not 0x21 <= ord(c) <= 0x7E else c for c in value)
+
+
 def secret_forms(value: str) -> set[str]:
     """Every form of `value` that redaction scrubs (those of at least MIN_SECRET_LENGTH characters)."""
     quoted = {quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, safe="/")}
+    # What an HTTP client sends when it encodes only what a URL cannot hold (httpx leaves ' \ :)
+    quoted |= {_encode_only(value, _UNSENDABLE), _encode_only(value, _UNSENDABLE | _WHATWG_PATH)}
     quoted |= {_PERCENT.sub(lambda m: m.group().lower(), q) for q in quoted}
     forms = {
         value,
