@@ -3,12 +3,11 @@ HTTP answer), within its bound; each try is journalled."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 from drill.clock import monotonic_ns
-from drill.evidence.events import StepAttempt, StepFinished, StepStatus
+from drill.evidence.events import Event, StepAttempt, StepFinished, StepStatus
 from drill.evidence.journal import read_events
 from drill.playbook.model import Check, MarkStep, WaitFor, WaitForStep
 from drill.run.runner import run_drill
@@ -31,19 +30,23 @@ async def test_a_command_check_waits_until_it_succeeds(http_server: SwitchableSe
     scenario = (MarkStep("declare", "disaster"), _wait(check, within_ms=5000))
     playbook = one_asset_playbook("http", {"url": http_server.url + "/health"}, scenario)
 
-    async def make_ready() -> int:
-        await asyncio.sleep(0.4)
-        flag.write_text("")
-        return monotonic_ns()
+    ready_at: list[int] = []
 
-    ready_at = asyncio.ensure_future(make_ready())
-    outcome = await run_drill(playbook, RunOptions(runs_dir=tmp_path / "runs", auto_confirm=True))
+    def make_ready_after_a_failed_try(event: Event) -> None:
+        """The world changes only once the check has been seen to fail (an event, not a sleep)."""
+        payload = event.payload
+        if isinstance(payload, StepAttempt) and payload.step == "ready" and not payload.ok and not ready_at:
+            flag.write_text("")
+            ready_at.append(monotonic_ns())
+
+    options = RunOptions(runs_dir=tmp_path / "runs", auto_confirm=True)
+    outcome = await run_drill(playbook, options, sinks=[make_ready_after_a_failed_try])
     events = list(read_events(outcome.journal_path))
     tries = [e for e in events if isinstance(e.payload, StepAttempt) and e.payload.step == "ready"]
     done = next(e for e in events if isinstance(e.payload, StepFinished) and e.payload.step == "ready")
     assert isinstance(done.payload, StepFinished) and done.payload.status == StepStatus.OK
     assert len(tries) >= 2 and not tries[0].payload.ok and tries[-1].payload.ok  # type: ignore[union-attr]
-    assert tries[-1].mono_ns >= await ready_at  # it succeeded only after the test made it true
+    assert ready_at and tries[-1].mono_ns >= ready_at[0]  # it succeeded only after the test made it true
     # the check passed; nothing went down, so the drill demonstrated no recovery
     assert (outcome.results.verdict, outcome.results.assets[0].verdict) == ("incomplete", "unaffected")
 
