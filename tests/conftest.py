@@ -15,8 +15,9 @@ import pytest
 from tests.support.servers import HAProxyPair, PostgresPair, RedisSentinelCluster, start_or_skip
 
 
-def drill_run_argv(playbook: Path, runs: Path, *extra: str) -> list[str]:
-    """`drill run PLAYBOOK` as a script types it, in a subprocess of this interpreter, JSON logs."""
+def drill_run_argv(playbook: Path, runs: Path, *extra: str, yes: bool = True) -> list[str]:
+    """`drill run PLAYBOOK` as a script types it, in a subprocess of this interpreter, JSON logs;
+    yes=False leaves out --yes (the confirmation before harm is what is tested)."""
     return [
         sys.executable,
         "-m",
@@ -27,7 +28,7 @@ def drill_run_argv(playbook: Path, runs: Path, *extra: str) -> list[str]:
         str(runs),
         "--log-format",
         "json",
-        "--yes",  # as a script runs it: confirmed up front
+        *(["--yes"] if yes else []),  # as a script runs it: confirmed up front
         *extra,
     ]
 

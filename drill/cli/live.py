@@ -28,8 +28,8 @@ from drill.evidence.events import (
     WaitStarted,
     payload_data,
 )
+from drill.evidence.snapshot import PlanStep
 from drill.log import get_logger
-from drill.plan import build_plan
 from drill.playbook.model import ManualStep, Playbook
 from drill.run.scenario import Answer
 from drill.units import human_ms
@@ -42,7 +42,7 @@ class LogSink:
 
     def __init__(self) -> None:
         self.log = get_logger("drill.run")
-        self.bounds: dict[tuple[str, str], int | None] = {}  # (phase, step) -> its bound, from the plan
+        self.steps: dict[tuple[str, str], PlanStep] = {}  # (phase, step name), from the plan
 
     def __call__(self, event: Event) -> None:
         payload = event.payload
@@ -50,8 +50,7 @@ class LogSink:
             return
         if isinstance(payload, RunStarted):  # the plan and document are for the record, not the log
             fields: dict[str, object] = {"run_id": payload.run_id, "playbook": payload.playbook.name}
-            steps = payload.plan.steps if payload.plan is not None else ()
-            self.bounds = {(str(s.phase), s.name): s.bound_ms for s in steps}
+            self.steps = planned_steps(payload)
         else:
             try:
                 fields = payload_data(payload)
@@ -60,8 +59,19 @@ class LogSink:
         if isinstance(payload, WaitStarted):  # no silent wait: what, since when, until when
             fields["until_utc"] = until_utc(event.utc, payload.bound_ms)
         elif isinstance(payload, StepStarted):
-            fields["until_utc"] = until_utc(event.utc, self.bounds.get((str(payload.phase), payload.step)))
+            fields["until_utc"] = until_utc(event.utc, bound_of(self.steps, payload))
         self.log.info(event.type, seq=event.seq, utc=event.utc, asset=event.asset, **fields)
+
+
+def planned_steps(started: RunStarted) -> dict[tuple[str, str], PlanStep]:
+    """The run's planned steps by (phase, name), as journalled in run.started."""
+    steps = started.plan.steps if started.plan is not None else ()
+    return {(str(s.phase), s.name): s for s in steps}
+
+
+def bound_of(steps: dict[tuple[str, str], PlanStep], started: StepStarted) -> int | None:
+    planned = steps.get((str(started.phase), started.step))
+    return planned.bound_ms if planned else None
 
 
 def until_utc(since_utc: str, bound_ms: int | None) -> str | None:
@@ -96,16 +106,16 @@ class LiveDisplay:
     down_ns: dict[str, int] = field(default_factory=dict)
     live: Live | None = None
     waiting: str = ""  # a wait that is not a step: what, since, until
-    bounds: dict[tuple[str, str], int | None] = field(default_factory=dict)  # (phase, step) -> bound
-    numbers: dict[tuple[str, str], str] = field(default_factory=dict)
+    steps: dict[tuple[str, str], PlanStep] = field(default_factory=dict)  # (phase, step name)
     total_steps: int = 0
 
     def __post_init__(self) -> None:
         self.rows = {a.id: _AssetRow(a.tier) for a in self.playbook.assets}
-        steps = build_plan(self.playbook).steps
-        self.bounds = {(str(s.phase), s.name): s.bound_ms for s in steps}
-        self.numbers = {(str(s.phase), s.name): s.number for s in steps}
-        self.total_steps = sum(1 for s in steps if s.phase == "scenario" and not s.parent)
+
+    def _plan(self, started: RunStarted) -> None:
+        """Step numbers and bounds from the plan the run journalled (built once, by the runner)."""
+        self.steps = planned_steps(started)
+        self.total_steps = sum(1 for s in self.steps.values() if s.phase == "scenario" and not s.parent)
 
     def __enter__(self) -> LiveDisplay:
         self.live = Live(
@@ -122,15 +132,17 @@ class LiveDisplay:
         payload = event.payload
         if isinstance(payload, ProbeObserved):
             self._observed(event.asset, payload)
+        elif isinstance(payload, RunStarted):
+            self._plan(payload)
         elif isinstance(payload, AssetState):
             self._state(event.asset, payload)
         elif isinstance(payload, FailureInjected):
             self.inject_ns = event.mono_ns
         elif isinstance(payload, StepStarted):
-            key = (str(payload.phase), payload.step)
-            number = self.numbers.get(key, "?")
+            planned = self.steps.get((str(payload.phase), payload.step))
+            number = planned.number if planned else "?"
             of = f"/{self.total_steps}" if payload.phase == "scenario" else ""
-            until = until_utc(event.utc, self.bounds.get(key))
+            until = until_utc(event.utc, bound_of(self.steps, payload))
             limit = f", until {_clock(until)}" if until else ", no time limit"
             self.step = f"{payload.phase} step {number}{of}: {payload.step} ({payload.kind}) since {_clock(event.utc)}{limit}"
         elif isinstance(payload, WaitStarted):

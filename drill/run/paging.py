@@ -27,6 +27,7 @@ from drill.notify.ack import ACK_URL_FILE, AckDesk, AckServer, Emit
 from drill.notify.base import NotifyContext, RetryPolicy, warm_up
 from drill.notify.escalation import PageAbout, affected_chains, escalate
 from drill.playbook.model import Playbook
+from drill.run.waits import first_of
 from drill.secrets import Secrets
 
 
@@ -143,15 +144,7 @@ class Paging:
             return
         detail = f"from chains {', '.join(waiting)}; Ctrl-C ends the wait"
         self.emit(EventDraft(WaitStarted("acknowledgements", bound_ms, detail), now))
-        everything = asyncio.ensure_future(asyncio.wait(pending))
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait(
-                {everything, stopper}, timeout=bound_ms / 1000, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            everything.cancel()
-            stopper.cancel()
+        await first_of(asyncio.wait(pending), stop.wait(), timeout_s=bound_ms / 1000)
         missing = self.unacknowledged()
         if not missing:
             outcome = "done"

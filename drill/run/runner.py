@@ -65,6 +65,7 @@ from drill.run.session import (
     secrets_for,
 )
 from drill.run.stop import StopWatch
+from drill.run.waits import first_of
 from drill.secrets import Secrets
 from drill.units import human_ms
 
@@ -336,15 +337,11 @@ class _Run:
         scenario causes is never mistaken for the starting state (bounded by the slowest probe)."""
         bound_ms = _settle_ms(self.prepared.probes)
         assets = [a.id for a in self.prepared.plan.assets if a.probes]
-        known = asyncio.ensure_future(
-            self.changes.wait_until(lambda: all(self.monitor.state(a) is not None for a in assets))
+        await first_of(
+            self.changes.wait_until(lambda: all(self.monitor.state(a) is not None for a in assets)),
+            self.stop.event.wait(),  # a Ctrl-C ends the baseline too
+            timeout_s=bound_ms / 1000,
         )
-        stopped = asyncio.ensure_future(self.stop.event.wait())  # a Ctrl-C ends the baseline too
-        try:
-            await asyncio.wait({known, stopped}, timeout=bound_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            known.cancel()
-            stopped.cancel()
         states: dict[str, str] = {a: self.monitor.state(a) or "unknown" for a in assets}
         self.session.emit(Mark("baseline", states=states))
         return states
@@ -357,28 +354,19 @@ class _Run:
         def not_back() -> list[str]:
             return [a for a in wanted if self.monitor.state(a) != "up"]
 
-        if not_back() and not self.interrupted.is_set():
-            bound_ms = _settle_ms(self.prepared.probes)
-            detail = (
-                f"{len(not_back())} asset(s) not yet back at their baseline state: {', '.join(not_back())}"
-            )
-            self.session.emit(WaitStarted("return to normal", bound_ms, detail))
-            stopper = asyncio.ensure_future(self.interrupted.wait())
-            back = asyncio.ensure_future(self.changes.wait_until(lambda: not not_back()))
-            try:
-                await asyncio.wait(
-                    {stopper, back}, timeout=bound_ms / 1000, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                stopper.cancel()
-                back.cancel()
-            outcome = (
-                "done"
-                if not not_back()
-                else ("ended by the operator" if self.interrupted.is_set() else "timed out")
-            )
-            self.session.emit(WaitEnded("return to normal", outcome, ", ".join(not_back())))
         missing = not_back()
+        if missing and not self.interrupted.is_set():
+            bound_ms = _settle_ms(self.prepared.probes)
+            detail = f"{len(missing)} asset(s) not yet back at their baseline state: {', '.join(missing)}"
+            self.session.emit(WaitStarted("return to normal", bound_ms, detail))
+            await first_of(
+                self.changes.wait_until(lambda: not not_back()),
+                self.interrupted.wait(),
+                timeout_s=bound_ms / 1000,
+            )
+            missing = not_back()
+            ended = "ended by the operator" if self.interrupted.is_set() else "timed out"
+            self.session.emit(WaitEnded("return to normal", ended if missing else "done", ", ".join(missing)))
         states = tuple(f"{a} ({self.monitor.state(a) or 'unknown'})" for a in missing)
         self.session.emit(ReturnChecked(not missing, states))
 

@@ -13,13 +13,12 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SwitchableServer
+from tests.conftest import SwitchableServer, drill_run_argv
 
 PLAYBOOK = """\
 apiVersion: drill/v1
@@ -69,19 +68,8 @@ def _playbook(tmp_path: Path, url: str, environment: str | None = None, text: st
 
 
 def _argv(playbook: Path, runs: Path, *extra: str) -> list[str]:
-    """`drill run` WITHOUT --yes (unlike tests.conftest.drill_run_argv), JSON logs."""
-    return [
-        sys.executable,
-        "-m",
-        "drill",
-        "run",
-        str(playbook),
-        "--runs-dir",
-        str(runs),
-        "--log-format",
-        "json",
-        *extra,
-    ]
+    """`drill run` WITHOUT --yes, JSON logs."""
+    return drill_run_argv(playbook, runs, *extra, yes=False)
 
 
 def _results(runs: Path) -> dict[str, object]:
