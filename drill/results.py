@@ -495,7 +495,8 @@ class _Fold:
                     wait.what, wait.bound_ms, wait.started_utc, e.utc, p.outcome, p.detail
                 )
                 return
-        self.waits.append(WaitRecord(p.what, 0, e.utc, e.utc, p.outcome, p.detail))  # ended before it began
+        # ended before it began (the operator had already said stop): no bound was ever set
+        self.waits.append(WaitRecord(p.what, None, e.utc, e.utc, p.outcome, p.detail))
 
     def _injection(self, e: Event, p: FailureInjected) -> _Injection:
         start = self.step_starts.get((Phase.SCENARIO, p.step))
