@@ -26,8 +26,8 @@ _COMMANDS: list[tuple[str, str]] = [
     ("drill.cli.run", "run_cmd"),
     ("drill.cli.contacts", "contacts"),
     ("drill.cli.demo", "demo"),
-    ("drill.cli.report", "keygen"),
-    ("drill.cli.report", "verify"),
+    ("drill.cli.keys", "keygen"),
+    ("drill.cli.verify", "verify"),
     ("drill.cli.report", "report"),
 ]
 

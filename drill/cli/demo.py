@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from drill.cli.live import LiveDisplay, LogSink
-from drill.cli.run import print_summary
+from drill.cli.summary import print_summary
 from drill.demo import DEMO_SIGNER, demo_playbook, run_demo
 from drill.log import configure_logging
 

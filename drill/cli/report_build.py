@@ -22,6 +22,7 @@ from drill.report.build import (
 )
 from drill.report.evidence import RENDERERS, render_views
 from drill.report.model import Report
+from drill.report.signoff import sign_offs_in
 
 
 class JournalDefaultGroup(click.Group):
@@ -53,11 +54,12 @@ def render_cmd(report: Path, fmt: str, output: Path | None) -> None:
     """Render REPORT (report.json or its folder) as html, md or junit."""
     data = load_report(report)  # a regular file, bounded: never a FIFO or /dev/zero
     renderer, name = RENDERERS[fmt]
-    text = renderer(data)
+    folder = report if report.is_dir() else report.parent
+    text = renderer(data, sign_offs_in(folder, data))  # the signatures beside report.json
     if output is not None and str(output) == "-":
         click.echo(text, nl=False)
         return
-    target = output or (report if report.is_dir() else report.parent) / name
+    target = output or folder / name
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:

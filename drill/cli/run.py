@@ -15,8 +15,9 @@ from typing import Any
 import click
 import yaml
 
+from drill.cli.keys import read_passphrase_file
 from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
-from drill.cli.report import read_passphrase_file
+from drill.cli.summary import print_evidence, print_summary
 from drill.durations import parse_duration_ms
 from drill.errors import EXIT_ABORTED, EXIT_OK, DrillError, UsageError
 from drill.evidence.snapshot import Phase
@@ -26,11 +27,9 @@ from drill.playbook.model import ActionStep, Playbook, walk_steps
 from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
 from drill.report.sign import signer_identity
-from drill.results import Results
 from drill.run.dryrun import check_readiness
 from drill.run.runner import run_drill
 from drill.run.session import RollbackPolicy, RunOptions, RunOutcome, operator_identity
-from drill.units import human_ms
 
 
 def load_for_run(
@@ -126,32 +125,6 @@ def read_ack_wait(text: str | None) -> int | None:
         return parse_duration_ms(text)
     except ValueError as exc:
         raise UsageError(f"--ack-wait: {exc}") from None
-
-
-def print_summary(results: Results) -> None:
-    """The end-of-run table: one line per asset, then the verdict."""
-    assets = results.assets
-    wide = max([len("asset"), *(len(a.id) for a in assets)])
-    tier = max([len("tier"), *(len(a.tier) for a in assets)])
-    click.echo(
-        f"\n{'asset':<{wide}}  {'tier':<{tier}} {'detect':>9} {'switch':>9} {'RTO':>9} {'target':>9}  verdict"
-    )
-    for a in assets:
-        cells = [human_ms(v) for v in (a.detection_ms, a.switchover_ms, a.rto_ms, a.targets.rto_ms)]
-        row = " ".join(f"{c:>9}" for c in cells)
-        click.echo(f"{a.id:<{wide}}  {a.tier:<{tier}} {row}  {a.verdict}")
-        for reason in a.reasons:
-            click.echo(f"{'':<{wide + 2}}↳ {reason}")
-    why = results.verdict_reason or results.reason
-    reason = f" ({why})" if why else ""
-    click.echo(f"\nverdict: {results.verdict.upper()}{reason}")
-    back = results.return_to_normal
-    if back is not None:
-        click.echo(
-            "return to normal: confirmed (every asset back at its baseline state)"
-            if back.confirmed
-            else f"return to normal: NOT confirmed: {', '.join(back.not_back)}"
-        )
 
 
 @click.command("run")
@@ -294,7 +267,7 @@ def run_cmd(
                 raise
             broken.append(f"no report: {exc.message}")
             evidence = []
-        _print_evidence(outcome, [p for p in evidence if p.exists()])
+        print_evidence(outcome, [p for p in evidence if p.exists()])
     if broken:  # the runner's own environment failed: the drill ended like an abort
         click.echo(f"drill: aborted: {'; '.join(broken)}", err=True)
         sys.exit(EXIT_ABORTED)
@@ -346,18 +319,12 @@ class EvidenceSignals:
             os.write(2, b"\ndrill: writing the evidence; exiting (3) as soon as it is complete\n")
 
 
-def _print_evidence(outcome: RunOutcome, evidence: list[Path]) -> None:
-    click.echo(f"\nevidence: {outcome.run_dir}")
-    for path in evidence:
-        click.echo(f"  {path.name}")
-
-
 def _unsigned_evidence(outcome: RunOutcome) -> None:
     """A second Ctrl-C: the summary and a complete report from the journal, unsigned (no time
     to ask for a passphrase, and the operator asked to stop)."""
     print_summary(outcome.results)
     evidence = write_evidence(outcome.run_dir)
-    _print_evidence(outcome, evidence)
+    print_evidence(outcome, evidence)
     click.echo(
         "report NOT signed: the drill was interrupted twice; sign it with `drill report sign`", err=True
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from drill.report.build import build_report_from_journal, write_atomically, write_report
@@ -11,8 +11,9 @@ from drill.report.render_html import render_html
 from drill.report.render_junit import render_junit
 from drill.report.render_md import render_markdown
 from drill.report.sign import sign_report, signer_identity
+from drill.report.signoff import SignOff, sign_offs_in
 
-Renderer = Callable[[Report], str]
+Renderer = Callable[[Report, Sequence[SignOff]], str]
 
 # format -> (renderer, file name in the evidence folder)
 RENDERERS: dict[str, tuple[Renderer, str]] = {
@@ -23,11 +24,13 @@ RENDERERS: dict[str, tuple[Renderer, str]] = {
 
 
 def render_views(report: Report, directory: Path, formats: tuple[str, ...] = tuple(RENDERERS)) -> list[Path]:
-    """Write report.html / report.md / report.junit.xml next to report.json; returns the paths."""
+    """Write report.html / report.md / report.junit.xml next to report.json, with the sign-offs
+    present in `directory`; returns the paths."""
+    sign_offs = sign_offs_in(directory, report)
     written = []
     for fmt in formats:
         renderer, name = RENDERERS[fmt]
-        written.append(write_atomically(directory / name, renderer(report).encode("utf-8")))
+        written.append(write_atomically(directory / name, renderer(report, sign_offs).encode("utf-8")))
     return written
 
 

@@ -7,6 +7,7 @@ people, the step timeline, scope and the verification block; print CSS makes a c
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -15,6 +16,7 @@ import jinja2
 from drill.report import _view as view
 from drill.report.build import report_bytes
 from drill.report.model import Report
+from drill.report.signoff import SignOff
 from drill.units import human_bp, human_ms, human_pm
 
 # Chart geometry (px). Rows shrink for big drills so 1,000 assets stay readable and light.
@@ -81,14 +83,16 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(report: Report) -> str:
-    """The report as a standalone HTML document (deterministic: same report, same bytes)."""
+def render_html(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
+    """The report as a standalone HTML document (deterministic: same report and sign-offs, same
+    bytes); `sign_offs` are the signatures present beside report.json."""
     template = _environment().get_template("report.html.j2")
     return template.render(
         r=report,
         groups=view.assets_by_tier(report),
         severities=view.findings_by_severity(report),
         chart=_chart(report),
+        sign_offs=sign_offs,
         report_sha256=hashlib.sha256(report_bytes(report)).hexdigest(),
     )
 

@@ -8,17 +8,21 @@ so is one not measured (the drill is incomplete); a waived or unaffected one is 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
 from drill.report._view import assets_by_tier, objectives
 from drill.report.model import Report
+from drill.report.signoff import SignOff
 from drill.results import AssetResult, ObjectiveResult
 from drill.units import human_ms, human_pm
 
 Case = tuple[str, str, str | None, str | None, int]  # name, classname, failure, skipped, time_ms
 
 
-def render_junit(report: Report) -> str:
-    """The JUnit XML document (UTF-8 text, deterministic)."""
+def render_junit(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
+    """The JUnit XML document (UTF-8 text, deterministic). Sign-offs are not part of JUnit: a CI
+    system reads test cases, not signatures."""
+    del sign_offs
     playbook = report.playbook.name
     suites = ET.Element("testsuites", name=f"drill {playbook}")
     all_cases = 0

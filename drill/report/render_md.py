@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from drill.report._view import ack_text, assets_by_tier, findings_by_severity, fmt_utc, rpo_text, rto_text
 from drill.report.model import Report
+from drill.report.signoff import SignOff
 from drill.results import SteadyStateResult
 from drill.units import human_bp, human_ms, human_pm
 
@@ -21,8 +22,9 @@ _BADGE = {
 }
 
 
-def render_markdown(report: Report) -> str:
-    """The whole report as one Markdown document (deterministic: same report, same text)."""
+def render_markdown(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
+    """The whole report as one Markdown document (deterministic: same report and sign-offs, same
+    text); `sign_offs` are the signatures present beside report.json."""
     parts = [
         _header(report),
         _summary(report),

@@ -56,6 +56,7 @@ from drill.report.sign import (
     principal_of,
     signature_matches,
 )
+from drill.report.signoff import sign_offs_in
 
 SCHEMA_FILE = "report.schema.json"
 _KRL_MAGIC = b"SSHKRL\n\0"
@@ -654,6 +655,7 @@ def _evidence_path(directory: Path, name: str, what: str) -> Path:
 def _check_views(directory: Path, report: Report) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Each view present must be the rendering of the signed report (renderers are deterministic)."""
     present, absent = [], []
+    sign_offs = sign_offs_in(directory, report)
     for renderer, name in RENDERERS.values():
         path = directory / name
         try:
@@ -663,7 +665,7 @@ def _check_views(directory: Path, report: Report) -> tuple[tuple[str, ...], tupl
             continue
         except OSError as exc:
             raise VerificationFailed(f"cannot read {path}: {exc.strerror}") from None
-        if data != renderer(report).encode("utf-8"):
+        if data != renderer(report, sign_offs).encode("utf-8"):
             raise VerificationFailed(
                 f"{name} does not match {REPORT_FILE} (edited after rendering, or rendered from another "
                 f"report; `drill report render {directory} --format ...` re-renders it)"
