@@ -8,25 +8,17 @@ from pathlib import Path
 
 import click
 
+from drill.cli.output import echo_json, format_option
 from drill.errors import EXIT_OK, EXIT_USAGE, Diagnostic, UsageError
 from drill.plan import build_plan, plan_to_dict, plan_to_text
 from drill.playbook.schema import bundled_schema
 from drill.playbook.starter import STARTER_PLAYBOOK
 from drill.playbook.validate import check_playbook, load_playbook
 
-_FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
-
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
-@_FORMAT
+@format_option
 def validate(files: tuple[str, ...], fmt: str) -> None:
     """Check playbooks; print every problem as FILE:LINE:COL: error|warning: message. Exit 2 if invalid."""
     invalid = False
@@ -45,7 +37,7 @@ def validate(files: tuple[str, ...], fmt: str) -> None:
             else:
                 click.echo(f"{file}: invalid ({_tally(diagnostics)})")
     if fmt == "json":
-        click.echo(json.dumps({"valid": not invalid, "files": results}, indent=2))
+        echo_json({"valid": not invalid, "files": results})
     sys.exit(EXIT_USAGE if invalid else EXIT_OK)
 
 
@@ -62,7 +54,7 @@ def _counts(assets: int, diagnostics: list[Diagnostic]) -> str:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
-@_FORMAT
+@format_option
 def plan(file: str, fmt: str) -> None:
     """Show the recovery order, targets, contact chains, scenario steps and worst-case duration."""
     warnings: list[Diagnostic] = []
@@ -70,7 +62,7 @@ def plan(file: str, fmt: str) -> None:
     for warning in warnings:
         click.echo(str(warning), err=True)
     if fmt == "json":
-        click.echo(json.dumps(plan_to_dict(result), indent=2))
+        echo_json(plan_to_dict(result))
     else:
         click.echo(plan_to_text(result), nl=False)
 
