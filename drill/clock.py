@@ -32,6 +32,11 @@ class Clock(Protocol):
     async def sleep_until(self, mono_ns: int) -> None: ...
 
 
+def wall_utc_now() -> datetime:
+    """The wall clock now, in UTC: for stamping log lines, never for a duration."""
+    return datetime.now(UTC)
+
+
 def utc_iso(moment: datetime) -> str:
     """ISO 8601 in UTC with millisecond precision and an explicit offset."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")

@@ -1,10 +1,6 @@
-"""The installed drill version, read once: what run.started and the report record."""
+"""The drill version: what run.started and the report record, and what packaging reads
+(pyproject's [tool.hatch.version]). A literal, so `drill --version` needs no importlib.metadata."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("drill")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+__version__ = "0.1.0"

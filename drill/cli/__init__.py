@@ -6,7 +6,6 @@ the only place that prints a DrillError and turns it into an exit code.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
 import traceback
@@ -14,27 +13,35 @@ import traceback
 import click
 
 from drill.errors import EXIT_INTERNAL, DrillError
+from drill.log import FORMATS, LEVELS, level_from_counts, set_log_options
+from drill.version import __version__
 
-# (submodule, attribute) of every top-level command or group, in help order.
-_COMMANDS: list[tuple[str, str]] = [
-    ("drill.cli.playbook", "validate"),
-    ("drill.cli.playbook", "plan"),
-    ("drill.cli.playbook", "schema"),
-    ("drill.cli.playbook", "init"),
-    ("drill.cli.ack", "ack"),
-    ("drill.cli.journal", "journal"),
-    ("drill.cli.run", "run_cmd"),
-    ("drill.cli.contacts", "contacts"),
-    ("drill.cli.demo", "demo"),
-    ("drill.cli.keys", "keygen"),
-    ("drill.cli.verify", "verify"),
-    ("drill.cli.report", "report"),
-]
+# name -> (submodule, attribute, one-line help) of every top-level command, in help order.
+# Commands are imported only when used, so `drill --version` and `drill validate` start fast;
+# tests/cli/test_lazy_commands.py keeps the help lines equal to the commands' own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("drill.cli.playbook", "validate", "Check playbooks: every problem as FILE:LINE:COL."),
+    "plan": ("drill.cli.playbook", "plan", "Show recovery order, targets, chains, steps, worst case."),
+    "schema": ("drill.cli.playbook", "schema", "Print the playbook JSON Schema (for editors)."),
+    "init": ("drill.cli.playbook", "init", "Write a commented starter playbook."),
+    "run": ("drill.cli.run", "run_cmd", "Run a drill and write its signed evidence."),
+    "verify": ("drill.cli.verify", "verify", "Verify an evidence folder as an auditor would."),
+    "report": ("drill.cli.report", "report", "Sign, countersign, render or rebuild a report."),
+    "journal": ("drill.cli.journal", "journal", "Inspect or verify a drill journal."),
+    "keygen": ("drill.cli.keys", "keygen", "Write an OpenSSH Ed25519 key pair for signing."),
+    "contacts": ("drill.cli.contacts", "contacts", "Rehearse contact chains: page, measure time-to-ack."),
+    "ack": ("drill.cli.ack", "ack", "Acknowledge a page from a shell."),
+    "demo": ("drill.cli.demo", "demo", "Run the demo drill over the embedded lab."),
+    "lab": ("drill.cli.lab", "lab", "Start, stop or show the embedded lab in the background."),
+    "completion": ("drill.cli.completion", "completion", "Print the shell completion script."),
+}
 
 
 def drill_error_of(group: BaseExceptionGroup[BaseException]) -> DrillError | None:
     """The first DrillError in an exception group (a task group's) when nothing but DrillErrors
     and cancellations is in it; None when it holds anything else (a bug)."""
+    import asyncio
+
     found, rest = group.split(DrillError)
     if rest is not None and rest.split(asyncio.CancelledError)[1] is not None:
         return None
@@ -47,7 +54,25 @@ def drill_error_of(group: BaseExceptionGroup[BaseException]) -> DrillError | Non
 class DrillGroup(click.Group):
     """Shows a DrillError as one message and exits with its code; anything else is a bug.
 
-    A DrillError inside an exception group (raised in a task group) is shown the same way."""
+    A DrillError inside an exception group (raised in a task group) is shown the same way.
+    Subcommands are loaded from COMMANDS on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attr, _ = where
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from COMMANDS' help lines: `drill --help` imports no command."""
+        rows = [(name, help_line) for name, (_, _, help_line) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -77,17 +102,28 @@ class DrillGroup(click.Group):
 
 
 @click.group(cls=DrillGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="drill")
-def cli() -> None:
-    """drill: rehearse disaster recovery and prove, with signed evidence, how fast failover is."""
+@click.version_option(__version__, prog_name="drill")
+@click.option("-v", "--verbose", count=True, help="More log detail (-v: debug).")
+@click.option("-q", "--quiet", count=True, help="Less log detail (-q: warnings and errors, -qq: errors).")
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    help="Log level; wins over -v/-q (default: info).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="Logs on stderr: console on a terminal, JSON lines otherwise (auto), or as told.",
+)
+def cli(verbose: int, quiet: int, log_level: str | None, log_format: str) -> None:
+    """drill: rehearse disaster recovery and prove, with signed evidence, how fast failover is.
 
-
-def _register() -> None:
-    for module_name, attr in _COMMANDS:
-        cli.add_command(getattr(importlib.import_module(module_name), attr))
-
-
-_register()
+    Exit codes: 0 ok, 1 a target missed or verification failed, 2 bad input or usage,
+    3 aborted or could not run, 70 internal error (a bug). Logs go to stderr; `--format json`
+    on a reporting command writes one JSON document to stdout."""
+    set_log_options(fmt=log_format, level=log_level or level_from_counts(verbose, quiet))
 
 
 def main() -> None:

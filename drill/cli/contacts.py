@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import click
+import msgspec
 
+from drill.cli.output import echo_json, format_option
 from drill.cli.run import load_for_run, read_variables, variables_options
 from drill.log import configure_logging
 from drill.notify.ack import AckServer
 from drill.report.evidence import write_evidence
+from drill.results import Results
 from drill.run.contacts import ContactTestOptions, run_contact_test
 from drill.run.session import RunOptions, operator_identity
 from drill.units import human_ms
@@ -41,6 +44,7 @@ def contacts() -> None:
 )
 @click.option("--signer", default="operator", show_default=True)
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+@format_option
 @variables_options
 def test_chains(
     playbook: Path,
@@ -53,10 +57,11 @@ def test_chains(
     passphrase_file: Path | None,
     var_pairs: tuple[str, ...],
     vars_file: Path | None,
+    fmt: str,
 ) -> None:
     """Page every chain of PLAYBOOK now and wait for acks; exit 0 when every chain answered in time."""
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
-    configure_logging("auto")
+    configure_logging()
     options = RunOptions(
         runs_dir=runs_dir, operator=operator_identity(), variables=read_variables(var_pairs, vars_file)
     )
@@ -67,11 +72,29 @@ def test_chains(
     outcome = asyncio.run(
         run_contact_test(loaded, options, ContactTestOptions(ack_host, ack_port, public_url), on_ready=ready)
     )
-    for page in outcome.results.pages:
+    write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
+    if fmt == "json":
+        echo_json(
+            {
+                "verdict": outcome.results.verdict,
+                "exit_code": outcome.exit_code,
+                "run_id": outcome.run_dir.name,
+                "run_dir": str(outcome.run_dir),
+                "pages": [msgspec.to_builtins(p) for p in outcome.results.pages],
+                "chains": [msgspec.to_builtins(c) for c in outcome.results.chains],
+            }
+        )
+    else:
+        _show(outcome.results, outcome.run_dir)
+    sys.exit(outcome.exit_code)
+
+
+def _show(results: Results, run_dir: Path) -> None:
+    for page in results.pages:
         ack = f"acked after {human_ms(page.ack_ms)}" if page.ack_ms is not None else "no ack"
         sent = "sent" if page.ok else f"NOT SENT ({page.reason})"
         click.echo(f"{page.chain:<20} {page.contact:<20} {page.via:<10} {sent}, {ack}")
-    for chain in outcome.results.chains:
+    for chain in results.chains:
         first = (
             "no acknowledgement"
             if chain.first_ack_ms is None
@@ -82,6 +105,4 @@ def test_chains(
         )
         met = {True: "met", False: "MISSED", None: "not paged"}[chain.met]
         click.echo(f"chain {chain.name}: {first}, {target}: {met}")
-    write_evidence(outcome.run_dir, sign_key=sign_key, signer=signer, passphrase=passphrase)
-    click.echo(f"verdict: {outcome.results.verdict.upper()}\nevidence: {outcome.run_dir}")
-    sys.exit(outcome.exit_code)
+    click.echo(f"verdict: {results.verdict.upper()}\nevidence: {run_dir}")

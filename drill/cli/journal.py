@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from drill.cli.output import echo_json, format_option
+from drill.errors import JournalInvalid
 from drill.evidence.journal import verify_journal
 
 
@@ -21,9 +23,28 @@ def journal() -> None:
     is_flag=True,
     help="Accept an incomplete last line (a write cut short by a crash) and verify the rest.",
 )
-def verify(file: Path, allow_torn_tail: bool) -> None:
-    """Check every line and the SHA-256 chain of FILE; exit 1 naming the first broken line."""
-    summary = verify_journal(file, allow_torn_tail=allow_torn_tail)
+@format_option
+def verify(file: Path, allow_torn_tail: bool, fmt: str) -> None:
+    """Check every line and the SHA-256 chain of FILE; exit 1 naming the first broken line, 2 for
+    a file it refuses (not a regular file, a line over 16 MiB)."""
+    try:
+        summary = verify_journal(file, allow_torn_tail=allow_torn_tail)
+    except JournalInvalid as exc:
+        if fmt == "json":
+            echo_json({"ok": False, "file": str(file), "error": exc.message})
+        raise
+    if fmt == "json":
+        echo_json(
+            {
+                "ok": True,
+                "file": str(file),
+                "events": summary.count,
+                "head": summary.head,
+                "sha256": summary.sha256,
+                "torn_bytes": summary.torn_bytes,
+            }
+        )
+        return
     click.echo(f"ok: {summary.count} events, head {summary.head}, sha256 {summary.sha256}")
     if summary.torn_bytes:
         click.echo(

@@ -3,42 +3,89 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import click
 
 from drill.cli.output import echo_json, format_option
-from drill.errors import EXIT_OK, EXIT_USAGE, Diagnostic, UsageError
-from drill.plan import build_plan, plan_to_dict, plan_to_text
+from drill.errors import EXIT_OK, EXIT_USAGE, Diagnostic, PlaybookInvalid, UsageError
+from drill.playbook.load import MAX_BYTES, parse_document
+from drill.playbook.model import Playbook
 from drill.playbook.schema import bundled_schema
 from drill.playbook.starter import STARTER_PLAYBOOK
-from drill.playbook.validate import check_playbook, load_playbook
+from drill.playbook.validate import check_document, check_playbook, load_playbook
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True, path_type=str))
 @format_option
 def validate(files: tuple[str, ...], fmt: str) -> None:
-    """Check playbooks; print every problem as FILE:LINE:COL: error|warning: message. Exit 2 if invalid."""
+    """Check playbooks; print every problem as FILE:LINE:COL: error|warning: message. Exit 2 if invalid.
+
+    FILES are playbooks, folders (every *.yaml / *.yml under them that declares
+    `apiVersion: drill/...`, sorted) or `-` for standard input."""
     invalid = False
     results = []
-    for file in files:
-        playbook, diagnostics = check_playbook(file)
+    for file in expand_playbook_paths(files):
+        playbook, diagnostics = check_stdin() if file == "-" else check_playbook(file)
+        name = STDIN_NAME if file == "-" else file
         invalid = invalid or playbook is None
         results.append(
-            {"file": file, "valid": playbook is not None, "diagnostics": [d.as_dict() for d in diagnostics]}
+            {"file": name, "valid": playbook is not None, "diagnostics": [d.as_dict() for d in diagnostics]}
         )
         if fmt == "text":
             for diagnostic in diagnostics:
                 click.echo(str(diagnostic))
             if playbook is not None:
-                click.echo(f"{file}: valid ({_counts(len(playbook.assets), diagnostics)})")
+                click.echo(f"{name}: valid ({_counts(len(playbook.assets), diagnostics)})")
             else:
-                click.echo(f"{file}: invalid ({_tally(diagnostics)})")
+                click.echo(f"{name}: invalid ({_tally(diagnostics)})")
     if fmt == "json":
         echo_json({"valid": not invalid, "files": results})
     sys.exit(EXIT_USAGE if invalid else EXIT_OK)
+
+
+STDIN_NAME = "<stdin>"
+_DRILL_API = re.compile(rb"^apiVersion:[ \t]*[\"']?drill/", re.MULTILINE)
+
+
+def expand_playbook_paths(paths: tuple[str, ...]) -> list[str]:
+    """Files as given; a folder as the playbooks under it (YAML files declaring apiVersion drill/...),
+    sorted, so a folder of playbooks and their vars files can be checked in one go."""
+    found: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        if path == "-" or not folder.is_dir():
+            found.append(path)
+            continue
+        inside = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        playbooks = [str(p) for p in inside if _declares_drill(p)]
+        if not playbooks:
+            raise UsageError(
+                f"{path}: no playbook in this folder (*.yaml or *.yml with apiVersion: drill/v1)"
+            )
+        found.extend(playbooks)
+    return found
+
+
+def _declares_drill(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return _DRILL_API.search(fh.read(MAX_BYTES)) is not None
+    except OSError:
+        return True  # unreadable: let validate say so for this file
+
+
+def check_stdin() -> tuple[Playbook | None, list[Diagnostic]]:
+    """A playbook read from standard input (bounded like a file)."""
+    raw = sys.stdin.buffer.read(MAX_BYTES + 1)
+    try:
+        doc = parse_document(raw, STDIN_NAME)
+    except PlaybookInvalid as exc:
+        return None, list(exc.diagnostics)
+    return check_document(doc)
 
 
 def _tally(diagnostics: list[Diagnostic]) -> str:
@@ -58,6 +105,8 @@ def _counts(assets: int, diagnostics: list[Diagnostic]) -> str:
 def plan(file: str, fmt: str) -> None:
     """Show the recovery order, targets, contact chains, scenario steps and worst-case duration."""
     warnings: list[Diagnostic] = []
+    from drill.plan import build_plan, plan_to_dict, plan_to_text
+
     result = build_plan(load_playbook(file, warnings=warnings))
     for warning in warnings:
         click.echo(str(warning), err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -17,17 +18,20 @@ import yaml
 
 from drill.cli.keys import read_passphrase_file
 from drill.cli.live import LiveDisplay, LogSink, TerminalPrompter
+from drill.cli.output import echo_json, format_option
 from drill.cli.summary import print_evidence, print_summary
 from drill.durations import parse_duration_ms
 from drill.errors import EXIT_ABORTED, EXIT_OK, DrillError, UsageError
 from drill.evidence.snapshot import Phase
-from drill.log import configure_logging
+from drill.log import configure_logging, set_log_options
+from drill.log import log_format as current_log_format
 from drill.plan import build_plan
 from drill.playbook.model import ActionStep, Playbook, walk_steps
 from drill.playbook.validate import load_playbook
 from drill.report.evidence import write_evidence
 from drill.report.sign import signer_identity
-from drill.run.dryrun import check_readiness
+from drill.results import results_json
+from drill.run.dryrun import Readiness, check_readiness
 from drill.run.runner import run_drill
 from drill.run.session import RollbackPolicy, RunOptions, RunOutcome, operator_identity
 
@@ -163,7 +167,10 @@ def read_ack_wait(text: str | None) -> int | None:
     " failed or aborted one, or never.",
 )
 @click.option(
-    "--log-format", type=click.Choice(["auto", "console", "json"]), default="auto", show_default=True
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    hidden=True,
+    help="Same as the global `drill --log-format` (kept for scripts written for drill 0.1).",
 )
 @click.option(
     "--sign-key",
@@ -190,6 +197,7 @@ def read_ack_wait(text: str | None) -> int | None:
     help="Base URL people use to reach the ack endpoint (a proxy, a tunnel), if not host:port;"
     " ack links in pages start with it.",
 )
+@format_option
 @variables_options
 def run_cmd(
     playbook: Path,
@@ -199,7 +207,7 @@ def run_cmd(
     ack_wait: str | None,
     dry_run: bool,
     rollback: RollbackPolicy,
-    log_format: str,
+    log_format: str | None,
     sign_key: Path | None,
     signer: str,
     passphrase_file: Path | None,
@@ -209,21 +217,27 @@ def run_cmd(
     ack_host: str,
     ack_port: int,
     public_url: str,
+    fmt: str,
 ) -> None:
     """Run PLAYBOOK; exit 0 pass, 1 an objective missed or not measured (incomplete), 3 aborted or
     not run, 2 bad input."""
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
     variables = read_variables(var_pairs, vars_file)
     check_ack_endpoint(ack_host, ack_port, public_url)
-    configure_logging(log_format)
+    if log_format is not None:
+        set_log_options(fmt=log_format)
+    configure_logging()
     if dry_run:
         report = asyncio.run(check_readiness(loaded, variables=variables))
-        for line in report.lines():
-            click.echo(line)
+        if fmt == "json":
+            echo_json(readiness_data(report))
+        else:
+            for line in report.lines():
+                click.echo(line)
         sys.exit(EXIT_OK if report.ready else EXIT_ABORTED)  # not ready: the drill could not run
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     confirm_before_harm(loaded, yes=yes or auto_confirm, interactive=interactive)
-    live = interactive and log_format == "auto"
+    live = interactive and current_log_format() == "auto"
     who = operator_identity()
     options = RunOptions(
         runs_dir=runs_dir,
@@ -253,7 +267,8 @@ def run_cmd(
                     emergency=_unsigned_evidence,
                 )
             )
-        print_summary(outcome.results)
+        if fmt == "text":
+            print_summary(outcome.results)
         broken = [p for p in (outcome.journal_error, outcome.results_error) if p]
         try:
             evidence = write_evidence(
@@ -267,11 +282,46 @@ def run_cmd(
                 raise
             broken.append(f"no report: {exc.message}")
             evidence = []
-        print_evidence(outcome, [p for p in evidence if p.exists()])
+        written = [p for p in evidence if p.exists()]
+        if fmt == "text":
+            print_evidence(outcome, written)
+    code = EXIT_ABORTED if broken or late.received else outcome.exit_code
+    if fmt == "json":
+        echo_json(
+            run_data(outcome, written, broken, signed=sign_key is not None and not broken, exit_code=code)
+        )
     if broken:  # the runner's own environment failed: the drill ended like an abort
         click.echo(f"drill: aborted: {'; '.join(broken)}", err=True)
         sys.exit(EXIT_ABORTED)
-    sys.exit(EXIT_ABORTED if late.received else outcome.exit_code)
+    sys.exit(code)
+
+
+def run_data(
+    outcome: RunOutcome, evidence: list[Path], problems: list[str], *, signed: bool, exit_code: int
+) -> dict[str, object]:
+    """`drill run --format json`: the verdict, where the evidence is, and results.json's content."""
+    results = outcome.results
+    return {
+        "verdict": results.verdict,
+        "verdict_reason": results.verdict_reason or results.reason,
+        "exit_code": exit_code,
+        "run_id": outcome.run_dir.name,
+        "run_dir": str(outcome.run_dir),
+        "evidence": [p.name for p in evidence],
+        "signed": signed,
+        "problems": problems,
+        "results": json.loads(results_json(results)),
+    }
+
+
+def readiness_data(report: Readiness) -> dict[str, object]:
+    """`drill run --dry-run --format json`: ready or not, and every check."""
+    return {
+        "ready": report.ready,
+        "checks": [
+            {"what": c.what, "ok": c.ok, "checked": c.checked, "reason": c.reason} for c in report.checks
+        ],
+    }
 
 
 def check_ack_endpoint(host: str, port: int, public_url: str) -> None:

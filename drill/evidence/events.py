@@ -17,11 +17,9 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-from drill.evidence.snapshot import Int, Phase, Plan, StepKind
+from drill.evidence.snapshot import Int, Phase, Plan, State, StepKind
 
 JOURNAL_FORMAT = 2  # 1: drill 0.1.0 (no format field, no plan in run.started)
-
-State = Literal["up", "down"]
 
 
 class RunStatus(StrEnum):

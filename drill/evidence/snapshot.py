@@ -21,6 +21,8 @@ TestType = Literal["tabletop", "functional", "full-scale", "switchover"]
 PageOn = Literal["declare", "asset-down", "never"]
 Objective = Literal["rto", "rpo"]
 
+State = Literal["up", "down"]  # of an asset, as probes see it (events and the model share it)
+
 
 class StepKind(StrEnum):
     """The YAML key that made a step."""

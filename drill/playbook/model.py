@@ -13,8 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drill.evidence.events import State
-from drill.evidence.snapshot import Metadata, Objective, PageOn, StepKind
+from drill.evidence.snapshot import Metadata, Objective, PageOn, State, StepKind
 
 
 @dataclass(frozen=True, slots=True)

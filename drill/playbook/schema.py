@@ -9,12 +9,13 @@ jsonschema-rs is installed it answers "valid?" in microseconds; the reference im
 from __future__ import annotations
 
 import copy
-from functools import cache
-from typing import Any
-
-from jsonschema import Draft202012Validator
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
 from drill.resources import load_schema, schema_dir
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 _rs: Any
 try:
@@ -42,8 +43,15 @@ class CompiledSchema:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self.validator = Draft202012Validator(schema)
         self._fast = _rs.validator_for(schema) if _rs is not None else None
+
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        """The reference validator, built on first use: it explains errors, and importing it
+        costs more than a valid playbook's whole check."""
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(self.schema)
 
     def is_valid(self, instance: object) -> bool:
         if self._fast is not None:

@@ -19,9 +19,7 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from drill.errors import Diagnostic, PlaybookInvalid
 from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook, build_targets
@@ -40,6 +38,9 @@ from drill.playbook.model import (
 )
 from drill.playbook.schema import ENVELOPE, compiled, fragment_name, known_kinds
 from drill.units import human_ms
+
+if TYPE_CHECKING:  # jsonschema itself loads only when a document has errors to describe
+    from jsonschema.exceptions import ValidationError
 
 _MODIFIERS = {
     "inject": ("mark", "action"),

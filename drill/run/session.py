@@ -14,7 +14,7 @@ import getpass
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -145,13 +145,16 @@ class RunSession:
         secrets: Secrets,
         *,
         mode: Literal["drill", "contacts"] = "drill",
+        sinks: Sequence[Sink] = (),
     ) -> Iterator[RunSession]:
-        """A new, empty runs/<run-id>/ (never reused) with its journal open and run.started written."""
+        """A new, empty runs/<run-id>/ (never reused) with its journal open and run.started written;
+        `sinks` see every event from run.started on (the live view takes its plan from it)."""
         run_id = options.run_id or new_run_id(clock)
         run_dir = options.runs_dir / run_id
         make_evidence_folder(run_dir, options.runs_dir)
+        point_latest(options.runs_dir, run_id)
         with JournalWriter.create(run_dir / JOURNAL_FILE, clock, redact=secrets.redact_data) as journal:
-            session = cls(playbook, plan, options, clock, secrets, run_id, run_dir, journal)
+            session = cls(playbook, plan, options, clock, secrets, run_id, run_dir, journal, list(sinks))
             session.emit(session._started(mode))
             if session.journal_error is not None:  # not even run.started: nothing may run
                 raise session.journal_error
@@ -267,6 +270,27 @@ def make_evidence_folder(run_dir: Path, runs_dir: Path) -> None:
             f"cannot create the evidence folder {run_dir}: {exc.strerror or exc}",
             hint=f"--runs-dir {runs_dir} must be a folder this user can write",
         ) from None
+
+
+LATEST = "latest"
+
+
+def point_latest(runs_dir: Path, run_id: str) -> bool:
+    """Make runs/latest a relative symlink to the newest run's folder (replaced atomically), so
+    people and scripts can name it; a `latest` that is not a symlink is left alone. A failure
+    here costs a convenience, never the drill: False, and nothing else happens."""
+    link = runs_dir / LATEST
+    if link.exists() and not link.is_symlink():
+        return False
+    staged = runs_dir / f".{LATEST}.{run_id}"
+    try:
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(run_id, target_is_directory=True)
+        staged.replace(link)
+    except OSError:
+        staged.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def finish_run(journal_path: Path, *, allow_torn_tail: bool = False) -> tuple[JournalSummary, Results]:
