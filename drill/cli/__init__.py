@@ -18,7 +18,7 @@ from drill.version import __version__
 
 # name -> (submodule, attribute, one-line help) of every top-level command, in help order.
 # Commands are imported only when used, so `drill --version` and `drill validate` start fast;
-# tests/cli/test_lazy_commands.py keeps the help lines equal to the commands' own.
+# tests/cli/test_cli_conventions.py checks every entry loads the command it names.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("drill.cli.playbook", "validate", "Check playbooks: every problem as FILE:LINE:COL."),
     "plan": ("drill.cli.playbook", "plan", "Show recovery order, targets, chains, steps, worst case."),
