@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -45,14 +46,8 @@ def _python(code: str) -> str:
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_listed_command_loads_under_its_name(name: str) -> None:
-    command = cli.get_command(click_context(), name)
+    command = cli.get_command(click.Context(cli), name)
     assert command is not None and command.name == name
-
-
-def click_context() -> object:
-    import click
-
-    return click.Context(cli)
 
 
 def test_help_and_version_import_no_command_and_no_driver() -> None:
