@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from drill.errors import KeyProblem, UsageError
 from drill.evidence.canonical import is_canonical
+from drill.evidence.inputs import ALLOWED_SIGNERS_LIMIT, read_bounded
 
 NAMESPACE = "drill-report-v1"
 REPORT_FILE = "report.json"
@@ -112,6 +113,113 @@ def generate_keypair(
     except OSError as exc:
         raise KeyProblem(f"cannot write key {exc.filename or path}: {exc.strerror}") from None
     return key.public_key()
+
+
+def check_new_key(private_path: Path | str, comment: str = "") -> None:
+    """What generate_keypair would refuse, checked before anything is asked or written.
+
+    KeyProblem when PATH or PATH.pub exists (or is a dangling symlink), UsageError for a
+    comment of more than one line. generate_keypair checks again (with O_EXCL) when writing.
+    """
+    path = Path(private_path)
+    for target in (path, path.with_name(path.name + ".pub")):
+        if target.exists() or target.is_symlink():
+            raise KeyProblem(
+                f"{target} already exists; refusing to overwrite a key", hint="choose a new path"
+            )
+    if "\n" in comment or "\r" in comment:
+        raise UsageError("a key comment must be a single line")
+
+
+def make_private_folder(folder: Path | str) -> tuple[Path, ...]:
+    """Create folder and its missing parents with mode 0700, as ssh-keygen makes ~/.ssh.
+
+    Folders that exist are left exactly as they are (their mode is never loosened or changed).
+    Returns the folders created, outermost first; KeyProblem when one cannot be made.
+    """
+    target = Path(folder)
+    missing: list[Path] = []
+    for candidate in (target, *target.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    created: list[Path] = []
+    for candidate in reversed(missing):
+        try:
+            candidate.mkdir(mode=0o700)
+        except FileExistsError:
+            if candidate.is_dir():
+                continue  # made by someone else meanwhile: theirs, so not ours to chmod
+            raise KeyProblem(f"cannot create folder {candidate}: a file of that name exists") from None
+        except OSError as exc:
+            raise KeyProblem(f"cannot create folder {candidate}: {exc.strerror}") from None
+        os.chmod(candidate, 0o700)  # the umask can only narrow 0700, but say it exactly
+        created.append(candidate)
+    return tuple(created)
+
+
+def allowed_signers_line(principal: str, public_key: Ed25519PublicKey, comment: str = "") -> str:
+    """The allowed_signers line trusting public_key for principal on drill reports (no newline):
+    `PRINCIPAL namespaces="drill-report-v1" ssh-ed25519 AAAA... comment`."""
+    return f'{check_principal(principal)} namespaces="{NAMESPACE}" {public_key_line(public_key, comment)}'
+
+
+@dataclass(frozen=True, slots=True)
+class SignerAdded:
+    """What add_allowed_signer did: the file, the line's number in it, and whether it was new."""
+
+    file: Path
+    line_number: int
+    added: bool  # False: the exact line was already there, nothing was written
+    created: bool  # the file did not exist before
+
+
+def read_allowed_signers_file(path: Path | str) -> bytes | None:
+    """The bytes of an allowed_signers file to be added to, None when it does not exist yet.
+
+    InputRejected for anything but a regular file (a FIFO, a folder), KeyProblem when unreadable:
+    call it before making a key, so that a bad FILE is found before anything is written.
+    """
+    target = Path(path)
+    try:
+        return read_bounded(target, ALLOWED_SIGNERS_LIMIT, "allowed signers file")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise KeyProblem(f"cannot read allowed signers file {target}: {exc.strerror}") from None
+
+
+def add_allowed_signer(path: Path | str, line: str) -> SignerAdded:
+    """Append line to an allowed_signers file unless the same line is already in it.
+
+    A new file is created with mode 0644 (its folder must exist); an existing one keeps its
+    mode. Anything but a regular file is refused (InputRejected), as drill verify would.
+    """
+    target = Path(path)
+    if "\n" in line or "\r" in line:
+        raise UsageError("an allowed_signers entry must be a single line")
+    existing = read_allowed_signers_file(target)
+    if existing is not None:
+        lines = existing.decode("utf-8", errors="replace").splitlines()
+        for number, present in enumerate(lines, start=1):
+            if present.strip() == line:
+                return SignerAdded(target, number, added=False, created=False)
+        prefix = "\n" if existing and not existing.endswith(b"\n") else ""
+        flags = os.O_WRONLY | os.O_APPEND
+        number = len(lines) + 1
+    else:
+        prefix, flags, number = "", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 1
+    try:
+        fd = os.open(target, flags, 0o644)
+        with os.fdopen(fd, "a", encoding="utf-8") as out:
+            if existing is None:
+                os.fchmod(out.fileno(), 0o644)  # the umask may have narrowed it; verifiers read it
+            out.write(f"{prefix}{line}\n")
+    except FileExistsError:
+        raise KeyProblem(f"{target} appeared while it was being created; run again") from None
+    except OSError as exc:
+        raise KeyProblem(f"cannot write allowed signers file {target}: {exc.strerror}") from None
+    return SignerAdded(target, number, added=True, created=existing is None)
 
 
 def key_is_encrypted(path: Path | str) -> bool:

@@ -12,7 +12,21 @@ allowed_signers line lists the signing key for a pattern matching the principal,
 line's namespaces= and valid-after/valid-before options accept it. drill checks the validity
 window at the report's signing time (its generated_utc), so rotating a key later does not
 invalidate reports it signed while it was valid; `ssh-keygen -Y verify -Overify-time=...`
-gives the same answer. Any failure is a VerificationFailed with one line saying why.
+gives the same answer. Any failure is a VerificationFailed with one line saying why; an
+input verify refuses (a missing folder, report.json or allowed_signers file, one that is not a
+regular file, too large or nested too deeply) is a UsageError or InputRejected (exit 2).
+
+Which signatures must be trusted. Every report.json.<principal>.sig in the folder is read, and
+each one made with an Ed25519 key must match report.json's bytes: a signature that does not
+(a tampered .sig, or one over other bytes) is evidence of tampering and always fails, as does
+one that is not an SSH signature at all, or one by a key in the revoked-keys file. A signature
+that matches but that allowed_signers does not trust (unknown key, principal not listed for
+it, another namespace, outside its validity window) is *untrusted*; one drill cannot check (a
+non-Ed25519 key, trust only through a cert-authority line) is *unverifiable*. Both are
+reported in Verification.signatures, with the reason, and fail verification only when they
+matter: the report's preparer (its prepared_by principal) and every --require'd principal
+must have a trusted signature, at least one signature must be trusted, and with strict=True
+every signature must be.
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drill.clock import parse_utc
-from drill.errors import JournalInvalid, UsageError, VerificationFailed
+from drill.errors import DrillError, JournalInvalid, UsageError, VerificationFailed
 from drill.evidence.canonical import canonical_bytes, is_canonical
 from drill.evidence.inputs import (
     ALLOWED_SIGNERS_LIMIT,
@@ -45,6 +59,7 @@ from drill.report.build import build_report_from_journal, report_bytes
 from drill.report.evidence import RENDERERS
 from drill.report.model import EvidenceFile, JournalBlock, Report, report_from_data
 from drill.report.sign import (
+    KEY_TYPE,
     NAMESPACE,
     REPORT_FILE,
     ParsedSignature,
@@ -56,7 +71,7 @@ from drill.report.sign import (
     principal_of,
     signature_matches,
 )
-from drill.report.signoff import sign_offs_in
+from drill.report.signoff import COUNTERSIGNER, PREPARER, sign_offs_in
 
 SCHEMA_FILE = "report.schema.json"
 _KRL_MAGIC = b"SSHKRL\n\0"
@@ -93,8 +108,12 @@ class AllowedSigner:
 
 
 def load_allowed_signers(path: Path | str) -> tuple[AllowedSigner, ...]:
-    """Read and parse an allowed_signers file (VerificationFailed naming file:line on errors)."""
-    text = _read_text(Path(path), "allowed signers file", ALLOWED_SIGNERS_LIMIT)
+    """Read and parse an allowed_signers file (VerificationFailed naming file:line on errors).
+
+    A file that is missing or cannot be read is bad input: UsageError (InputRejected when it
+    is not a regular file or too large), exit 2.
+    """
+    text = _read_text(Path(path), "allowed signers file", ALLOWED_SIGNERS_LIMIT, refuse=UsageError)
     return parse_allowed_signers(text, source=str(path))
 
 
@@ -237,15 +256,18 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 
 def load_revoked_keys(path: Path | str) -> frozenset[bytes]:
-    """Public key blobs listed in a revoked-keys file (one OpenSSH public key per line)."""
+    """Public key blobs listed in a revoked-keys file (one OpenSSH public key per line).
+
+    UsageError (exit 2) when the file is missing or unreadable, as for allowed_signers.
+    """
     source = Path(path)
     what = "revoked keys file"
     try:
         data = read_bounded(source, ALLOWED_SIGNERS_LIMIT, what)
     except FileNotFoundError:
-        raise VerificationFailed(f"{what} {source} does not exist") from None
+        raise UsageError(f"{what} {source} does not exist") from None
     except OSError as exc:
-        raise VerificationFailed(f"cannot read {what} {source}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {what} {source}: {exc.strerror}") from None
     if data.startswith(_KRL_MAGIC):
         raise VerificationFailed(
             f"{source} is a binary KRL, which drill verify does not read; list the revoked public keys "
@@ -322,22 +344,38 @@ def verify_signature(
     return SignerInfo(principal, parsed.fingerprint, parsed.key_type, parsed.namespace, entry.where)
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why allowed_signers does not vouch for a signature."""
+
+    reason: str
+    unverifiable: bool = False  # drill cannot decide (a cert-authority entry), ssh-keygen can
+
+
 def _trusted_entry(
     parsed: ParsedSignature, allowed: Sequence[AllowedSigner], principal: str, at: datetime, source: str
 ) -> AllowedSigner:
     """The first allowed_signers line accepting this key for principal at `at` (as sshsig.c)."""
+    decision = _trust_decision(parsed, allowed, principal, at)
+    if isinstance(decision, _Refusal):
+        raise VerificationFailed(f"{source}: {decision.reason}")
+    return decision
+
+
+def _trust_decision(
+    parsed: ParsedSignature, allowed: Sequence[AllowedSigner], principal: str, at: datetime
+) -> AllowedSigner | _Refusal:
     same_key = [e for e in allowed if e.key_blob == parsed.public_key and not e.cert_authority]
     candidates = [e for e in same_key if match_pattern_list(principal, e.principals)]
     if not candidates:
         if any(e.cert_authority and match_pattern_list(principal, e.principals) for e in allowed):
-            raise VerificationFailed(
-                f"{source}: {principal!r} is trusted only through a cert-authority entry, which drill "
-                "verify does not support (use ssh-keygen -Y verify, or list the signer's key)"
+            return _Refusal(
+                f"{principal!r} is trusted only through a cert-authority entry, which drill "
+                "verify does not support (use ssh-keygen -Y verify, or list the signer's key)",
+                unverifiable=True,
             )
         listed = f" (listed for {', '.join(repr(e.principals) for e in same_key)})" if same_key else ""
-        raise VerificationFailed(
-            f"{source}: key {parsed.fingerprint} is not allowed to sign as {principal!r}{listed}"
-        )
+        return _Refusal(f"key {parsed.fingerprint} is not allowed to sign as {principal!r}{listed}")
     at = at.replace(microsecond=0)  # ssh-keygen compares whole seconds
     reasons = []
     for entry in candidates:
@@ -345,7 +383,7 @@ def _trusted_entry(
         if reason is None:
             return entry
         reasons.append(reason)
-    raise VerificationFailed(f"{source}: {reasons[0]}")
+    return _Refusal(reasons[0])
 
 
 def _entry_rejects(entry: AllowedSigner, namespace: str, at: datetime) -> str | None:
@@ -374,13 +412,41 @@ class JournalCheck:
     head: str
 
 
+TIME_PREPARER = "report generated {generated_utc}"
+TIME_NOT_RECORDED = "time not recorded in the signature"  # an SSHSIG signature carries no time
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """One report.json.<principal>.sig as verify judged it: trusted, or reported with the reason.
+
+    role is PREPARER ("prepared the report") for the report's prepared_by principal, else
+    COUNTERSIGNER ("countersigned"), the words the views use. time says what is known of when
+    it was made: an SSHSIG signature carries no time, so for the preparer it is the report's
+    generated_utc (a claim of the signer's) and for anyone else TIME_NOT_RECORDED.
+    """
+
+    principal: str
+    role: str
+    fingerprint: str  # SHA256:... of the key that made it
+    file: str
+    trusted: bool
+    trusted_by: str = ""  # file:line of the allowed_signers entry; "" when not trusted
+    time: str = ""
+    note: str = ""  # when not trusted: "untrusted: <why>" or "unverifiable: <why>"
+
+
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """A verified evidence folder: who signed, when, and what was checked."""
+    """A verified evidence folder: what drill it is, who signed, when, and what was checked.
+
+    Verified means the evidence is authentic and complete, not that the drill passed: `verdict`
+    is the drill's own verdict ("pass", "fail", ...), as signed.
+    """
 
     report_id: str
     signed_at: str
-    signers: tuple[SignerInfo, ...]
+    signers: tuple[SignerInfo, ...]  # the trusted signatures, by file name
     journal: JournalCheck
     evidence: tuple[str, ...]  # evidence file names whose digests matched
     notes: tuple[str, ...] = ()  # checks that could not run (e.g. no schema shipped)
@@ -388,17 +454,37 @@ class Verification:
     views_absent: tuple[str, ...] = ()  # views not in the folder (nothing to check)
     folded: bool = False  # report.json equals the report rebuilt from the journal
     not_checked: tuple[str, ...] = ()  # checks that were not made, each with the reason
+    run_id: str = ""
+    generated_utc: str = ""
+    playbook: str = ""  # the playbook's name
+    quarter: str = ""
+    test_type: str = ""  # tabletop | functional | full-scale | switchover
+    verdict: str = ""  # the drill's verdict as signed: pass, fail, incomplete, aborted ...
+    verdict_reason: str = ""  # why the verdict is not pass ("" when it is)
+    signatures: tuple[SignatureCheck, ...] = ()  # every signature, trusted or not, preparer first
+    strict: bool = False  # whether every signature had to be trusted
 
     @property
-    def covered(self) -> str:
-        """One line saying what was checked, e.g. for `drill verify`'s output."""
+    def untrusted(self) -> tuple[SignatureCheck, ...]:
+        """The signatures reported but not trusted (none when strict)."""
+        return tuple(s for s in self.signatures if not s.trusted)
+
+    @property
+    def covered_checks(self) -> tuple[str, ...]:
+        """The names of the checks made, in the order of the `covered:` line."""
         parts = ["signatures", "schema" if not self.notes else "schema (skipped)", "journal chain and digest"]
         if self.evidence:
             parts.append("evidence digests")
         if self.folded:
             parts.append("report = journal fold")
         if self.views:
-            parts.append(f"views: {' '.join(self.views)}")
+            parts.append("views")
+        return tuple(parts)
+
+    @property
+    def covered(self) -> str:
+        """One line saying what was checked, e.g. for `drill verify`'s output."""
+        parts = [f"views: {' '.join(self.views)}" if p == "views" else p for p in self.covered_checks]
         line = f"covered: {', '.join(parts)}"
         if self.views_absent:
             line += f"; not present: {' '.join(self.views_absent)}"
@@ -410,35 +496,30 @@ def verify_report_dir(
     allowed_signers_path: Path | str,
     require: Iterable[str] = (),
     revoked_path: Path | str | None = None,
+    *,
+    strict: bool = False,
 ) -> Verification:
-    """Verify an evidence folder; VerificationFailed with one line saying why on the first failure."""
+    """Verify an evidence folder; VerificationFailed with one line saying why on the first failure.
+
+    The preparer's signature and those of the `require`d principals must be trusted by
+    allowed_signers; other signatures that are untrusted or unverifiable are reported in
+    Verification.signatures, or fail with strict=True. A signature that does not match
+    report.json, or by a revoked key, always fails (see the module docstring). UsageError
+    (exit 2) for a missing folder, report.json or allowed_signers / revoked-keys file.
+    """
     directory = Path(report_dir)
     data = _read_report(directory)
+    allowed = load_allowed_signers(allowed_signers_path)
+    revoked = load_revoked_keys(revoked_path) if revoked_path is not None else frozenset()
     signatures = existing_signatures(directory)
     if not signatures:
         raise VerificationFailed(f"no signatures ({REPORT_FILE}.*.sig) in {directory}")
-    parsed = _untrusted_check(data, signatures)
-    allowed = load_allowed_signers(allowed_signers_path)
-    revoked = load_revoked_keys(revoked_path) if revoked_path is not None else frozenset()
+    read = _untrusted_check(data, signatures)
     report = _report_document(data)
     signed_at = _signing_time(report)
-    signers = tuple(
-        _with_file(
-            verify_signature(
-                data,
-                text,
-                allowed,
-                principal_of(sig),
-                NAMESPACE,
-                parse_utc(signed_at),
-                revoked=revoked,
-                source=sig.name,
-            ),
-            sig.name,
-        )
-        for sig, text in zip(signatures, parsed, strict=True)
-    )
-    _check_required(signers, require)
+    judged = [_judge(sig, allowed, revoked, parse_utc(signed_at)) for sig in read]
+    _check_trust(judged, tuple(require), _preparer_principal(report), strict=strict)
+    signers = tuple(j.info for j in judged if j.info is not None)
     notes = _check_schema(report)
     typed = _typed(report)
     _check_preparer(typed, signers)
@@ -475,6 +556,15 @@ def verify_report_dir(
         views_absent=absent,
         folded=not skipped,
         not_checked=skipped,
+        run_id=typed.run_id,
+        generated_utc=typed.generated_utc,
+        playbook=typed.playbook.name,
+        quarter=typed.playbook.quarter,
+        test_type=typed.exercise.test_type,
+        verdict=typed.verdict,
+        verdict_reason=typed.run.verdict_reason or typed.run.reason,
+        signatures=_signature_checks(judged, typed),
+        strict=strict,
     )
 
 
@@ -486,20 +576,34 @@ def _typed(report: JsonObject) -> Report:
 
 
 def _read_report(directory: Path) -> bytes:
+    """report.json's bytes; a folder or report.json that is not there is bad input (exit 2)."""
     path = directory / REPORT_FILE
+    if not directory.exists():
+        raise UsageError(f"report folder {directory} does not exist")
     if not directory.is_dir():
-        raise VerificationFailed(f"{directory} is not a folder")
+        raise UsageError(f"{directory} is not a folder (pass the evidence folder, runs/RUN_ID)")
     try:
         return read_bounded(path, REPORT_LIMIT, "report")
     except FileNotFoundError:
-        raise VerificationFailed(f"{path} is missing") from None
+        raise UsageError(f"{path} is missing (is {directory} an evidence folder?)") from None
     except OSError as exc:
-        raise VerificationFailed(f"cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _untrusted_check(data: bytes, signatures: Sequence[Path]) -> list[str]:
-    """Every signature must match the bytes before anything in them is believed."""
-    texts = []
+@dataclass(frozen=True, slots=True)
+class _ReadSignature:
+    path: Path
+    parsed: ParsedSignature
+    unverifiable: str = ""  # why drill cannot check its bytes ("" when they matched)
+
+
+def _untrusted_check(data: bytes, signatures: Sequence[Path]) -> list[_ReadSignature]:
+    """Every signature must match the bytes before anything in them is believed.
+
+    One that does not, or is no SSH signature, fails: that is tampering. One made with a key
+    type drill does not verify is kept, marked unverifiable, for the trust policy to judge.
+    """
+    found = []
     for sig in signatures:
         try:
             check_principal(principal_of(sig))
@@ -507,15 +611,120 @@ def _untrusted_check(data: bytes, signatures: Sequence[Path]) -> list[str]:
             raise VerificationFailed(f"{sig.name}: the file name does not hold a valid principal") from None
         text = _read_text(sig, "signature", SIGNATURE_LIMIT)
         try:
-            intact = signature_matches(data, parse_signature(text))
+            parsed = parse_signature(text)
+            key_type = parsed.key_type
+            if key_type != KEY_TYPE:
+                found.append(_ReadSignature(sig, parsed, _other_key_type(key_type)))
+                continue
+            intact = signature_matches(data, parsed)
         except SignatureMalformed as exc:
             raise VerificationFailed(f"{sig.name}: {exc}") from None
         if not intact:
             raise VerificationFailed(
                 f"{sig.name}: signature does not match {REPORT_FILE} (the report was altered after signing)"
             )
-        texts.append(text)
-    return texts
+        found.append(_ReadSignature(sig, parsed))
+    return found
+
+
+def _other_key_type(key_type: str) -> str:
+    return (
+        f"made with a key of type {key_type}; drill verify checks {KEY_TYPE} signatures only "
+        "(ssh-keygen -Y verify can check this one)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """One signature after the trust policy: info when trusted, else the kind and the reason."""
+
+    file: str
+    principal: str
+    fingerprint: str
+    info: SignerInfo | None
+    kind: str = ""  # "untrusted" | "unverifiable"
+    reason: str = ""
+
+
+def _judge(
+    sig: _ReadSignature, allowed: Sequence[AllowedSigner], revoked: Collection[bytes], at: datetime
+) -> _Judged:
+    """Trusted, untrusted or unverifiable; a revoked key fails outright (the auditor said so)."""
+    name, principal, parsed = sig.path.name, principal_of(sig.path), sig.parsed
+    if parsed.public_key in revoked:
+        raise VerificationFailed(f"{name}: key {parsed.fingerprint} is revoked")
+    if sig.unverifiable:
+        return _Judged(name, principal, parsed.fingerprint, None, "unverifiable", sig.unverifiable)
+    if parsed.namespace != NAMESPACE:
+        reason = f"signed for namespace {parsed.namespace!r}, expected {NAMESPACE!r}"
+        return _Judged(name, principal, parsed.fingerprint, None, "untrusted", reason)
+    decision = _trust_decision(parsed, allowed, principal, at)
+    if isinstance(decision, _Refusal):
+        kind = "unverifiable" if decision.unverifiable else "untrusted"
+        return _Judged(name, principal, parsed.fingerprint, None, kind, decision.reason)
+    info = SignerInfo(principal, parsed.fingerprint, parsed.key_type, parsed.namespace, decision.where, name)
+    return _Judged(name, principal, parsed.fingerprint, info)
+
+
+def _check_trust(
+    judged: Sequence[_Judged], require: Sequence[str], preparer: str | None, *, strict: bool
+) -> None:
+    """Fail on the first signature that must be trusted and is not, naming it and why."""
+
+    def refuse(sig: _Judged, why: str) -> VerificationFailed:
+        return VerificationFailed(f"{sig.file}: {sig.reason} ({why})")
+
+    if strict:
+        for sig in judged:
+            if sig.info is None:
+                raise refuse(sig, f"{sig.kind}; --strict needs every signature trusted")
+    by_principal = {sig.principal: sig for sig in judged}
+    prepared = by_principal.get(preparer) if preparer is not None else None
+    if prepared is not None and prepared.info is None:
+        raise refuse(prepared, "the signature of the report's preparer must be trusted")
+    for principal in require:
+        named = by_principal.get(principal)
+        if named is None:
+            raise VerificationFailed(
+                f"required signer {principal!r} has not signed (signed by: {', '.join(by_principal)})"
+            )
+        if named.info is None:
+            raise refuse(named, f"required signer {principal!r} needs a trusted signature")
+    if all(sig.info is None for sig in judged):
+        raise refuse(judged[0], "no signature is trusted")
+
+
+def _preparer_principal(report: JsonObject) -> str | None:
+    """prepared_by.principal, read before the schema check (so: defensively)."""
+    prepared = report.get("prepared_by")
+    principal = prepared.get("principal") if isinstance(prepared, dict) else None
+    return principal if isinstance(principal, str) else None
+
+
+def _signature_checks(judged: Sequence[_Judged], report: Report) -> tuple[SignatureCheck, ...]:
+    """Every signature as the output shows it: the preparer first, then by principal (as the views)."""
+    preparer = report.prepared_by.principal if report.prepared_by is not None else None
+    checks = []
+    for sig in judged:
+        role = PREPARER if sig.principal == preparer else COUNTERSIGNER
+        time = (
+            TIME_PREPARER.format(generated_utc=report.generated_utc)
+            if role == PREPARER
+            else TIME_NOT_RECORDED
+        )
+        checks.append(
+            SignatureCheck(
+                principal=sig.principal,
+                role=role,
+                fingerprint=sig.fingerprint,
+                file=sig.file,
+                trusted=sig.info is not None,
+                trusted_by=sig.info.allowed_by if sig.info is not None else "",
+                time=time,
+                note=f"{sig.kind}: {sig.reason}" if sig.info is None else "",
+            )
+        )
+    return tuple(sorted(checks, key=lambda c: (c.role != PREPARER, c.principal)))
 
 
 def _report_document(data: bytes) -> JsonObject:
@@ -542,19 +751,6 @@ def _signing_time(report: JsonObject) -> str:
             f"{REPORT_FILE}: generated_utc {value!r} is not an ISO 8601 time with offset"
         ) from None
     return value
-
-
-def _with_file(info: SignerInfo, name: str) -> SignerInfo:
-    return SignerInfo(info.principal, info.fingerprint, info.key_type, info.namespace, info.allowed_by, name)
-
-
-def _check_required(signers: Sequence[SignerInfo], require: Iterable[str]) -> None:
-    present = [s.principal for s in signers]
-    for principal in require:
-        if principal not in present:
-            raise VerificationFailed(
-                f"required signer {principal!r} has not signed (signed by: {', '.join(present)})"
-            )
 
 
 def _check_preparer(report: Report, signers: Sequence[SignerInfo]) -> None:
@@ -741,13 +937,14 @@ def _first_difference(path: str, mine: object, theirs: object) -> str:
             return path
 
 
-def _read_text(path: Path, what: str, limit: int) -> str:
+def _read_text(path: Path, what: str, limit: int, *, refuse: type[DrillError] = VerificationFailed) -> str:
+    """path as UTF-8 text; `refuse` is raised when it is missing or unreadable."""
     try:
         data = read_bounded(path, limit, what)
     except FileNotFoundError:
-        raise VerificationFailed(f"{what} {path} does not exist") from None
+        raise refuse(f"{what} {path} does not exist") from None
     except OSError as exc:
-        raise VerificationFailed(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise refuse(f"cannot read {what} {path}: {exc.strerror}") from None
     return _decode(data, path, what)
 
 

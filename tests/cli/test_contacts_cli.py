@@ -75,7 +75,7 @@ def test_contact_drill_escalates_measures_and_signs(bot: str, tmp_path: Path) ->
     playbook.write_text(PLAYBOOK.format(url=bot))
     runner = CliRunner()
     key = tmp_path / "op_ed25519"
-    assert runner.invoke(cli, ["keygen", str(key)]).exit_code == 0
+    assert runner.invoke(cli, ["keygen", str(key), "--no-passphrase"]).exit_code == 0
     result = runner.invoke(
         cli, ["contacts", "test", str(playbook), "--runs-dir", str(tmp_path / "runs"), "--sign-key", str(key)]
     )

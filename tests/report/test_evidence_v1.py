@@ -48,7 +48,7 @@ def test_drill_verify_accepts_the_0_1_0_evidence_folder(v1: Path) -> None:
     code, out = _drill("verify", str(v1), "--allowed-signers", str(v1 / "allowed_signers"))
     assert code == 0, out
     assert out.startswith("verified: report rpt-")
-    assert f"signed by {PRINCIPAL}" in out and "chain intact" in out
+    assert f"\n  {PRINCIPAL}: prepared the report\n" in out and "hash chain intact" in out
     assert (
         verify_report_dir(v1, v1 / "allowed_signers", require=(PRINCIPAL,)).signers[0].principal == PRINCIPAL
     )

@@ -294,10 +294,15 @@ def test_required_signers_revocation_and_unknown_signers(signed: tuple[Path, Pat
         verify_report_dir(run, allowed, revoked_path=revoked)
     stranger = make_key(tmp_path, "stranger")
     countersign_report(run, stranger, "observer")
-    with pytest.raises(
-        VerificationFailed, match=r"^report\.json\.observer\.sig: key \S+ is not allowed to sign as"
-    ):
-        verify_report_dir(run, allowed)
+    # An extra signature by a key nobody trusts is reported, not fatal ...
+    result = verify_report_dir(run, allowed)
+    assert [(s.principal, s.note.split(":")[0]) for s in result.untrusted] == [("observer", "untrusted")]
+    # ... unless it is required, or every signature must be trusted.
+    untrusted = r"^report\.json\.observer\.sig: key \S+ is not allowed to sign as 'observer' \("
+    with pytest.raises(VerificationFailed, match=untrusted + "required signer 'observer'"):
+        verify_report_dir(run, allowed, require=("observer",))
+    with pytest.raises(VerificationFailed, match=untrusted + "untrusted; --strict"):
+        verify_report_dir(run, allowed, strict=True)
 
 
 def test_key_validity_is_checked_at_the_reports_signing_time(
@@ -311,7 +316,7 @@ def test_key_validity_is_checked_at_the_reports_signing_time(
     with pytest.raises(
         VerificationFailed, match=r"^report\.json\.lead\.sig: key .* expired at 2026-11-20T09:03:46"
     ):
-        verify_report_dir(run, expired)
+        verify_report_dir(run, expired, require=("lead",))
     assert parse_utc(SIGNED_AT) == AT.replace(microsecond=0)
 
 
@@ -367,7 +372,16 @@ def test_cli_sign_countersign_and_verify(tmp_path: Path) -> None:
     run = make_report_dir(tmp_path)
     signed = runner.invoke(cli, ["report", "sign", str(run), "--key", str(op), "--signer", "operator"])
     assert signed.exit_code == 0, signed.output
-    countersign = ["report", "countersign", str(run), "--key", str(tmp_path / "lead"), "--signer", "lead"]
+    countersign = [
+        "report",
+        "countersign",
+        str(run),
+        "--key",
+        str(tmp_path / "lead"),
+        "--signer",
+        "lead",
+        "--yes",
+    ]
     locked = runner.invoke(cli, countersign)
     assert locked.exit_code == 2 and "protected by a passphrase" in locked.output
     counter = runner.invoke(
@@ -382,7 +396,7 @@ def test_cli_sign_countersign_and_verify(tmp_path: Path) -> None:
         cli, ["verify", str(run), "--allowed-signers", str(allowed), "--require", "lead,operator"]
     )
     assert ok.exit_code == 0, ok.output
-    assert f"signed by operator  {key_fingerprint(op)}" in ok.output
+    assert f"  operator: countersigned\n    key:          {key_fingerprint(op)}\n" in ok.output
     missing = runner.invoke(
         cli, ["verify", str(run), "--allowed-signers", str(allowed), "--require", "observer"]
     )

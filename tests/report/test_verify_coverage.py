@@ -49,9 +49,12 @@ def test_untouched_evidence_verifies_and_says_what_was_covered(folder: tuple[Pat
     code, out = _verify(run, allowed)
     assert code == 0, out
     assert out.startswith("verified: report rpt-")
-    assert "  report.json is what journal.jsonl folds to (rebuilt and compared)" in out
-    assert "  views match a re-rendering of report.json: report.html, report.md, report.junit.xml" in out
-    assert out.splitlines()[-1] == f"  {FULL_COVERAGE}"
+    assert "\nreport.json is what journal.jsonl folds to (rebuilt and compared)\n" in out
+    assert (
+        "\nviews checked (same bytes as a re-rendering of report.json): report.html,\n"
+        "  report.md, report.junit.xml\n"
+    ) in out
+    assert out.splitlines()[-1] == FULL_COVERAGE
 
 
 @pytest.mark.parametrize("view", VIEWS)
@@ -72,7 +75,7 @@ def test_an_absent_view_is_listed_as_not_present(folder: tuple[Path, Path, Path]
     code, out = _verify(run, allowed)
     assert code == 0, out
     assert out.splitlines()[-1] == (
-        "  covered: signatures, schema, journal chain and digest, evidence digests, report = journal fold, "
+        "covered: signatures, schema, journal chain and digest, evidence digests, report = journal fold, "
         "views: report.html; not present: report.md report.junit.xml"
     )
 
@@ -135,7 +138,7 @@ def test_a_report_from_another_drill_version_says_what_it_did_not_check(
     assert result.not_checked and "built by drill 0.0.0-test, this is drill 9.9.9" in result.not_checked[0]
     code, out = _verify(run, allowed)
     assert code == 0, out
-    assert "  not checked: report = journal fold and views: the report was built by drill 0.0.0-test" in out
-    assert out.splitlines()[-1] == (
-        "  covered: signatures, schema, journal chain and digest, evidence digests"
+    assert (
+        "\nnot checked: report = journal fold and views: the report was built by drill\n  0.0.0-test" in out
     )
+    assert out.splitlines()[-1] == "covered: signatures, schema, journal chain and digest, evidence digests"
