@@ -30,4 +30,4 @@ demo: install
 	$(BIN)/drill demo
 
 clean:
-	rm -rf $(VENV) runs demo-runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs demo-runs demo-trust .drill-lab .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from drill.errors import EXIT_OK, EXIT_USAGE, Diagnostic, PlaybookInvalid, Usage
 from drill.playbook.load import MAX_BYTES, parse_document
 from drill.playbook.model import Playbook
 from drill.playbook.schema import bundled_schema
-from drill.playbook.starter import STARTER_PLAYBOOK
 from drill.playbook.validate import check_document, check_playbook, load_playbook
 
 
@@ -124,13 +124,45 @@ def schema() -> None:
 
 @click.command()
 @click.argument("path", default="playbook.yaml", type=click.Path(dir_okay=False, path_type=Path))
-def init(path: Path) -> None:
-    """Write a commented starter playbook (default ./playbook.yaml); never overwrites a file."""
+@click.option(
+    "--lab",
+    "for_lab",
+    is_flag=True,
+    help="Aim it at drill's embedded lab (`drill lab up`): it runs as it is, `drill run --yes` included.",
+)
+def init(path: Path, for_lab: bool) -> None:
+    """Write a commented starter playbook (default ./playbook.yaml); never overwrites a file.
+
+    Without --lab its targets are placeholders for your own systems; with --lab it names the
+    lab's ports (those of the lab this folder runs, else the defaults)."""
+    # Imported here: only init needs the lab's layout, and `drill validate` should start fast.
+    from drill.lab.daemon import DEFAULT_DIR as DEFAULT_LAB_DIR
+    from drill.lab.daemon import running_lab
+    from drill.lab.lab import DEFAULT_PORT_BASE
+    from drill.lab.lab import PORTS as LAB_PORTS
+    from drill.playbook.starter import lab_starter_playbook, starter_playbook
+
+    running = running_lab(DEFAULT_LAB_DIR) if for_lab else None
+    port_base = running.port_base if running is not None else DEFAULT_PORT_BASE
+    try:
+        text = lab_starter_playbook(str(path), port_base) if for_lab else starter_playbook(str(path))
+    except ValueError as exc:
+        raise UsageError(f"{path!r}: {exc}", hint="name a file without control characters") from None
     try:
         with path.open("x", encoding="utf-8") as fh:
-            fh.write(STARTER_PLAYBOOK)
+            fh.write(text)
     except FileExistsError:
         raise UsageError(f"{path} already exists; not overwriting it", hint="name another path") from None
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {path}; next: drill validate {path} && drill plan {path}")
+    file = shlex.quote(str(path))
+    if not for_lab:
+        click.echo(
+            f"wrote {path} (its targets are placeholders); next: drill validate {file} && drill plan {file}"
+        )
+        click.echo("to try a whole drill first: drill lab up && drill init --lab my-drill.yaml")
+        return
+    last = port_base + max(LAB_PORTS.values())
+    where = "the lab running here" if running is not None else "a `drill lab up` lab (not running yet)"
+    click.echo(f"wrote {path}, aimed at {where} on 127.0.0.1:{port_base}-{last}")
+    click.echo(f"next: drill validate {file} && drill run --dry-run {file} && drill run {file} --yes")

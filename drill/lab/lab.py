@@ -1,4 +1,7 @@
-"""The embedded demo lab: a small simulated estate on 127.0.0.1, started in-process with asyncio.
+"""The embedded demo lab: a small simulated estate on 127.0.0.1, run with asyncio.
+
+`drill demo` starts it in-process on free ports; `drill lab up` runs it as a background process
+on fixed ports (see PORTS), so a playbook such as `drill init --lab`'s can name them literally.
 
 - `primary` and `secondary`: HTTP services; `front`: the switch that proxies to the active one.
 - `reports`: an internal HTTP service (tier 2 of the demo).
@@ -8,9 +11,11 @@
 - `control`: POST /control/... injects failures (crash, hang, slow, partial outage) and switches
   sides, so playbooks drive the lab with plain `action: {http: ...}` steps. POST /hooks/pager is
   a webhook contact that acknowledges every page through its ack URL after `ack_delay_ms`.
+  GET /health says the lab answers (with its PID); GET /control/state shows every mode.
 
-Every server listens on port 0. Behaviour is deterministic (partial outage fails every n-th
-request; lag is a fixed delay), so the demo's outcome is stable.
+With `port_base` 0 every server listens on a free port; otherwise server NAME listens on
+`port_base + PORTS[NAME]`. Behaviour is deterministic (partial outage fails every n-th request;
+lag is a fixed delay), so the demo's outcome is stable.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +32,17 @@ from typing import Any, Literal
 Mode = Literal["ok", "crash", "hang", "slow", "partial"]
 MODES: tuple[Mode, ...] = ("ok", "crash", "hang", "slow", "partial")
 _HEAD_LIMIT = 64 * 1024
+
+# Where each server listens, as an offset from LabConfig.port_base (a fixed layout: a playbook
+# written for the lab names these ports literally).
+PORTS: dict[str, int] = {"control": 0, "front": 1, "primary": 2, "secondary": 3, "reports": 4, "kv": 5}
+DEFAULT_PORT_BASE = 18780  # 18780-18785: outside the usual 8080/18080 development ports
+LabLog = Callable[[str, dict[str, Any]], None]  # (event, fields): what the background lab logs
+
+
+def lab_urls(port_base: int) -> dict[str, str]:
+    """Base URL of every lab server when the lab listens from `port_base` (not 0)."""
+    return {name: f"http://127.0.0.1:{port_base + offset}" for name, offset in PORTS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,11 @@ class LabConfig:
     partial_every: int = 2  # in partial mode every n-th request answers 503
     ack_delay_ms: int = 700
     upstream_timeout_ms: int = 800
+    port_base: int = 0  # 0: every server on a free port; else the fixed layout of PORTS
+
+
+def _port(config: LabConfig, name: str) -> int:
+    return config.port_base + PORTS[name] if config.port_base else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +90,9 @@ _REASONS = {200: "OK", 204: "No Content", 404: "Not Found", 405: "Method Not All
 class HttpServer:
     """A minimal HTTP/1.1 server on asyncio streams, with a crash that really refuses connections."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, port: int = 0) -> None:
         self.handler = handler
-        self.port = 0
+        self.port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -159,7 +181,7 @@ class Service:
     _release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.server = HttpServer(self.handle)
+        self.server = HttpServer(self.handle, _port(self.config, self.name))
 
     async def handle(self, request: Request) -> Response | None:
         self.requests += 1
@@ -193,7 +215,7 @@ class Front:
     server: HttpServer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.server = HttpServer(self.handle)
+        self.server = HttpServer(self.handle, _port(self.config, "front"))
 
     async def handle(self, request: Request) -> Response:
         side = self.sides[self.active]
@@ -244,7 +266,7 @@ class KeyValue:
     server: HttpServer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.server = HttpServer(self.handle)
+        self.server = HttpServer(self.handle, _port(self.config, "kv"))
 
     @property
     def replica(self) -> str:
@@ -325,12 +347,15 @@ class Lab:
     control: HttpServer | None = None
     pages: list[dict[str, Any]] = field(default_factory=list)
     acks: list[int] = field(default_factory=list)  # status of each ack POST
+    log: LabLog | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def start(cls, config: LabConfig | None = None) -> AsyncIterator[Lab]:
-        """Start every server on 127.0.0.1 (port 0); stop them all on exit."""
+    async def start(cls, config: LabConfig | None = None, log: LabLog | None = None) -> AsyncIterator[Lab]:
+        """Start every server on 127.0.0.1 (free ports, or config.port_base's layout); stop them
+        all on exit. An OSError (a port in use) propagates once the servers already started are
+        stopped. `log` hears each control request, page and acknowledgement."""
         config = config or LabConfig()
         services = {name: Service(name, config) for name in ("primary", "secondary", "reports")}
         lab = cls(
@@ -338,8 +363,9 @@ class Lab:
             services,
             Front({k: services[k] for k in ("primary", "secondary")}, config),
             KeyValue(config),
+            log=log,
         )
-        lab.control = HttpServer(lab.handle_control)
+        lab.control = HttpServer(lab.handle_control, _port(config, "control"))
         servers = [s.server for s in services.values()] + [lab.front.server, lab.kv.server, lab.control]
         try:
             for server in servers:
@@ -388,9 +414,15 @@ class Lab:
             "pages": len(self.pages),
         }
 
+    def _log(self, event: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log(event, fields)
+
     async def handle_control(self, request: Request) -> Response:
         if request.path == "/hooks/pager" and request.method == "POST":
             return self._page(request)
+        if request.method == "GET" and request.path == "/health":
+            return Response.json(200, {"lab": "drill", "pid": os.getpid(), "urls": self.urls})
         if request.method == "GET" and request.path == "/control/state":
             return Response.json(200, self.state())
         if request.method != "POST":
@@ -398,7 +430,9 @@ class Lab:
         parts = request.path.strip("/").split("/")
         result = await self._control(parts[1:] if parts[:1] == ["control"] else [])
         if result is None:
+            self._log("lab.control.unknown", path=request.path)
             return Response.json(404, {"error": f"unknown control {request.path}"})
+        self._log("lab.control", path=request.path, **result)
         return Response.json(200, {**result, "state": self.state()})
 
     async def _control(self, parts: list[str]) -> dict[str, Any] | None:
@@ -426,6 +460,12 @@ class Lab:
                 self.kv.crash()
                 await self.services["reports"].set_mode("slow")
                 return {"done": "primary site down"}
+            case ["restore"]:
+                # The primary site is repaired: its services answer again; the front and the kv
+                # master stay where the operators put them (failing back is a step of its own).
+                await self.services["primary"].set_mode("ok")
+                await self.services["reports"].set_mode("ok")
+                return {"done": "primary site restored"}
         return None
 
     def _page(self, request: Request) -> Response:
@@ -433,7 +473,10 @@ class Lab:
             page = json.loads(request.body or b"{}")
         except ValueError:
             return Response.json(400, {"error": "expected JSON"})
+        if not isinstance(page, dict):
+            return Response.json(400, {"error": "expected a JSON object"})
         self.pages.append(page)
+        self._log("lab.page", action=page.get("action", "trigger"), page_id=page.get("page_id"))
         if page.get("action", "trigger") == "trigger" and page.get("ack_url"):
             task = asyncio.get_running_loop().create_task(self._ack_later(str(page["ack_url"])))
             self._tasks.add(task)
@@ -463,3 +506,4 @@ class Lab:
             self.acks.append(0)
         finally:
             writer.close()
+        self._log("lab.ack", status=self.acks[-1])

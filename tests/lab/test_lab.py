@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from drill.errors import DrillError
 from drill.lab import Lab, LabConfig
-from drill.lab.lab import HttpServer, Request, Response
+from drill.lab.daemon import check_ports_free
+from drill.lab.lab import PORTS, HttpServer, Request, Response, lab_urls
 
 
 @pytest.fixture
@@ -126,3 +130,44 @@ async def test_pager_hook_acknowledges_through_the_ack_url(lab: Lab, client: htt
         await desk.stop()
     assert (seen[0].method, seen[0].path, seen[0].body) == ("POST", "/ack/tok123", b"by=lab-oncall")
     assert lab.acks == [200]
+
+
+async def test_health_names_the_lab_and_its_pid(lab: Lab, client: httpx.AsyncClient) -> None:
+    resp = await client.get(f"{lab.urls['control']}/health")
+    assert resp.status_code == 200
+    assert resp.json() == {"lab": "drill", "pid": os.getpid(), "urls": lab.urls}
+
+
+async def test_restore_repairs_the_site_but_leaves_the_failover_in_place(
+    lab: Lab, client: httpx.AsyncClient
+) -> None:
+    await control(client, lab, "disaster")
+    await control(client, lab, "failover")
+    answer = await control(client, lab, "restore")
+    assert answer["state"] == {
+        "modes": {"primary": "ok", "secondary": "ok", "reports": "ok"},
+        "active": "secondary",  # failing back is a step of its own
+        "kv": {"master": "a", "down": True, "lost": 0},
+        "pages": 0,
+    }
+    assert (await client.get(lab.env()["DRILL_LAB_PRIMARY_URL"])).status_code == 200
+
+
+async def test_a_port_base_gives_the_documented_fixed_layout() -> None:
+    base = 0
+    for candidate in range(31000, 39000, 97):  # a run of free ports: the layout is fixed, not port 0
+        with contextlib.suppress(DrillError):
+            check_ports_free(candidate)
+            base = candidate
+            break
+    assert base, "no free run of ports"
+    events: list[str] = []
+    async with Lab.start(LabConfig(port_base=base), log=lambda event, _: events.append(event)) as running:
+        assert running.urls == lab_urls(base)
+        assert running.urls["control"] == f"http://127.0.0.1:{base}"
+        assert running.urls["kv"] == f"http://127.0.0.1:{base + PORTS['kv']}"
+        async with httpx.AsyncClient(trust_env=False, timeout=2.0) as c:
+            await c.post(f"{running.urls['control']}/control/primary/crash")
+            await c.post(f"{running.urls['control']}/control/primary/ok")  # the same fixed port again
+            assert (await c.get(f"{running.urls['primary']}/health")).status_code == 200
+    assert events == ["lab.control", "lab.control"]
