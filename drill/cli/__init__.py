@@ -7,6 +7,7 @@ the only place that prints a DrillError and turns it into an exit code.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 
@@ -15,6 +16,8 @@ import click
 from drill.errors import EXIT_INTERNAL, DrillError
 from drill.log import FORMATS, LEVELS, level_from_counts, set_log_options
 from drill.version import __version__
+
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 # name -> (submodule, attribute, one-line help) of every top-level command, in help order.
 # Commands are imported only when used, so `drill --version` and `drill validate` start fast;
@@ -95,6 +98,10 @@ class DrillGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("drill: interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `drill ... | head`: the reader left; say nothing more, as cat does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+            sys.exit(EXIT_SIGPIPE)
         except Exception:
             traceback.print_exc()
             click.echo("drill: internal error (a bug); please report it with the traceback above", err=True)

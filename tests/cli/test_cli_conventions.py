@@ -4,6 +4,7 @@ field, `--format json` on every reporting command, `validate -` and folders, run
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,20 @@ def test_completion_scripts_for_three_shells() -> None:
         [sys.executable, "-m", "drill"], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True
     )
     assert "verify" in done.stdout.split() or "plain,verify" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that already exited: every write fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "drill", "validate", str(DEMO.parent)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
