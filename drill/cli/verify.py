@@ -136,7 +136,8 @@ def verification_text(result: Verification) -> list[str]:
     an unbreakable path)."""
     verdict = result.verdict.upper()
     lines = [f"verified: report {result.report_id}, verdict: {verdict}"]
-    lines += _field("drill", f"{result.playbook}, quarter {result.quarter}, {result.test_type} test")
+    quarter = f"quarter {result.quarter}" if result.quarter else "no quarter stated"
+    lines += _field("drill", f"{result.playbook}, {quarter}, {result.test_type} test")
     lines += _field("run", result.run_id)
     lines += _field("verdict", f"{verdict} ({result.verdict_reason})" if result.verdict_reason else verdict)
     if result.verdict != "pass":
