@@ -69,8 +69,16 @@ def compiled(relative: str) -> CompiledSchema:
 
 
 def bundled_schema() -> dict[str, Any]:
-    """One self-contained schema for editors (yaml-language-server): fragments inlined under $defs."""
+    """One self-contained schema for editors (yaml-language-server): fragments inlined under $defs.
+
+    What `drill schema` prints, saved beside a playbook as a file. Every $ref is a JSON pointer
+    into this document (no $id anywhere: the envelope's would name another document, and a
+    fragment's would move the base its refs resolve against), and every property carries a
+    title (`tier: rto`, `http probe: max_latency`) so that an editor's hover heading names the
+    key under the cursor rather than the nearest titled schema above it.
+    """
     bundle = copy.deepcopy(load_schema(ENVELOPE))
+    bundle.pop("$id", None)  # the envelope's identity; this document is the bundle saved by the user
     defs: dict[str, Any] = bundle["$defs"]
     kinds: dict[str, dict[str, Any]] = {}
     for family in FOLDERS:
@@ -107,7 +115,50 @@ def bundled_schema() -> dict[str, Any]:
         fragment.pop("additionalProperties", None)
         fragment["properties"].update({key: True for key in ("name", "via", "ack_within", "role")})
     contact["unevaluatedProperties"] = False
+    _title_properties(bundle, "playbook", (), bundle)
+    for name, schema in defs.items():
+        owner = schema.get("title", name)
+        _title_properties(schema, owner, (), bundle)
+        for local, nested in (schema.get("$defs") or {}).items():
+            _title_properties(nested, f"{owner} {local}", (), bundle)
     return bundle
+
+
+def _title_properties(node: object, owner: str, trail: tuple[str, ...], bundle: dict[str, Any]) -> None:
+    """Give each property without a title (nor a $ref to a titled schema) `owner: dotted.key`.
+
+    Walks nested objects, list items and alternatives of `node`; not its $defs (titled apart)
+    nor `if` conditions (they select a notifier's schema, no hover shows them).
+    """
+    if isinstance(node, list):
+        for item in node:
+            _title_properties(item, owner, trail, bundle)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key in ("$defs", "if"):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            for name, prop in value.items():
+                if not isinstance(prop, dict):
+                    continue  # `true`: a key allowed beside a notifier's parameters
+                if "title" not in prop and "title" not in _target(prop, bundle):
+                    prop["title"] = f"{owner}: {'.'.join((*trail, name))}"
+                _title_properties(prop, owner, (*trail, name), bundle)
+        else:
+            _title_properties(value, owner, trail, bundle)
+
+
+def _target(node: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
+    """The schema a local $ref ('#/$defs/a/$defs/b') points at, or {} without one."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return {}
+    target: Any = bundle
+    for part in ref.removeprefix("#/").split("/"):
+        target = target.get(part, {}) if isinstance(target, dict) else {}
+    return target if isinstance(target, dict) else {}
 
 
 def _inline(fragment: dict[str, Any], name: str) -> dict[str, Any]:

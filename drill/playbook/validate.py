@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drill.durations import DURATION_HINT, DURATION_PATTERN, UNITS_PATTERN, parse_duration_ms
 from drill.errors import Diagnostic, PlaybookInvalid
 from drill.playbook.build import CONTACT_KEYS, PROBE_KEYS, build_playbook, build_targets
 from drill.playbook.load import Document, JsonPath, format_path, gc_paused, load_document
@@ -835,10 +836,8 @@ def _explain(
     if rule == "required" and isinstance(value, dict):
         missing = [p for p in wanted if p not in value]
         return [(path, f"{where}: missing required key {m!r}", True) for m in missing]
-    if schema == defs.get("duration") and rule in ("pattern", "type", "minimum", "maximum"):
-        return [
-            (path, f"{where}: invalid duration {value!r}: expected e.g. 250ms, 90s, 15m, 1h30m or 0", False)
-        ]
+    if rule in _DURATION_RULES and schema.get("pattern") in _DURATION_PATTERNS:
+        return [(path, f"{where}: {_duration_message(value, schema)}", False)]
     if rule == "type":
         return [(path, f"{where}: expected {_types(err.validator_value)}, got {_describe(value)}", False)]
     if rule == "enum":
@@ -868,6 +867,25 @@ def _explain(
     if rule == "dependentRequired":
         return [(path, f"{where}: {err.message}", True)]
     return [(path, f"{where}: {err.message}", False)]
+
+
+_DURATION_PATTERNS = (DURATION_PATTERN, UNITS_PATTERN)  # the schemas' durations: 0 allowed, above zero
+_DURATION_RULES = frozenset({"pattern", "type", "minimum", "maximum", "not"})
+
+
+def _duration_message(value: object, schema: dict[str, Any]) -> str:
+    """A bad duration in words (never the schema's regex): parse_duration_ms says what is wrong."""
+    if isinstance(value, bool) or value is None:
+        return f"invalid duration {json.dumps(value)}: {DURATION_HINT}"  # true, as YAML spells it
+    if isinstance(value, dict | list):
+        return f"invalid duration: got {_describe(value)}; {DURATION_HINT}"
+    try:
+        ms = parse_duration_ms(value)
+    except ValueError as exc:
+        return str(exc)
+    if ms == 0 and schema.get("pattern") == UNITS_PATTERN:  # its `not` refuses a zero
+        return f"invalid duration {value!r}: must be above zero; {DURATION_HINT}"
+    return f"invalid duration {value!r}: {DURATION_HINT}"  # parses, but not as written (e.g. spaces)
 
 
 def _types(wanted: object) -> str:
