@@ -214,6 +214,8 @@ def test_a_duration_hover_shows_its_title_the_words_and_one_example(
     diagnostics = client.open(path)
     starts = sorted((d["range"]["start"]["line"], d["range"]["start"]["character"]) for d in diagnostics)
     assert starts == [where(path, "30 minutes"), where(path, "1m30")], diagnostics
+    for diagnostic in diagnostics:  # the words (patternErrorMessage), never the regex
+        assert DURATION_HINT in diagnostic["message"] and "^(" not in diagnostic["message"], diagnostic
     rto = client.hover(path, *where(path, "rto"))
     assert rto.startswith("#### tier: rto\n"), rto
     assert DURATION_HINT in rto
