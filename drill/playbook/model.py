@@ -230,7 +230,8 @@ def step_kind(step: Step) -> StepKind:
 
 
 def injects(step: Step) -> bool:
-    """Whether this step's completion is t_inject: marked `inject`, or the `disaster` mark."""
+    """Whether this step injects the failure (marked `inject`, or the `disaster` mark): its start
+    is t_inject."""
     if isinstance(step, MarkStep) and step.mark == DISASTER_MARK:
         return True
     return isinstance(step, MarkStep | ActionStep) and step.inject
