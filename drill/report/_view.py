@@ -6,11 +6,13 @@ report shows the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from drill.clock import parse_utc
 from drill.report.model import Report
+from drill.report.signoff import PREPARER, SignOff
 from drill.results import AssetResult, ObjectiveResult, ObjectiveState, TierResult
 from drill.units import human_ms, human_pm
 
@@ -165,3 +167,60 @@ def nice_ticks(span_ms: int, count: int = 6) -> list[int]:
     steps = [1000 * m for m in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)]
     step = next((s for s in steps if span_ms / s <= count), steps[-1])
     return list(range(0, span_ms + 1, step))
+
+
+# ---------------------------------------------------------------- the sign-off block
+
+# What every view says about trust: it lists the signatures beside report.json, it cannot judge them.
+TRUST_NOTE = (
+    "A view lists the signatures present; it cannot know whether a key is trusted. "
+    "Check them against the keys you trust with `drill verify DIR --allowed-signers FILE` or "
+    "`ssh-keygen -Y verify -f allowed_signers -I PRINCIPAL -n drill-report-v1 "
+    "-s report.json.PRINCIPAL.sig < report.json`."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignOffRow:
+    """One signature beside report.json, as the views show it."""
+
+    principal: str
+    role: str
+    fingerprint: str  # "unreadable" when the .sig could not be parsed
+    file: str
+    warning: str  # "" or why this row does not say what it seems to (a preparer's other key)
+
+
+@dataclass(frozen=True, slots=True)
+class SignOffBlock:
+    """The sign-off section: the signatures present, and the named preparer whose is missing."""
+
+    rows: tuple[SignOffRow, ...]
+    preparer: str  # report.prepared_by.principal, "" when the report names none
+    preparer_fingerprint: str
+    preparer_missing: bool  # the report names a preparer and no signature of theirs is present
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.rows)
+
+
+def sign_off_block(report: Report, sign_offs: Sequence[SignOff]) -> SignOffBlock:
+    """What the sign-off section shows: a function of the report and the signatures present only."""
+    named = report.prepared_by
+    rows = []
+    for s in sign_offs:
+        warning = ""
+        if named is not None and s.role == PREPARER and s.fingerprint and s.fingerprint != named.fingerprint:
+            warning = f"made with another key than the one the report names ({named.fingerprint})"
+        rows.append(SignOffRow(s.principal, s.role, s.fingerprint or "unreadable", s.file, warning))
+    preparer = named.principal if named else ""
+    missing = bool(preparer) and all(s.principal != preparer for s in sign_offs)
+    return SignOffBlock(tuple(rows), preparer, named.fingerprint if named else "", missing)
+
+
+def sign_off_status(block: SignOffBlock) -> str:
+    """One line for a view's header: who signed, or that nobody did."""
+    if not block.signed:
+        return "not signed"
+    return ", ".join(f"{r.principal} ({r.role})" for r in block.rows)

@@ -52,7 +52,16 @@ from drill.report.model import (
     report_from_data,
 )
 from drill.resources import load_schema
-from drill.results import AssetResult, FoldedRun, Results, StepResult, fold_journal
+from drill.results import (
+    AssetResult,
+    FoldedRun,
+    PageResult,
+    Results,
+    StepResult,
+    fold_journal,
+    unacknowledged,
+    undelivered,
+)
 from drill.units import human_ms
 from drill.version import __version__
 
@@ -152,24 +161,52 @@ def build_report_from_journal(
     allow_torn_tail accepts a last line cut short by a crash (the report covers the intact prefix).
     """
     path = Path(journal_path)
-    # One streaming pass: the stream re-checks the hash chain line by line (JournalInvalid
-    # names the first broken line) and ends with the file digest, count and head.
-    stream = JournalStream(path, allow_torn_tail=allow_torn_tail)
-    try:
-        folded = fold_journal(stream)
-    except ValueError as exc:
-        raise JournalInvalid(f"{path}: {exc}", hint="a run writes run.started first") from None
-    summary = stream.summary
+    folded, summary = fold_journal_file(path, allow_torn_tail=allow_torn_tail)
+    return report_of_fold(
+        folded,
+        summary,
+        signer=signer,
+        generated_utc=generated_utc,
+        evidence=[EvidenceFile(p.name, file_sha256(p)) for p in evidence_files],
+        journal_file=path.name,
+    )
+
+
+def report_of_fold(
+    folded: FoldedRun,
+    summary: JournalSummary,
+    *,
+    signer: Signer | None = None,
+    generated_utc: str | None = None,
+    evidence: Sequence[EvidenceFile] = (),
+    journal_file: str = "journal.jsonl",
+) -> Report:
+    """The report of an already folded journal (fold_journal_file), with its stable report_id and
+    generated_utc and this drill's version: what build_report_from_journal returns."""
     return build_report(
         folded,
         summary,
         report_id=report_id_for(folded.results.run_id, summary.head),
         generated_utc=generated_utc or folded.generated_utc,
         tool_version=tool_version(),
-        evidence=[EvidenceFile(p.name, file_sha256(p)) for p in evidence_files],
+        evidence=evidence,
         signer=signer,
-        journal_file=path.name,
+        journal_file=journal_file,
     )
+
+
+def fold_journal_file(
+    journal_path: Path | str, *, allow_torn_tail: bool = False
+) -> tuple[FoldedRun, JournalSummary]:
+    """Fold a journal file in one streaming pass: the stream re-checks the hash chain line by line
+    (JournalInvalid names the first broken line) and ends with the file digest, count and head."""
+    path = Path(journal_path)
+    stream = JournalStream(path, allow_torn_tail=allow_torn_tail)
+    try:
+        folded = fold_journal(stream)
+    except ValueError as exc:
+        raise JournalInvalid(f"{path}: {exc}", hint="a run writes run.started first") from None
+    return folded, stream.summary
 
 
 def read_report_file(path: Path | str) -> bytes:
@@ -369,7 +406,7 @@ def build_findings(results: Results) -> tuple[Finding, ...]:
     for step in results.steps:
         raw.extend(_step_findings(step))
     if results.rollback.status == "failed":
-        raw.append(_Raw(Severity.CRITICAL, "Rollback failed", "systems may not be back to normal"))
+        raw.append(_Raw(Severity.CRITICAL, "Rollback failed", _rollback_detail(results.steps)))
     back = results.return_to_normal
     if back is not None and not back.confirmed:
         detail = f"after the drill, not back at their baseline state: {', '.join(back.not_back)}"
@@ -379,7 +416,7 @@ def build_findings(results: Results) -> tuple[Finding, ...]:
             detail = f"{wait.outcome}; {wait.detail}" if wait.detail else wait.outcome
             raw.append(_Raw(Severity.MEDIUM, "Wait for acknowledgements ended early", detail))
     for asset in results.assets:
-        raw.extend(_asset_findings(asset, asset.tier in pass_tiers))
+        raw.extend(_asset_findings(asset, asset.tier in pass_tiers, results.pages))
     for v in results.order_violations:
         detail = f"{v.asset} recovered at {v.asset_recovered_utc}; {v.depends_on} recovered {v.dependency_recovered_utc or 'never'}"
         raw.append(
@@ -391,15 +428,17 @@ def build_findings(results: Results) -> tuple[Finding, ...]:
         if not page.ok:
             raw.append(_Raw(Severity.MEDIUM, f"Page to {page.contact} via {page.via} failed", page.reason))
     for chain in results.chains:
+        target = (
+            "no target" if chain.respond_within_ms is None else f"target {human_ms(chain.respond_within_ms)}"
+        )
         if chain.exhausted:
-            raw.append(_Raw(Severity.HIGH, f"Contact chain exhausted: {chain.name}", "nobody acknowledged"))
+            detail = unacknowledged(chain.name, None, results.pages)
+            raw.append(_Raw(Severity.HIGH, f"Contact chain exhausted: {chain.name}", detail))
         elif chain.met is False and chain.first_ack_ms is None:
-            detail = f"no acknowledgement; target {human_ms(chain.respond_within_ms)}"
+            detail = unacknowledged(chain.name, chain.respond_within_ms, results.pages)
             raw.append(_Raw(Severity.MEDIUM, f"Contact chain {chain.name} did not respond", detail))
         elif chain.met is False:
-            detail = (
-                f"first ack after {human_ms(chain.first_ack_ms)}, target {human_ms(chain.respond_within_ms)}"
-            )
+            detail = f"first ack after {human_ms(chain.first_ack_ms)}, {target}"
             raw.append(_Raw(Severity.MEDIUM, f"Contact chain {chain.name} responded late", detail))
     order = {s: i for i, s in enumerate(SEVERITIES)}
     ranked = sorted(enumerate(raw), key=lambda item: (order[item[1].severity], item[0]))
@@ -438,7 +477,17 @@ def _objective_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
     return out
 
 
-def _asset_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
+def _rollback_detail(steps: Iterable[StepResult]) -> str:
+    """Which rollback steps failed, and why: the systems may not be back to normal."""
+    failed = [
+        f"step '{s.name}' {s.status}" + (f" ({s.reason})" if s.reason else "")
+        for s in steps
+        if s.phase == Phase.ROLLBACK and s.status in (StepStatus.FAILED, StepStatus.ABORTED)
+    ]
+    return "; ".join([*failed, "systems may not be back to normal"])
+
+
+def _asset_findings(asset: AssetResult, decisive: bool, pages: Sequence[PageResult]) -> list[_Raw]:
     out: list[_Raw] = []
     aid, seqs = asset.id, asset.evidence_seqs
     missed = Severity.CRITICAL if decisive else Severity.HIGH
@@ -446,7 +495,11 @@ def _asset_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
     if asset.verdict == "fail":
         found = False
         if rto is None and asset.t_detect_utc:
-            out.append(_Raw(missed, f"{aid} did not recover", f"target RTO {human_ms(rto_target)}", seqs))
+            objective = asset.objective("rto")
+            why = f"{objective.reason}; " if objective is not None and objective.reason else ""
+            out.append(
+                _Raw(missed, f"{aid} did not recover", f"{why}target RTO {human_ms(rto_target)}", seqs)
+            )
             found = True
         elif rto is not None and rto > rto_target:
             detail = f"achieved {human_ms(rto)} ± {human_ms(unc)}, target {human_ms(rto_target)}"
@@ -459,12 +512,17 @@ def _asset_findings(asset: AssetResult, decisive: bool) -> list[_Raw]:
             found = True
         ack = asset.ack
         if ack and ack.met is False:
-            target = human_ms(ack.target_ms)
+            target = "no target" if ack.target_ms is None else f"target {human_ms(ack.target_ms)}"
             severity = Severity.HIGH if decisive else Severity.MEDIUM
             if ack.ack_ms is None:
-                title, detail = f"{aid}: nobody acknowledged the page", f"chain {ack.chain}, target {target}"
+                if any(p.ok for p in pages if ack.chain in p.chains):
+                    title = f"{aid}: nobody acknowledged the page"
+                    detail = f"chain {ack.chain}: {unacknowledged(ack.chain, ack.target_ms, pages)}"
+                else:
+                    title = f"{aid}: page not delivered"
+                    detail = f"chain {ack.chain}: {'; '.join(undelivered(ack.chain, pages)) or 'not sent'}"
             else:
-                title, detail = f"{aid} acknowledged late", f"after {human_ms(ack.ack_ms)}, target {target}"
+                title, detail = f"{aid} acknowledged late", f"after {human_ms(ack.ack_ms)}, {target}"
             out.append(_Raw(severity, title, detail, seqs))
             found = True
         if not found:

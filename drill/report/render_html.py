@@ -1,7 +1,8 @@
 """Render a report as one self-contained HTML file: inline CSS and SVG, no network, no JavaScript.
 
 The page opens with the verdict, then targets vs achieved per tier, a timeline chart, findings,
-people, the step timeline, scope and the verification block; print CSS makes a clean PDF.
+people, the step timeline, scope, the sign-off (every signature beside report.json, or "Not
+signed") and the verification block; print CSS makes a clean PDF (drill/report/pdf.py).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def render_html(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
         groups=view.assets_by_tier(report),
         severities=view.findings_by_severity(report),
         chart=_chart(report),
-        sign_offs=sign_offs,
+        sign_off=view.sign_off_block(report, sign_offs),
         report_sha256=hashlib.sha256(report_bytes(report)).hexdigest(),
     )
 

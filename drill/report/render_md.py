@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from drill.report._view import ack_text, assets_by_tier, findings_by_severity, fmt_utc, rpo_text, rto_text
+from drill.report._view import (
+    TRUST_NOTE,
+    SignOffBlock,
+    ack_text,
+    assets_by_tier,
+    findings_by_severity,
+    fmt_utc,
+    rpo_text,
+    rto_text,
+    sign_off_block,
+    sign_off_status,
+)
 from drill.report.model import Report
 from drill.report.signoff import SignOff
 from drill.results import SteadyStateResult
@@ -25,8 +37,9 @@ _BADGE = {
 def render_markdown(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
     """The whole report as one Markdown document (deterministic: same report and sign-offs, same
     text); `sign_offs` are the signatures present beside report.json."""
+    sign_off = sign_off_block(report, sign_offs)
     parts = [
-        _header(report),
+        _header(report, sign_off),
         _summary(report),
         _targets(report),
         _order(report),
@@ -35,6 +48,7 @@ def render_markdown(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
         _steps(report),
         _scope(report),
         _evidence(report),
+        _sign_off(sign_off),
     ]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
 
@@ -50,7 +64,16 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _header(r: Report) -> str:
+def _code(value: str) -> str:
+    """An inline code span (outside tables) that holds any text on one line: its fence is longer
+    than any run of backticks inside, so nothing in it can end it early."""
+    text = " ".join(value.split()) or "—"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _header(r: Report, sign_off: SignOffBlock) -> str:
     pb, run = r.playbook, r.run
     title = f"# DR drill report: {pb.name}" + (f" ({pb.quarter})" if pb.quarter else "")
     lines = [
@@ -65,6 +88,7 @@ def _header(r: Report) -> str:
         f"status {run.status}" + (f" ({run.reason})" if run.reason else ""),
         f"- Decisive tiers: {', '.join(run.pass_tiers) or '—'}",
         *_steady(run.steady_state),
+        f"- Sign-off: {_cell(sign_off_status(sign_off))}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -275,8 +299,28 @@ def _evidence(r: Report) -> str:
     out = "## Evidence\n\n" + _table(["File", "SHA-256"], rows)
     out += f"\nJournal: {j.events} events, chain head `{j.head}`.\n"
     out += f"Playbook `{pb.path or pb.name}` SHA-256 `{pb.sha256 or '—'}`.\n"
-    signer = r.prepared_by
-    if signer:
-        out += f"Prepared by `{signer.principal}`, key `{signer.fingerprint}`.\n"
     out += f"Generated {fmt_utc(r.generated_utc)} by {r.tool.name} {r.tool.version}.\n"
     return out
+
+
+def _sign_off(block: SignOffBlock) -> str:
+    """Every signature beside report.json, or "Not signed"; never a judgement of trust."""
+    out = "## Sign-off\n\n"
+    if block.signed:
+        rows = [
+            [r.principal, r.role + (f"; {r.warning}" if r.warning else ""), r.fingerprint, r.file]
+            for r in block.rows
+        ]
+        out += _table(["Signer", "Role", "Key fingerprint", "Signature file"], rows)
+    else:
+        out += (
+            "**Not signed.** No signature file (report.json.PRINCIPAL.sig) is present beside report.json.\n"
+        )
+    if block.preparer_missing:
+        out += (
+            f"\nThe report names {_code(block.preparer)} (key {_code(block.preparer_fingerprint)}) as its "
+            f"preparer, but no signature by {_code(block.preparer)} is present.\n"
+        )
+    elif not block.preparer:
+        out += "\nThe report names no preparer.\n"
+    return out + f"\n{TRUST_NOTE}\n"

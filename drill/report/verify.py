@@ -864,7 +864,7 @@ def _check_views(directory: Path, report: Report) -> tuple[tuple[str, ...], tupl
         if data != renderer(report, sign_offs).encode("utf-8"):
             raise VerificationFailed(
                 f"{name} does not match {REPORT_FILE} (edited after rendering, or rendered from another "
-                f"report; `drill report render {directory} --format ...` re-renders it)"
+                f"report; `drill report render {directory} --to ...` re-renders it)"
             )
         present.append(name)
     return tuple(present), tuple(absent)

@@ -166,7 +166,7 @@ def load_key(path: Path):  # type: ignore[no-untyped-def]
 def test_render_refuses_hostile_report_files(signed: tuple[Path, Path, Path], kind: str) -> None:
     run, _, _ = signed
     _replace(run / "report.json", kind, inputs.REPORT_LIMIT + 1)
-    done = drill("report", "render", run / "report.json", "--format", "md", "-o", "-")
+    done = drill("report", "render", run / "report.json", "--to", "md", "-o", "-")
     refused(done, "report.json", "limit" if kind == "large" else "not a regular file")
 
 

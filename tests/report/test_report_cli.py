@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,11 +88,23 @@ _FORMATS = [("html", "report.html", "<!DOCTYPE html>"), ("md", "report.md", "# D
 @pytest.mark.parametrize(("fmt", "name", "marker"), _FORMATS)
 def test_render_each_format(run_dir: Path, fmt: str, name: str, marker: str) -> None:
     assert _drill("report", str(run_dir / "journal.jsonl"), "--no-render")[0] == 0
-    code, out, _ = _drill("report", "render", str(run_dir / "report.json"), "--format", fmt)
-    assert code == 0 and out.strip() == str(run_dir / name)
+    code, out, err = _drill("report", "render", str(run_dir / "report.json"), "--to", fmt)
+    assert code == 0 and out.strip() == str(run_dir / name) and err == ""
     assert marker in (run_dir / name).read_text()
-    code, out, _ = _drill("report", "render", str(run_dir), "--format", fmt, "-o", "-")
+    code, out, _ = _drill("report", "render", str(run_dir), "--to", fmt, "-o", "-")
     assert code == 0 and marker in out
+
+
+def test_render_format_is_a_deprecated_alias_of_to(run_dir: Path) -> None:
+    """`--format` is reserved for text/json machine output; `render --format md` still works."""
+    assert _drill("report", str(run_dir / "journal.jsonl"), "--no-render")[0] == 0
+    code, out, err = _drill("report", "render", str(run_dir), "--format", "md")
+    assert code == 0 and out.strip() == str(run_dir / "report.md")
+    assert err == "drill: warning: `drill report render --format` is deprecated; use --to md\n"
+    code, _, err = _drill("report", "render", str(run_dir), "--to", "md", "--format", "html")
+    assert code == 2 and "drill: --to md and --format html disagree" in err
+    code, out, _ = _drill("report", "render", "--help")
+    assert "--to [html|md|junit|pdf]" in out and "--format" not in out  # hidden
 
 
 def test_render_refuses_a_file_that_is_not_a_report(tmp_path: Path) -> None:
@@ -142,7 +153,7 @@ def test_report_of_a_fresh_runs_journal_is_byte_identical(
     )
     # exit 1, incomplete: nothing went down, so no recovery was demonstrated (README, "Verdicts")
     assert ran.returncode == 1, ran.stderr.decode()[-2000:]
-    (journal,) = runs.glob("*/journal.jsonl")
+    (journal,) = [j for j in runs.glob("*/journal.jsonl") if not j.parent.is_symlink()]
     run_dir = journal.parent
     started = next(iter(read_events(journal))).payload
     assert isinstance(started, RunStarted) and started.format == JOURNAL_FORMAT and started.plan is not None
@@ -154,8 +165,22 @@ def test_report_of_a_fresh_runs_journal_is_byte_identical(
     assert again.returncode == 0, again.stderr.decode()
     assert (run_dir / "report.json").read_bytes() == written
     assert (run_dir / "report.md").is_file()  # it did rebuild: the views were rendered again
-    # The journal alone (no earlier report to take the evidence list from) gives the same report
-    # but for that list.
-    alone = _drill_subprocess("report", "rebuild", str(journal), "-o", str(tmp_path / "alone"), "--no-render")
+    # Into an empty folder: the run's report beside the journal gives the preparer and the
+    # evidence list, and results.json is written there as the journal's fold, the bytes `drill
+    # run` wrote, so report.json is the same bytes too.
+    elsewhere = _drill_subprocess(
+        "report", "rebuild", str(journal), "-o", str(tmp_path / "out"), "--no-render"
+    )
+    assert elsewhere.returncode == 0, elsewhere.stderr.decode()
+    assert (tmp_path / "out" / "results.json").read_bytes() == (run_dir / "results.json").read_bytes()
+    assert (tmp_path / "out" / "report.json").read_bytes() == written
+    assert f"byte-identical to {run_dir / 'report.json'}" in elsewhere.stdout.decode()
+    # The journal alone: the same report (this run was not signed, so prepared_by is null in
+    # both), and rebuild says it cannot know the signer.
+    (tmp_path / "alone").mkdir()
+    shutil.copy(journal, tmp_path / "alone" / "journal.jsonl")
+    alone = _drill_subprocess("report", "rebuild", str(tmp_path / "alone"), "--no-render")
     assert alone.returncode == 0, alone.stderr.decode()
-    assert load_report(tmp_path / "alone") == replace(report, evidence=())
+    assert load_report(tmp_path / "alone") == report
+    assert (tmp_path / "alone" / "report.json").read_bytes() == written
+    assert "prepared_by unknown: the journal does not name the signer" in alone.stderr.decode()

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from drill.report.build import report_bytes
-from drill.report.model import Report, report_from_data
+from drill.report.model import Report, Signer, report_from_data
 from drill.report.render_html import render_html
 from drill.report.render_junit import render_junit
 from drill.report.render_md import render_markdown
+from drill.report.signoff import COUNTERSIGNER, PREPARER, SignOff
 from drill.units import human_bp, human_ms, human_pm
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -77,19 +78,32 @@ def test_junit_has_one_case_per_objective(report: Report) -> None:
     ]
 
 
+# A signature file name is whatever is in the folder: report.json.<anything>.sig.
+HOSTILE_SIGN_OFF = SignOff(
+    "<script>alert(2)</script>|x\ny`z", COUNTERSIGNER, "SHA256:" + "k" * 43, "report.json.<img src=y>|.sig"
+)
+
+
 def test_markdown_escapes_table_cells(report: Report) -> None:
     first = replace(report.findings[0], title="a | b\nc")
     evil = replace(report, findings=(first, *report.findings[1:]))
-    text = render_markdown(evil)
+    text = render_markdown(evil, (HOSTILE_SIGN_OFF,))
     assert "a \\| b c" in text
     for line in text.splitlines():
         if line.startswith("| F-001"):
             assert len(re.split(r"(?<!\\)\|", line)) == 7  # five cells: the escaped pipe splits nothing
+    (row,) = [line for line in text.splitlines() if line.startswith("| <script>")]
+    assert row == (
+        "| <script>alert(2)</script>\\|x y`z | countersigned | SHA256:" + "k" * 43
+        + " | report.json.<img src=y>\\|.sig |"
+    )  # fmt: skip
+    assert len(re.split(r"(?<!\\)\|", row)) == 6  # four cells, whatever the file name holds
 
 
 def test_html_is_self_contained_and_complete(report: Report) -> None:
-    html = render_html(report)
     assert report.prepared_by is not None
+    signed = SignOff("ana", PREPARER, report.prepared_by.fingerprint, "report.json.ana.sig")
+    html = render_html(report, (signed,))
     assert "<script" not in html.lower()
     # No network: the only URL is the SVG namespace identifier.
     assert re.findall(r"https?://[^\s\"'<]+", html) == ["http://www.w3.org/2000/svg"]
@@ -105,8 +119,11 @@ def test_html_is_self_contained_and_complete(report: Report) -> None:
         "@media print",
         "<svg",
         "ledger-oncall",
+        "<h2>Sign-off</h2>",
+        "report.json.ana.sig",
     ):
         assert needle in html
+    assert html.index("Step timeline") < html.index("<h2>Sign-off</h2>") < html.index("<h2>Verification</h2>")
     assert html.count("<circle") == 4  # one recovery marker per recovered asset (search never went down)
 
 
@@ -114,9 +131,15 @@ def test_html_escapes_report_text(report: Report) -> None:
     asset = replace(report.assets[0], description="<script>alert(1)</script>")
     finding = replace(report.findings[0], detail='"><img src=x onerror=alert(1)>')
     evil = replace(report, assets=(asset, *report.assets[1:]), findings=(finding, *report.findings[1:]))
-    html = render_html(evil)
+    html = render_html(evil, (HOSTILE_SIGN_OFF,))
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert "<strong>&lt;script&gt;alert(2)&lt;/script&gt;|x\ny`z</strong>" in html
+    assert "report.json.&lt;img src=y&gt;|.sig</td>" in html
+    # the preparer named by the report, as hostile as a report.json can make it
+    unsigned = render_html(replace(evil, prepared_by=Signer('"><b>x</b>', "SHA256:" + "p" * 43)))
+    assert "<b>x</b>" not in unsigned and "&#34;&gt;&lt;b&gt;x&lt;/b&gt;" in unsigned
 
 
 def test_renderers_are_deterministic(report: Report) -> None:
