@@ -743,7 +743,7 @@ def _asset_verdict(
         return "not-measured", [_not_run_reason(fold, line.plan.id)]
     missed = [o.reason for o in objectives if o.state == "missed"]
     if ack is not None and not ack.met:
-        missed.append(f"contact chain {ack.chain} did not acknowledge within {human_ms(ack.target_ms)}")
+        missed.append(ack_missed(ack, [p.result() for p in fold.pages.values()]))
     unmeasured = [f"{o.objective.upper()} not measured: {o.reason}" for o in objectives if o.undemonstrated]
     reasons = missed + unmeasured
     if missed:
@@ -753,6 +753,41 @@ def _asset_verdict(
     if objectives[0].state == "unaffected":
         return "unaffected", reasons
     return "pass", reasons
+
+
+def ack_missed(ack: AckResult, pages: Iterable[PageResult]) -> str:
+    """Why a chain's acknowledgement target was missed, in words: acknowledged late, paged but
+    not acknowledged, or never reached (no page delivered, with the reasons)."""
+    target = f"target {human_ms(ack.target_ms)}" if ack.target_ms is not None else "no target"
+    if ack.ack_ms is not None:
+        return f"contact chain {ack.chain} acknowledged after {human_ms(ack.ack_ms)}, {target}"
+    return f"contact chain {ack.chain}: {unacknowledged(ack.chain, ack.target_ms, pages)}"
+
+
+def unacknowledged(chain: str, target_ms: int | None, pages: Iterable[PageResult]) -> str:
+    """A chain nobody acknowledged: 'page not delivered (who via what: why)' when no page reached
+    anyone, else 'delivered to who (via), not acknowledged within X' (and who was not reached)."""
+    mine = [p for p in pages if chain in p.chains]
+    if not mine:
+        return "not paged"
+    failed = undelivered(chain, mine)
+    delivered = list(dict.fromkeys(f"{p.contact} ({p.via})" for p in mine if p.ok))
+    if not delivered:
+        return f"page not delivered ({'; '.join(failed)})"
+    within = f" within {human_ms(target_ms)}" if target_ms is not None else ""
+    text = f"delivered to {', '.join(delivered)}, not acknowledged{within}"
+    return text + (f"; not delivered: {'; '.join(failed)}" if failed else "")
+
+
+def undelivered(chain: str, pages: Iterable[PageResult]) -> list[str]:
+    """'who via what: why' for each page to the chain that could not be delivered."""
+    return list(
+        dict.fromkeys(
+            f"{p.contact} via {p.via}: {p.reason or 'not sent'}"
+            for p in pages
+            if chain in p.chains and not p.ok
+        )
+    )
 
 
 def _not_run_reason(fold: _Fold, asset_id: str) -> str:
@@ -934,8 +969,11 @@ __all__ = [
     "Targets",
     "TierResult",
     "WaitRecord",
+    "ack_missed",
     "fold_journal",
     "fold_results",
     "plan_of",
     "results_json",
+    "unacknowledged",
+    "undelivered",
 ]

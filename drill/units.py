@@ -45,6 +45,24 @@ def _two_units(ms: int, big: int, big_name: str, small: int, small_name: str) ->
     return f"{whole} {big_name} {rest} {small_name}" if rest else f"{whole} {big_name}"
 
 
+def human_us(us: int | None) -> str:
+    """A probe's latency, from microseconds: '0.4 ms', '2.1 ms' below 10 ms (one decimal, trailing
+    .0 dropped), then as human_ms: '35 ms', '1.5 s'; '—' when there is none."""
+    if us is None:
+        return NOT_MEASURED
+    if us < 0:
+        return f"-{human_us(-us)}"
+    if us < 10_000:  # below 10 ms: tenths of a millisecond, rounded half up
+        whole, tenth = divmod((us + 50) // 100, 10)
+        return f"{whole}.{tenth} ms" if tenth else f"{whole} ms"
+    return human_ms((us + 500) // 1000)
+
+
+def human_count(count: int, noun: str, plural: str = "") -> str:
+    """'1 page', '2 pages', '0 pages' (plural defaults to noun + 's')."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def human_pm(ms: int | None, uncertainty_ms: int | None) -> str:
     """A measured duration with its uncertainty: '2.3 s ± 250 ms'; '—' when not measured."""
     if ms is None:

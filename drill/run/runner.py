@@ -568,8 +568,9 @@ async def _run_drill(
         status, reason = RunStatus.ABORTED, "the runner failed"
         failure: BaseException | None = None
         session.on_journal_error.append(run.on_journal_error)
-        router.attach(run)
         try:
+            session.show_started(sinks)  # journalled before they were attached: first, before a held signal
+            router.attach(run)
             async with session.syncing(), paging:
                 status, reason = await run.main()
         except BaseException as exc:

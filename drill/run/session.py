@@ -132,6 +132,7 @@ class RunSession:
     # Told once, when the journal cannot be written: the run must end like an abort.
     on_journal_error: list[Callable[[DrillError], None]] = field(default_factory=list)
     journal_error: DrillError | None = None
+    started: Event | None = None  # the run.started event, as journalled
     _sync_wanted: asyncio.Event | None = None
 
     @classmethod
@@ -145,20 +146,26 @@ class RunSession:
         secrets: Secrets,
         *,
         mode: Literal["drill", "contacts"] = "drill",
-        sinks: Sequence[Sink] = (),
     ) -> Iterator[RunSession]:
-        """A new, empty runs/<run-id>/ (never reused) with its journal open and run.started written;
-        `sinks` see every event from run.started on (the live view takes its plan from it)."""
+        """A new, empty runs/<run-id>/ (never reused) with its journal open and run.started written
+        (kept as `started`: sinks attached later are shown it first, see `show_started`)."""
         run_id = options.run_id or new_run_id(clock)
         run_dir = options.runs_dir / run_id
         make_evidence_folder(run_dir, options.runs_dir)
         point_latest(options.runs_dir, run_id)
         with JournalWriter.create(run_dir / JOURNAL_FILE, clock, redact=secrets.redact_data) as journal:
-            session = cls(playbook, plan, options, clock, secrets, run_id, run_dir, journal, list(sinks))
-            session.emit(session._started(mode))
+            session = cls(playbook, plan, options, clock, secrets, run_id, run_dir, journal)
+            session.started = session.emit(session._started(mode))
             if session.journal_error is not None:  # not even run.started: nothing may run
                 raise session.journal_error
             yield session
+
+    def show_started(self, sinks: Sequence[Sink]) -> None:
+        """Show run.started to sinks attached after it was journalled (the live view numbers the
+        steps from its plan); a sink that fails here fails inside the run, which journals why."""
+        if self.started is not None:
+            for sink in sinks:
+                sink(self.started)
 
     @property
     def journal_path(self) -> Path:
