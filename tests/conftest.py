@@ -33,6 +33,11 @@ def drill_run_argv(playbook: Path, runs: Path, *extra: str, yes: bool = True) ->
     ]
 
 
+def run_files(runs: Path, name: str) -> list[Path]:
+    """runs/<run-id>/NAME of every run, without the runs/latest symlink's second copy."""
+    return sorted(p for p in runs.glob(f"*/{name}") if not p.parent.is_symlink())
+
+
 def require_binary(name: str) -> str:
     """Path of a server binary; skip (or fail under DRILL_REQUIRE_INTEGRATION=1) when it is absent."""
     path = shutil.which(name)

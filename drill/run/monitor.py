@@ -33,9 +33,13 @@ class ProbeTrack:
     before_streak_ns: int = 0  # start of the probe before the streak: the uncertainty's lower bound
     first_done_ns: int = 0  # completion of the streak's first probe: the uncertainty's upper bound
     last_start_ns: int = 0
+    fresh_from_ns: int | None = None  # see Monitor.start_fresh
+    fresh_ok: int = 0  # consecutive successes of probes started at or after fresh_from_ns
 
     def observe(self, ok: bool, started_ns: int, finished_ns: int) -> bool:
         """Count one result; True when this probe's state changed."""
+        if self.fresh_from_ns is not None and started_ns >= self.fresh_from_ns:
+            self.fresh_ok = self.fresh_ok + 1 if ok else 0
         if ok is not self.streak_ok:
             self.streak_ok, self.streak_len = ok, 0
             self.streak_start_ns = finished_ns if ok else started_ns
@@ -86,6 +90,19 @@ class Monitor:
 
     def state(self, asset: str) -> State | None:
         return self.assets[asset].state
+
+    def start_fresh(self, since_ns: int) -> None:
+        """From now on count, per probe, the successes of probes started at or after since_ns:
+        the return to normal is judged on those alone, never on a state seen before the rollback
+        ended (a rollback that breaks something has not been probed yet)."""
+        for track in self.assets.values():
+            for probe in track.probes.values():
+                probe.fresh_from_ns, probe.fresh_ok = since_ns, 0
+
+    def back_fresh(self, asset: str) -> bool:
+        """Up, and every probe has answered `rise` times in a row since start_fresh."""
+        track = self.assets[asset]
+        return track.state == "up" and all(p.fresh_ok >= p.rise for p in track.probes.values())
 
     def down_since_ns(self, asset: str) -> int | None:
         track = self.assets[asset]

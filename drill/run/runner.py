@@ -171,6 +171,7 @@ class _Run:
     late_signal: bool = False  # a signal came while the evidence was written (exit 3 after it)
     checks: dict[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # captured by steps, shared by every phase
+    awaiting_fresh: bool = False  # the return to normal counts every observation, not only changes
 
     # -- routing -----------------------------------------------------------------------------
     def on_observation(
@@ -179,7 +180,7 @@ class _Run:
         drafts = self.monitor.observe(probe.asset, probe.probe.name, obs, started_ns, scheduled_ns, tick)
         for draft in drafts:
             self.session.emit_draft(draft, sync=isinstance(draft.payload, AssetState))
-        if len(drafts) > 1:
+        if len(drafts) > 1 or self.awaiting_fresh:
             self.changes.notify()
         self._check_stop_conditions(probe.asset)
 
@@ -348,27 +349,38 @@ class _Run:
 
     async def _return_to_normal(self, baseline: dict[str, str]) -> None:
         """After a drill that ran: wait (bounded, visibly) until every asset up at the baseline is
-        up again, and journal whether it was; after Ctrl-C, only look."""
+        seen up again by probes started after the rollback ended (`rise` answers in a row each),
+        and journal whether it was; after Ctrl-C, only look (what is not re-probed is not back)."""
         wanted = [a for a, state in baseline.items() if state == "up"]
+        self.monitor.start_fresh(self.session.clock.monotonic_ns())
 
         def not_back() -> list[str]:
-            return [a for a in wanted if self.monitor.state(a) != "up"]
+            return [a for a in wanted if not self.monitor.back_fresh(a)]
 
-        missing = not_back()
-        if missing and not self.interrupted.is_set():
+        if wanted and not self.interrupted.is_set():
             bound_ms = _settle_ms(self.prepared.probes)
-            detail = f"{len(missing)} asset(s) not yet back at their baseline state: {', '.join(missing)}"
+            detail = f"re-probing {len(wanted)} asset(s) after the rollback: {', '.join(wanted)}"
             self.session.emit(WaitStarted("return to normal", bound_ms, detail))
-            await first_of(
-                self.changes.wait_until(lambda: not not_back()),
-                self.interrupted.wait(),
-                timeout_s=bound_ms / 1000,
-            )
+            self.awaiting_fresh = True
+            try:
+                await first_of(
+                    self.changes.wait_until(lambda: not not_back()),
+                    self.interrupted.wait(),
+                    timeout_s=bound_ms / 1000,
+                )
+            finally:
+                self.awaiting_fresh = False
             missing = not_back()
             ended = "ended by the operator" if self.interrupted.is_set() else "timed out"
             self.session.emit(WaitEnded("return to normal", ended if missing else "done", ", ".join(missing)))
-        states = tuple(f"{a} ({self.monitor.state(a) or 'unknown'})" for a in missing)
-        self.session.emit(ReturnChecked(not missing, states))
+        missing = not_back()
+        self.session.emit(ReturnChecked(not missing, tuple(self._not_back_state(a) for a in missing)))
+
+    def _not_back_state(self, asset: str) -> str:
+        state = self.monitor.state(asset)
+        if state == "up":  # up by older probes only: not shown to be back
+            return f"{asset} (up before the rollback ended, not re-probed since)"
+        return f"{asset} ({state or 'unknown'})"
 
     def _steady_state(self, states: dict[str, str]) -> str:
         """Journal whether every asset was up at the start; the ones that were not, for people."""

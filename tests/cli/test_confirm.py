@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SwitchableServer, drill_run_argv
+from tests.conftest import SwitchableServer, drill_run_argv, run_files
 
 PLAYBOOK = """\
 apiVersion: drill/v1
@@ -73,7 +73,7 @@ def _argv(playbook: Path, runs: Path, *extra: str) -> list[str]:
 
 
 def _results(runs: Path) -> dict[str, object]:
-    (path,) = runs.glob("*/results.json")
+    (path,) = run_files(runs, "results.json")
     data: dict[str, object] = json.loads(path.read_text())
     return data
 

@@ -15,7 +15,7 @@ import pytest
 
 from drill.evidence.journal import verify_journal
 from tests.cli.test_run_cli import CHAIN
-from tests.conftest import SwitchableHandler, SwitchableServer, drill_run_argv, serving
+from tests.conftest import SwitchableHandler, SwitchableServer, drill_run_argv, run_files, serving
 
 LIMIT = 32 * 1024  # `ulimit -f 32`: no file of the run may grow beyond 32 KiB (EFBIG, "File too large")
 
@@ -79,7 +79,7 @@ def test_a_full_disk_mid_drill_aborts_rolls_back_and_keeps_the_evidence(
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     assert http_server.requests.count("/failback") == 1  # the rollback ran against the world
-    (journal,) = runs.glob("*/journal.jsonl")
+    (journal,) = run_files(runs, "journal.jsonl")
     last = proc.stderr.strip().splitlines()[-1]
     assert last == f"drill: aborted: cannot write journal {journal}: File too large; the journal is closed"
     summary = verify_journal(journal)  # what was written verifies: the torn line was dropped
@@ -135,7 +135,7 @@ def test_a_bad_url_made_from_a_step_output_fails_the_step_and_rolls_back(
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert http_server.requests.count("/failback") == 1
-    (journal,) = runs.glob("*/journal.jsonl")
+    (journal,) = run_files(runs, "journal.jsonl")
     verify_journal(journal)
     results = json.loads((journal.parent / "results.json").read_text())
     (switch,) = [s for s in results["steps"] if s["name"] == "switch"]

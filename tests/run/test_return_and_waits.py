@@ -132,7 +132,11 @@ async def test_a_drill_that_passes_still_fails_back_by_default(tmp_path: Path, w
     events = _events(outcome)
     assert _only(events, RollbackStarted).payload == RollbackStarted("")
     assert _only(events, ReturnChecked).payload == ReturnChecked(True, ())
-    assert _waits(events, "return to normal") == []  # up all along after the rollback: no wait
+    # up all along, yet re-probed after the rollback before it counts as back: a visible wait
+    started, ended = _waits(events, "return to normal")
+    assert isinstance(started.payload, WaitStarted)
+    assert started.payload.detail == "re-probing 1 asset(s) after the rollback: svc"
+    assert ended.payload == WaitEnded("return to normal", "done", "")
     assert results.return_to_normal is not None and results.return_to_normal.confirmed
     cleanup = build_report_from_journal(outcome.journal_path).cleanup
     assert cleanup.confirmed and "baseline state" in cleanup.basis
@@ -165,13 +169,11 @@ async def test_drill_waits_until_the_rollback_has_brought_the_service_back(
     checked = _only(events, ReturnChecked)
     assert checked.payload == ReturnChecked(True, ())
     assert seq[id(checked)] > seq[id(back_up[0])]  # it waited for the probes, not for the action
-    waits = _waits(events, "return to normal")
-    if waits:  # svc was still down when the rollback ended (the usual case): a visible wait
-        started, ended = waits
-        assert isinstance(started.payload, WaitStarted) and started.payload.bound_ms
-        assert started.payload.detail == "1 asset(s) not yet back at their baseline state: svc"
-        assert ended.payload == WaitEnded("return to normal", "done", "")
-        assert seq[id(started)] > seq[id(rolled)]
+    started, ended = _waits(events, "return to normal")
+    assert isinstance(started.payload, WaitStarted) and started.payload.bound_ms
+    assert started.payload.detail == "re-probing 1 asset(s) after the rollback: svc"
+    assert ended.payload == WaitEnded("return to normal", "done", "")
+    assert seq[id(started)] > seq[id(rolled)]
     results = outcome.results
     assert results.rollback.ran and results.return_to_normal is not None
     assert results.return_to_normal.confirmed and results.return_to_normal.not_back == ()
@@ -196,8 +198,9 @@ async def test_a_rollback_that_does_not_heal_is_not_back_to_normal(
     assert _only(events, ReturnChecked).payload == ReturnChecked(False, ("svc (down)",))
     started, ended = _waits(events, "return to normal")
     assert isinstance(started.payload, WaitStarted) and isinstance(ended.payload, WaitEnded)
-    assert started.payload.detail == "1 asset(s) not yet back at their baseline state: svc"
+    assert started.payload.detail == "re-probing 1 asset(s) after the rollback: svc"
     assert (ended.payload.outcome, ended.payload.detail) == ("timed out", "svc")
+
     bound_ms = started.payload.bound_ms
     assert bound_ms is not None and 0 < bound_ms <= 10_000
     waited_ms = (ended.mono_ns - started.mono_ns) / 1e6
@@ -210,6 +213,29 @@ async def test_a_rollback_that_does_not_heal_is_not_back_to_normal(
     assert "svc (down)" in report.cleanup.basis
     (finding,) = [f for f in report.findings if f.title == "Not back to normal"]
     assert "svc (down)" in finding.detail
+
+
+async def test_a_rollback_that_breaks_a_recovered_service_is_not_back_to_normal(
+    tmp_path: Path, world: WorldServer
+) -> None:
+    """svc is up when the rollback ends, but the rollback broke it: the state the monitor held
+    then is older than the damage, so only probes started afterwards may confirm the return."""
+    scenario = (
+        *_kill_and_see_it(world),
+        _post(world, "fail over", "/failover"),
+        WaitForStep("recovered", WaitFor(state="up", within_ms=10_000, asset="svc")),
+    )
+    rollback = (_post(world, "fail back, wrongly", "/kill"),)  # leaves svc down
+    playbook = one_asset_playbook("http", {"url": world.url + "/health"}, scenario, rollback=rollback)
+    outcome = await _run(playbook, tmp_path)
+
+    assert world.status == FAILING  # ground truth: the rollback broke it
+    events = _events(outcome)
+    checked = _only(events, ReturnChecked).payload
+    assert isinstance(checked, ReturnChecked) and not checked.confirmed, checked
+    assert checked.not_back in (("svc (down)",), ("svc (up before the rollback ended, not re-probed since)",))
+    report = build_report_from_journal(outcome.journal_path)
+    assert "Not back to normal" in [f.title for f in report.findings]
 
 
 def _closed_port() -> int:
