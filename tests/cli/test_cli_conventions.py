@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,14 @@ def test_a_reader_that_leaves_early_is_not_an_internal_error() -> None:
         os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_readme_documents_every_command_with_its_exit_codes() -> None:
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands, exit codes, machine output", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `drill ")]
+    documented = {line.split("`drill ", 1)[1].split()[0].split("`")[0] for line in rows}
+    assert documented == set(COMMANDS), documented ^ set(COMMANDS)
+    for row in rows:
+        cells = re.split(r"(?<!\\)\|", row)  # `\|` inside a cell is not a column
+        assert re.search(r"\b0\b", cells[3]), row  # every row states its exit codes
