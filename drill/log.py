@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:
     import structlog
@@ -56,6 +56,17 @@ def log_format() -> str:
     return _options.fmt
 
 
+class _CurrentStderr:
+    """sys.stderr as it is at each write, not at configuration: the live view (rich) swaps in its
+    own stderr so that a log line prints above its frame instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _add_utc(_: object, __: str, event_dict: EventDict) -> EventDict:
     from drill.clock import utc_iso, wall_utc_now
 
@@ -94,7 +105,7 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_NUMERIC[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
     _configured = True

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from drill.report._view import assets_by_tier, objectives
 from drill.report.model import Report
 from drill.report.signoff import SignOff
-from drill.results import AssetResult, ObjectiveResult
+from drill.results import AssetResult, ObjectiveResult, PageResult
 from drill.units import human_ms, human_pm
 
 Case = tuple[str, str, str | None, str | None, int]  # name, classname, failure, skipped, time_ms
@@ -28,7 +28,7 @@ def render_junit(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
     all_cases = 0
     all_failures = 0
     for tier, members in assets_by_tier(report):
-        cases = [c for a in members for c in _cases(a, tier.name)]
+        cases = [c for a in members for c in _cases(a, tier.name, report.people.pages)]
         failures = sum(1 for c in cases if c[2] is not None)
         skipped = sum(1 for c in cases if c[3] is not None)
         suite = ET.SubElement(
@@ -77,7 +77,7 @@ def _missed(a: AssetResult, o: ObjectiveResult) -> str:
     return f"RPO {human_ms(o.achieved_ms)} ({lost} lost writes) exceeds target {target}"
 
 
-def _cases(a: AssetResult, tier: str) -> list[Case]:
+def _cases(a: AssetResult, tier: str, pages: Sequence[PageResult] = ()) -> list[Case]:
     classname = f"{tier}.{a.id}"
     out: list[Case] = []
     for o in objectives(a):
@@ -99,9 +99,18 @@ def _cases(a: AssetResult, tier: str) -> list[Case]:
         if ack.met:
             out.append((f"{a.id} ack", classname, None, None, ack.ack_ms or 0))
         elif ack.ack_ms is None:
-            msg = f"chain {ack.chain}: nobody acknowledged (target {human_ms(ack.target_ms)})"
+            msg = f"chain {ack.chain}: {_unanswered(ack.chain, pages)} (target {human_ms(ack.target_ms)})"
             out.append((f"{a.id} ack", classname, msg, None, 0))
         else:
             msg = f"chain {ack.chain}: acknowledged after {human_ms(ack.ack_ms)}, target {human_ms(ack.target_ms)}"
             out.append((f"{a.id} ack", classname, msg, None, ack.ack_ms))
     return out
+
+
+def _unanswered(chain: str, pages: Sequence[PageResult]) -> str:
+    """Why a chain has no acknowledgement: nobody was reached, or nobody answered."""
+    mine = [p for p in pages if p.chain == chain]
+    if mine and not any(p.ok for p in mine):
+        reasons = "; ".join(f"{p.contact} via {p.via}: {p.reason}" for p in mine)
+        return f"no page delivered ({reasons})"
+    return "delivered, nobody acknowledged" if mine else "nobody paged"

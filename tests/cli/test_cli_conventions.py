@@ -230,3 +230,21 @@ def test_the_readme_documents_every_command_with_its_exit_codes() -> None:
     for row in rows:
         cells = re.split(r"(?<!\\)\|", row)  # `\|` inside a cell is not a column
         assert re.search(r"\b0\b", cells[3]), row  # every row states its exit codes
+
+
+def test_log_lines_follow_stderr_as_it_is_when_they_are_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """The live view swaps sys.stderr for its own while it draws; a log line written then must go
+    through the swapped stream (above the frame), not the one seen at configuration."""
+    import io
+
+    from drill.log import configure_logging, get_logger
+
+    configure_logging(fmt="json", level="info")
+    swapped = io.StringIO()
+    original, sys.stderr = sys.stderr, swapped
+    try:
+        get_logger("drill.test").warning("while.drawing", n=1)
+    finally:
+        sys.stderr = original
+    assert '"event": "while.drawing"' in swapped.getvalue()
+    assert "while.drawing" not in capsys.readouterr().err

@@ -216,3 +216,17 @@ def test_the_timeline_is_green_only_where_a_recovery_met_its_target(report: Repo
     assert _band_fill(html, "search") == "#eef0f3"  # never went down: nothing recovered
     assert "0 ms ±" not in html  # an unaffected asset is never "RTO 0"
     assert ">unaffected<" in html
+
+
+def test_junit_tells_an_undelivered_page_from_an_unanswered_one(report: Report) -> None:
+    pages = tuple(
+        replace(p, ok=False, reason="HTTP 404", acked_utc=None, ack_ms=None)
+        if p.chain == "ledger-oncall"
+        else p
+        for p in report.people.pages
+    )
+    assert any(p.chain == "ledger-oncall" for p in pages)
+    undelivered = replace(report, people=replace(report.people, pages=pages))
+    text = render_junit(undelivered)
+    assert "chain ledger-oncall: no page delivered (" in text and "HTTP 404" in text
+    assert "delivered, nobody acknowledged" not in text
