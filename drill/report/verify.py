@@ -108,10 +108,10 @@ class AllowedSigner:
 
 
 def load_allowed_signers(path: Path | str) -> tuple[AllowedSigner, ...]:
-    """Read and parse an allowed_signers file (VerificationFailed naming file:line on errors).
+    """Read and parse an allowed_signers file.
 
-    A file that is missing or cannot be read is bad input: UsageError (InputRejected when it
-    is not a regular file or too large), exit 2.
+    A file that is missing, cannot be read or has a malformed line is bad input: UsageError
+    naming file:line (InputRejected when it is not a regular file or too large), exit 2.
     """
     text = _read_text(Path(path), "allowed signers file", ALLOWED_SIGNERS_LIMIT, refuse=UsageError)
     return parse_allowed_signers(text, source=str(path))
@@ -127,7 +127,7 @@ def parse_allowed_signers(text: str, *, source: str = "allowed_signers") -> tupl
         try:
             entries.append(_parse_signer_line(line, source, number))
         except ValueError as exc:
-            raise VerificationFailed(f"{source}:{number}: {exc}") from None
+            raise UsageError(f"{source}:{number}: {exc}") from None
     return tuple(entries)
 
 
@@ -290,7 +290,7 @@ def parse_revoked_keys(text: str, *, source: str = "revoked_keys") -> frozenset[
             except ValueError:
                 key = None
         if key is None:
-            raise VerificationFailed(f"{source}:{number}: not a public key line")
+            raise UsageError(f"{source}:{number}: not a public key line")
         blobs.add(key[1])
     return frozenset(blobs)
 

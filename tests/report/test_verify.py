@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drill.clock import parse_utc
-from drill.errors import VerificationFailed
+from drill.errors import UsageError, VerificationFailed
 from drill.evidence.canonical import canonical_bytes
 from drill.report.sign import countersign_report, load_private_key, sign_bytes, sign_report
 from drill.report.verify import (
@@ -70,9 +70,9 @@ def test_allowed_signers_lines_with_options_quotes_and_comments(tmp_path: Path) 
 )
 def test_malformed_allowed_signers_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     key = pub_line(make_key(tmp_path, "k"))
-    with pytest.raises(VerificationFailed, match=r"^signers:2: ") as caught:
+    with pytest.raises(UsageError, match=r"^signers:2: ") as caught:  # bad input: exit 2
         parse_allowed_signers(f"# ok\n{line.replace('KEY', key)}\n", source="signers")
-    assert message in str(caught.value)
+    assert message in str(caught.value) and caught.value.exit_code == 2
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_revoked_keys_file_lists_public_keys(tmp_path: Path) -> None:
     (tmp_path / "krl").write_bytes(b"SSHKRL\n\0rest")
     with pytest.raises(VerificationFailed, match="binary KRL"):
         load_revoked_keys(tmp_path / "krl")
-    with pytest.raises(VerificationFailed, match="revoked_keys:1: not a public key line"):
+    with pytest.raises(UsageError, match="revoked_keys:1: not a public key line"):
         parse_revoked_keys("nonsense here\n")
 
 
