@@ -55,8 +55,8 @@ def passphrase_for(key: Path, passphrase_file: Path | None) -> str | None:
     given = read_passphrase_file(passphrase_file)
     if given is not None:
         return given
-    if key_is_encrypted(key) and sys.stdin.isatty():
-        answer: str = click.prompt(f"Passphrase for {key}", hide_input=True, type=str)
+    if key_is_encrypted(key) and on_terminal():
+        answer: str = click.prompt(f"Passphrase for {key}", hide_input=True, type=str, err=True)
         return answer
     return None  # load_private_key explains that a passphrase is needed
 
