@@ -58,22 +58,28 @@ class DrillGroup(click.Group):
     """Shows a DrillError as one message and exits with its code; anything else is a bug.
 
     A DrillError inside an exception group (raised in a task group) is shown the same way.
-    Subcommands are loaded from COMMANDS on first use."""
+    The top-level group's subcommands are loaded from `lazy` (COMMANDS) on first use; a group
+    without it holds its commands as click groups do."""
+
+    lazy: dict[str, tuple[str, str, str]] = {}  # set on the one `drill` group
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return [*self.lazy, *(name for name in super().list_commands(ctx) if name not in self.lazy)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        where = COMMANDS.get(cmd_name)
+        where = self.lazy.get(cmd_name)
         if where is None:
-            return None
+            return super().get_command(ctx, cmd_name)
         module, attr, _ = where
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from COMMANDS' help lines: `drill --help` imports no command."""
-        rows = [(name, help_line) for name, (_, _, help_line) in COMMANDS.items()]
+        if not self.lazy:
+            super().format_commands(ctx, formatter)
+            return
+        rows = [(name, help_line) for name, (_, _, help_line) in self.lazy.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -131,6 +137,9 @@ def cli(verbose: int, quiet: int, log_level: str | None, log_format: str) -> Non
     3 aborted or could not run, 70 internal error (a bug). Logs go to stderr; `--format json`
     on a reporting command writes one JSON document to stdout."""
     set_log_options(fmt=log_format, level=log_level or level_from_counts(verbose, quiet))
+
+
+cli.lazy = COMMANDS  # type: ignore[attr-defined]
 
 
 def main() -> None:
