@@ -139,7 +139,7 @@ def cli(verbose: int, quiet: int, log_level: str | None, log_format: str) -> Non
     set_log_options(fmt=log_format, level=log_level or level_from_counts(verbose, quiet))
 
 
-cli.lazy = COMMANDS  # type: ignore[attr-defined]
+cli.lazy = COMMANDS
 
 
 def main() -> None:
