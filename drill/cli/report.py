@@ -25,10 +25,9 @@ from drill.report.evidence import rerender_views
 from drill.report.model import SEVERITIES, Report
 from drill.report.sign import (
     SignatureMalformed,
+    check_countersignable,
     countersign_report,
-    existing_signatures,
     parse_signature,
-    principal_of,
     sign_report,
     signature_matches,
     signature_path,
@@ -89,7 +88,7 @@ def countersign_cmd(
         )
     target = signature_path(report_dir, signer)  # a principal that cannot be used is refused first
     data, typed = _read(report_dir)
-    _refuse_before_asking(report_dir, data, signer)
+    check_countersignable(report_dir, data, signer)  # refused before asking, not after
     click.echo(_what_is_signed(report_dir, data, typed, signer), err=True)
     if not yes and not click.confirm(
         f"Countersign this report as {_printable(signer)}?", default=False, err=True
@@ -165,23 +164,6 @@ def _what_is_signed(report_dir: Path, data: bytes, r: Report, signer: str) -> st
             f"  {signer} has signed already: the same key again changes nothing, another key is refused"
         )
     return "\n".join(_printable(line) for line in lines)
-
-
-def _refuse_before_asking(report_dir: Path, data: bytes, signer: str) -> None:
-    """The refusals countersign_report would make after the question, made before it (that
-    function checks them again): nobody else signed, or a signature no longer matches."""
-    others = [p for p in existing_signatures(report_dir) if principal_of(p) != signer]
-    if not others:
-        raise UsageError(
-            f"{report_dir / 'report.json'} has no signature by anyone else to countersign",
-            hint="the operator signs first: `drill report sign DIR --key KEY --signer NAME`",
-        )
-    for path in others:
-        if _signature_state(path, data) != "matches report.json":
-            raise UsageError(
-                f"{_printable(path.name)} does not match report.json (changed after "
-                f"{_printable(principal_of(path))} signed, or unreadable); refusing to countersign"
-            )
 
 
 def _signature_state(path: Path, data: bytes) -> str:

@@ -33,7 +33,7 @@ TIMEOUT_S = 60.0  # a large drill's report prints in a few seconds; a stuck brow
 PDF_FILE = "report.pdf"
 
 # Headless, offline and stateless: no first-run work, no network of its own, a throw-away profile.
-_FLAGS = (
+HEADLESS_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -95,7 +95,7 @@ def render_pdf(
         printed = Path(tmp) / PDF_FILE
         argv = [
             browser,
-            *_FLAGS,
+            *HEADLESS_FLAGS,
             f"--user-data-dir={Path(tmp) / 'profile'}",
             f"--print-to-pdf={printed}",
             page.as_uri(),

@@ -405,7 +405,13 @@ def countersign_report(
     match report.json: nobody countersigns a report that changed after it was signed.
     """
     directory = Path(report_dir)
-    data = read_report_bytes(directory)
+    check_countersignable(directory, read_report_bytes(directory), principal)
+    return sign_report(directory, key_path, principal, passphrase)
+
+
+def check_countersignable(directory: Path, data: bytes, principal: str) -> None:
+    """UsageError unless someone else signed `data` (report.json's bytes) and every existing
+    signature still matches it: nobody countersigns a report that changed after it was signed."""
     check_principal(principal)
     others = [p for p in existing_signatures(directory) if principal_of(p) != principal]
     if not others:
@@ -414,16 +420,16 @@ def countersign_report(
             hint="the operator signs first: `drill report sign DIR --key KEY --signer NAME`",
         )
     for sig in others:
+        name = ascii(sig.name)[1:-1]  # a file name is not trusted text: no escape sequences
         try:
             intact = signature_matches(data, parse_signature(sig.read_bytes()))
         except (SignatureMalformed, OSError) as exc:
-            raise UsageError(f"{sig.name}: {exc}; refusing to countersign") from None
+            raise UsageError(f"{name}: {exc}; refusing to countersign") from None
         if not intact:
             raise UsageError(
-                f"{sig.name} does not match report.json (changed after {principal_of(sig)} signed); "
-                "refusing to countersign"
+                f"{name} does not match report.json (changed after {ascii(principal_of(sig))[1:-1]} "
+                "signed); refusing to countersign"
             )
-    return sign_report(directory, key_path, principal, passphrase)
 
 
 def existing_signatures(report_dir: Path | str) -> list[Path]:

@@ -9,16 +9,13 @@ made. A drill with no action step (marks and pauses only) changes nothing, so it
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SwitchableServer, drill_run_argv, run_files
+from tests.support.terminal import answer_on_terminal
 
 PLAYBOOK = """\
 apiVersion: drill/v1
@@ -78,50 +75,8 @@ def _results(runs: Path) -> dict[str, object]:
     return data
 
 
-def _read_some(master: int, timeout_s: float) -> bytes | None:
-    """What the pty has within timeout_s: b"" if nothing yet, None once the child side is closed."""
-    ready, _, _ = select.select([master], [], [], timeout_s)
-    if not ready:
-        return b""
-    try:
-        return os.read(master, 65536) or None
-    except OSError:  # EIO: every slave fd is closed (the child exited)
-        return None
-
-
 def _on_terminal(argv: list[str], answer: bytes, stdout: Path) -> tuple[int, str]:
-    """Run argv with a pty as stdin and stderr (so it is interactive), answer the prompt, and
-    return (exit code, everything it wrote to the terminal). Every read has a deadline."""
-    master, slave = pty.openpty()
-    with stdout.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=slave, stderr=slave, stdout=out, close_fds=True)
-    os.close(slave)
-    seen = b""
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while PROMPT.encode() not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no prompt within {RUN_TIMEOUT_S} s; the terminal showed:\n{seen.decode()}"
-            chunk = _read_some(master, min(left, 0.5))
-            assert chunk is not None, f"exited ({proc.poll()}) without asking:\n{seen.decode()}"
-            seen += chunk
-        os.write(master, answer)
-        # keep draining: the run logs to the terminal, and a full pty would block the child
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"still running after {RUN_TIMEOUT_S} s:\n{seen.decode()}"
-            chunk = _read_some(master, min(left, 0.5))
-            if chunk is None:
-                break
-            seen += chunk
-        code = proc.wait(timeout=RUN_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        os.close(master)
-    return code, seen.decode(errors="replace").replace("\r\n", "\n")
+    return answer_on_terminal(argv, PROMPT.encode(), answer, stdout, RUN_TIMEOUT_S)
 
 
 def test_a_script_without_yes_is_refused_before_anything_runs(

@@ -5,12 +5,7 @@ views present, so their sign-off block lists the new signature and `drill verify
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +18,7 @@ from drill.report.evidence import render_views
 from drill.report.model import Signer
 from drill.report.sign import load_private_key, sign_bytes, sign_report
 from drill.report.verify import verify_report_dir
+from tests.support.terminal import answer_on_terminal
 
 from .signing_helpers import (
     FIXTURE_JOURNAL,
@@ -54,44 +50,8 @@ def _views(run: Path) -> dict[str, bytes]:
     return {name: (run / name).read_bytes() for name in VIEWS}
 
 
-def _read_some(master: int, timeout_s: float) -> bytes | None:
-    """What the pty has within timeout_s: b"" if nothing yet, None once the child side closed."""
-    ready, _, _ = select.select([master], [], [], timeout_s)
-    if not ready:
-        return b""
-    try:
-        return os.read(master, 65536) or None
-    except OSError:  # EIO: the child exited and closed its side
-        return None
-
-
 def _countersign_on_terminal(argv: list[str], answer: bytes, stdout: Path) -> tuple[int, str]:
-    """Run argv with a pty as stdin and stderr, wait for the prompt, type `answer`; returns the
-    exit code and everything shown on the terminal. Every read has a deadline."""
-    master, slave = pty.openpty()
-    with stdout.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=slave, stderr=slave, stdout=out, close_fds=True)
-    os.close(slave)
-    seen = b""
-    try:
-        deadline = time.monotonic() + TERMINAL_TIMEOUT_S
-        while PROMPT not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no prompt within {TERMINAL_TIMEOUT_S} s:\n{seen.decode()}"
-            chunk = _read_some(master, min(left, 0.5))
-            assert chunk is not None, f"exited ({proc.poll()}) without asking:\n{seen.decode()}"
-            seen += chunk
-        os.write(master, answer)
-        while (chunk := _read_some(master, 0.5)) is not None:
-            seen += chunk
-            assert time.monotonic() < deadline, f"still running:\n{seen.decode()}"
-        code = proc.wait(timeout=TERMINAL_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, seen.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return answer_on_terminal(argv, PROMPT, answer, stdout, TERMINAL_TIMEOUT_S)
 
 
 def _argv(run: Path, lead: Path, *extra: str) -> list[str]:
@@ -283,7 +243,7 @@ def test_countersign_refuses_before_asking_what_it_cannot_sign(tmp_path: Path) -
     )
     assert result.exit_code == 2
     assert result.stderr == (
-        "drill: report.json.operator.sig does not match report.json (changed after operator signed, "
-        "or unreadable); refusing to countersign\n"
+        "drill: report.json.operator.sig does not match report.json (changed after operator "
+        "signed); refusing to countersign\n"
     )
     assert not (run / "report.json.lead.sig").exists() and not (unsigned / "report.json.lead.sig").exists()

@@ -6,40 +6,28 @@ Skipped when Chromium is absent, unless DRILL_REQUIRE_INTEGRATION=1 (then it fai
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from drill.report.model import Report
+from drill.report.pdf import HEADLESS_FLAGS, PdfUnavailable, find_chromium
 from drill.report.render_html import render_html
 
 pytestmark = pytest.mark.integration
 
-_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-logging=stderr",
-    "--v=0",
-]
+_FLAGS = [*HEADLESS_FLAGS, "--enable-logging=stderr", "--v=0"]  # as drill prints PDFs, plus its console
 
 
 def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
-        if found:
-            return found
-    message = "chromium is not installed (apt-get install chromium)"
-    if os.environ.get("DRILL_REQUIRE_INTEGRATION") == "1":
-        pytest.fail(message + "; DRILL_REQUIRE_INTEGRATION=1 forbids skipping")
-    pytest.skip(message)
+    try:
+        return find_chromium()
+    except PdfUnavailable:
+        message = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("DRILL_REQUIRE_INTEGRATION") == "1":
+            pytest.fail(message + "; DRILL_REQUIRE_INTEGRATION=1 forbids skipping")
+        pytest.skip(message)
 
 
 def _screenshot(browser: str, page: Path, tmp_path: Path, size: str = "1280,2400") -> tuple[Path, list[str]]:
