@@ -22,6 +22,7 @@ from drill.cli.output import echo_json, format_option
 from drill.cli.summary import print_evidence, print_summary
 from drill.durations import parse_duration_ms
 from drill.errors import EXIT_ABORTED, EXIT_OK, DrillError, UsageError
+from drill.evidence.events import PreviousDrill
 from drill.evidence.snapshot import Phase
 from drill.log import configure_logging, set_log_options
 from drill.log import log_format as current_log_format
@@ -197,6 +198,14 @@ def read_ack_wait(text: str | None) -> int | None:
     help="Base URL people use to reach the ack endpoint (a proxy, a tunnel), if not host:port;"
     " ack links in pages start with it.",
 )
+@click.option(
+    "--history",
+    "history_index",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DRILL_HISTORY",
+    help="History index (drill history): the report links to the last verified drill of this"
+    " playbook there and shows the change against it. Default: $DRILL_HISTORY; none without it.",
+)
 @format_option
 @variables_options
 def run_cmd(
@@ -217,6 +226,7 @@ def run_cmd(
     ack_host: str,
     ack_port: int,
     public_url: str,
+    history_index: Path | None,
     fmt: str,
 ) -> None:
     """Run PLAYBOOK; exit 0 pass, 1 an objective missed or not measured (incomplete), 3 aborted or
@@ -224,6 +234,7 @@ def run_cmd(
     loaded, passphrase = load_for_run(playbook, sign_key, signer, passphrase_file)
     variables = read_variables(var_pairs, vars_file)
     check_ack_endpoint(ack_host, ack_port, public_url)
+    previous = previous_of(history_index, loaded.metadata.name)
     if log_format is not None:
         set_log_options(fmt=log_format)
     configure_logging()
@@ -251,6 +262,7 @@ def run_cmd(
         ack_host=ack_host,
         ack_port=ack_port,
         public_url=public_url,
+        previous=previous,
     )
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)
@@ -294,6 +306,15 @@ def run_cmd(
         click.echo(f"drill: aborted: {'; '.join(broken)}", err=True)
         sys.exit(EXIT_ABORTED)
     sys.exit(code)
+
+
+def previous_of(index: Path | None, playbook: str) -> PreviousDrill | None:
+    """The last verified drill of this playbook in the history index, when one is given."""
+    if index is None:
+        return None
+    from drill.practice.previous import previous_drill
+
+    return previous_drill(index, playbook)
 
 
 def run_data(

@@ -58,8 +58,34 @@ class RunOptionsRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PreviousAsset:
+    """One asset of the previous drill, as its signed report gave it."""
+
+    asset: str
+    verdict: str
+    rto_ms: int | None
+    rpo_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousDrill:
+    """The previous verified drill of the same playbook, as the history knew it when this run
+    started: journalled so that the report (rebuilt from the journal alone) can show the change."""
+
+    run_id: str
+    report_sha256: str  # of the previous report.json: what its signatures cover
+    generated_utc: str
+    verdict: str
+    quarter: str = ""
+    assets: tuple[PreviousAsset, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted:
     TYPE: ClassVar[str] = "run.started"
+    # fields added after journal format 2: absent when unset, so journals without them keep
+    # their bytes (a reader takes the default)
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("previous",)
     run_id: str
     playbook: PlaybookRef
     user: str
@@ -71,6 +97,7 @@ class RunStarted:
     mode: Literal["drill", "contacts"] = "drill"
     plan: Plan | None = None  # None only in format 1, whose readers rebuild it from the document
     format: Int = 1
+    previous: PreviousDrill | None = None  # when run with a history that knows an earlier drill
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +475,9 @@ def payload_builtins(payload: Payload) -> dict[str, object]:
     if type(payload) not in _FIELDS:
         raise PayloadMismatch(f"{type(payload).__name__} is not a journal event type")
     data: dict[str, object] = msgspec.to_builtins(payload)
+    for name in getattr(payload, "OMIT_IF_NONE", ()):
+        if data.get(name) is None:
+            data.pop(name, None)
     return data
 
 

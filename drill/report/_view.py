@@ -224,3 +224,52 @@ def sign_off_status(block: SignOffBlock) -> str:
     if not block.signed:
         return "not signed"
     return ", ".join(f"{r.principal} ({r.role})" for r in block.rows)
+
+
+PREVIOUS_HEAD = (
+    "Asset",
+    "Verdict then",
+    "Verdict now",
+    "RTO then",
+    "RTO now",
+    "RTO change",
+    "RPO then",
+    "RPO now",
+)
+
+
+def previous_title(report: Report) -> str:
+    """ "Change against the previous drill: run X (quarter), report SHA-256 Y, verdict Z"."""
+    p = report.previous
+    if p is None:
+        return ""
+    quarter = f", {p.quarter}" if p.quarter else ""
+    return (
+        f"previous drill: run {p.run_id}{quarter}, {p.verdict.upper()}, generated {fmt_utc(p.generated_utc)},"
+        f" report SHA-256 {p.report_sha256}"
+    )
+
+
+def previous_rows(report: Report) -> list[tuple[str, str, str, str, str, str, str, str]]:
+    """One row per asset, then and now; a change only where both were measured."""
+    if report.previous is None:
+        return []
+    rows = []
+    for c in report.previous.changes:
+        change = "—"
+        if c.rto_then_ms is not None and c.rto_now_ms is not None:
+            delta = c.rto_now_ms - c.rto_then_ms
+            change = "same" if delta == 0 else ("+" if delta > 0 else "") + human_ms(delta)
+        rows.append(
+            (
+                c.asset,
+                c.verdict_then or "(not in it)",
+                c.verdict_now or "(removed)",
+                human_ms(c.rto_then_ms),
+                human_ms(c.rto_now_ms),
+                change,
+                human_ms(c.rpo_then_ms),
+                human_ms(c.rpo_now_ms),
+            )
+        )
+    return rows

@@ -21,13 +21,14 @@ import jsonschema
 from drill.clock import parse_utc, utc_iso
 from drill.errors import JournalInvalid, UsageError
 from drill.evidence.canonical import canonical_bytes
-from drill.evidence.events import ManualAnswer, RunStarted, StepStatus
+from drill.evidence.events import ManualAnswer, PreviousDrill, RunStarted, StepStatus
 from drill.evidence.inputs import REPORT_LIMIT, check_json_depth, read_bounded
 from drill.evidence.journal import JournalStream, JournalSummary, file_sha256
 from drill.evidence.snapshot import Phase, Plan, PlanStep
 from drill.report.model import (
     REPORT_FORMAT,
     SEVERITIES,
+    AssetChange,
     ChainSection,
     Cleanup,
     ContactRow,
@@ -40,6 +41,7 @@ from drill.report.model import (
     People,
     PlannedStep,
     PlaybookSection,
+    PreviousComparison,
     Report,
     RunSection,
     Scope,
@@ -140,6 +142,37 @@ def build_report(
         findings=findings,
         journal=JournalBlock(journal_file, journal.sha256, journal.count, journal.head),
         evidence=tuple(sorted(evidence, key=lambda e: e.file)),
+        previous=_previous(started.previous, assets),
+    )
+
+
+def _previous(previous: PreviousDrill | None, assets: Sequence[AssetResult]) -> PreviousComparison | None:
+    """The change against the previous drill, asset by asset (its assets first, then new ones)."""
+    if previous is None:
+        return None
+    now = {a.id: a for a in assets}
+    then = {a.asset: a for a in previous.assets}
+    changes = []
+    for name in [*then, *(a for a in now if a not in then)]:
+        old, new = then.get(name), now.get(name)
+        changes.append(
+            AssetChange(
+                asset=name,
+                verdict_then=old.verdict if old else "",
+                verdict_now=new.verdict if new else "",
+                rto_then_ms=old.rto_ms if old else None,
+                rto_now_ms=new.rto_ms if new else None,
+                rpo_then_ms=old.rpo_ms if old else None,
+                rpo_now_ms=new.rpo.rpo_ms if new and new.rpo else None,
+            )
+        )
+    return PreviousComparison(
+        previous.run_id,
+        previous.report_sha256,
+        previous.generated_utc,
+        previous.verdict,
+        previous.quarter,
+        tuple(changes),
     )
 
 

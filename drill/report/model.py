@@ -201,6 +201,32 @@ class EvidenceFile:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetChange:
+    """One asset, then (the previous drill) and now."""
+
+    asset: str
+    verdict_then: str  # "" when the asset was not in the previous drill
+    verdict_now: str  # "" when the asset is no longer in the playbook
+    rto_then_ms: int | None
+    rto_now_ms: int | None
+    rpo_then_ms: int | None
+    rpo_now_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousComparison:
+    """The previous verified drill of this playbook (known to the history when the run started),
+    linked by its report's SHA-256, and the change against it."""
+
+    run_id: str
+    report_sha256: str
+    generated_utc: str
+    verdict: str
+    quarter: str
+    changes: tuple[AssetChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     format: str
     report_id: str
@@ -227,11 +253,14 @@ class Report:
     findings: tuple[Finding, ...]
     journal: JournalBlock
     evidence: tuple[EvidenceFile, ...]
+    previous: PreviousComparison | None = None  # None: no history, or it knew no earlier drill
 
 
 def report_data(report: Report) -> dict[str, object]:
     """The report as JSON-ready data: what report.json holds (canonicalised by the writer)."""
     data: dict[str, object] = msgspec.to_builtins(report)
+    if data.get("previous") is None:  # absent, not null: reports without a history stay as they were
+        data.pop("previous", None)
     return data
 
 

@@ -94,6 +94,9 @@ def render_html(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
         severities=view.findings_by_severity(report),
         chart=_chart(report),
         sign_off=view.sign_off_block(report, sign_offs),
+        previous_head=view.PREVIOUS_HEAD,
+        previous_rows=view.previous_rows(report),
+        previous_title=view.previous_title(report),
         report_sha256=hashlib.sha256(report_bytes(report)).hexdigest(),
     )
 

@@ -6,12 +6,15 @@ import re
 from collections.abc import Sequence
 
 from drill.report._view import (
+    PREVIOUS_HEAD,
     TRUST_NOTE,
     SignOffBlock,
     ack_text,
     assets_by_tier,
     findings_by_severity,
     fmt_utc,
+    previous_rows,
+    previous_title,
     rpo_text,
     rto_text,
     sign_off_block,
@@ -42,6 +45,7 @@ def render_markdown(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
         _header(report, sign_off),
         _summary(report),
         _targets(report),
+        _previous(report),
         _order(report),
         _findings(report),
         _people(report),
@@ -157,6 +161,13 @@ def _targets(r: Report) -> str:
         ]
         out.append(_table(head, rows))
     return "\n".join(out)
+
+
+def _previous(r: Report) -> str:
+    if r.previous is None:
+        return ""
+    head = f"## Change against the previous drill\n\n{_cell(previous_title(r))}\n\n"
+    return head + _table(PREVIOUS_HEAD, previous_rows(r))
 
 
 def _order(r: Report) -> str:

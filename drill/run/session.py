@@ -28,6 +28,7 @@ from drill.evidence.events import (
     EventDraft,
     Payload,
     PlaybookRef,
+    PreviousDrill,
     RunFinished,
     RunOptionsRecord,
     RunStarted,
@@ -63,6 +64,7 @@ class RunOptions:
     ack_host: str = "127.0.0.1"  # where the ack endpoint listens (loopback unless asked)
     ack_port: int = 0  # 0: any free port
     public_url: str = ""  # the base URL ack links carry, when people reach the endpoint another way
+    previous: PreviousDrill | None = None  # the last verified drill of this playbook (the history's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,7 @@ class RunSession:
             mode=mode,
             plan=self.plan,
             format=JOURNAL_FORMAT,
+            previous=options.previous,
         )
 
 
