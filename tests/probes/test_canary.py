@@ -38,3 +38,27 @@ def test_nothing_survived_measures_from_the_first_write() -> None:
         0,
         None,
     )
+
+
+def test_two_lost_writes_after_one_survivor_span_two_ticks_not_one() -> None:
+    # The lab's failover (400 ms lag, 200 ms canary): 5 replicated, 6 and 7 dropped, 8 on the new
+    # primary. RPO runs from the survivor (5) to the last lost write (7): 2 ticks; the span of the
+    # lost writes alone (7 - 6, 1 tick) is not the RPO.
+    result = compute_rpo(_acked(*range(1, 9)), [1, 2, 3, 4, 5, 8])
+    assert (result.lost_writes, result.rpo_ms, result.last_acked_seq, result.last_surviving_seq) == (
+        2,
+        200,
+        7,
+        5,
+    )
+
+
+def test_two_lost_writes_apart_give_the_widest_single_gap() -> None:
+    # Two lost writes, each right after a survivor: one tick each; the widest gap, not their sum.
+    result = compute_rpo(_acked(1, 2, 3, 4, 5), [1, 3, 5])
+    assert (result.lost_writes, result.rpo_ms, result.last_acked_seq, result.last_surviving_seq) == (
+        2,
+        100,
+        4,
+        3,
+    )
