@@ -9,12 +9,12 @@ are kept so that people see which folders were refused and why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
-VERIFIED = "verified"  # every check of `drill verify` passed against the auditor's allowed_signers
-TAMPERED = "tampered"  # a signature, digest or the journal chain does not match
-UNSIGNED = "unsigned"  # no signature the trust file accepts (none at all, or untrusted only)
-UNREADABLE = "unreadable"  # not an evidence folder drill can read (missing or refused files)
+VERIFIED: Final = "verified"  # every check of `drill verify` passed against the auditor's allowed_signers
+TAMPERED: Final = "tampered"  # a signature, digest or the journal chain does not match
+UNSIGNED: Final = "unsigned"  # no signature the trust file accepts (none at all, or untrusted only)
+UNREADABLE: Final = "unreadable"  # not an evidence folder drill can read (missing or refused files)
 
 Status = Literal["verified", "tampered", "unsigned", "unreadable"]
 RunMode = Literal["drill", "contacts"]  # a drill, or a `drill contacts test` (people only)
@@ -38,7 +38,7 @@ class AssetRecord:
     lost_writes: int | None
     availability_bp: int | None  # None: not measured
     chain: str  # the asset's contact chain ("" for none)
-    ack_ms: int | None  # the chain's first acknowledgement after the page (None: none)
+    ack_ms: int | None  # the chain's first acknowledgement, from its trigger (None: none)
     definition_sha256: str  # SHA-256 of the asset's plan entry (targets, probes, dependencies)
 
 
