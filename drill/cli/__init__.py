@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ack": ("drill.cli.ack", "ack", "Acknowledge a page from a shell."),
     "demo": ("drill.cli.demo", "demo", "Run the demo drill over the embedded lab."),
     "lab": ("drill.cli.lab", "lab", "Start, stop or show the embedded lab in the background."),
+    "history": ("drill.cli.history", "history", "Index verified evidence folders: add, list, show, rebuild."),
+    "trend": ("drill.cli.trend", "trend", "Trends over the history: regressions and fixes named."),
     "completion": ("drill.cli.completion", "completion", "Print the shell completion script."),
 }
 
