@@ -1,4 +1,8 @@
-"""`drill contacts test`: page every chain of a playbook and measure the people alone."""
+"""`drill contacts test`: page every chain of a playbook and measure the people alone;
+`drill contacts history`: each contact's acknowledgements across the history index.
+
+`history` imports drill.practice inside its function: loading this group stays as it was for
+`drill contacts test`."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import msgspec
 
 from drill.cli.output import echo_json, format_option
 from drill.cli.run import load_for_run, read_variables, variables_options
+from drill.errors import EXIT_FAILED, UsageError
 from drill.log import configure_logging
 from drill.notify.ack import AckServer
 from drill.report.evidence import write_evidence
@@ -106,3 +111,62 @@ def _show(results: Results, run_dir: Path) -> None:
         met = {True: "met", False: "MISSED", None: "not paged"}[chain.met]
         click.echo(f"chain {chain.name}: {first}, {target}: {met}")
     click.echo(f"verdict: {results.verdict.upper()}\nevidence: {run_dir}")
+
+
+# The history index, named as `drill history` names it (drill.practice.history's DEFAULT_INDEX and
+# INDEX_ENV, spelled out so that loading this group does not load the history;
+# tests/practice/test_people.py checks they agree).
+HISTORY_INDEX = "drill-history.sqlite"
+HISTORY_ENV = "DRILL_HISTORY"
+
+HISTORY_EXAMPLE = """\b
+Example:
+  drill history add runs/ --allowed-signers allowed_signers
+  drill contacts history --playbook demo-lab-site-loss
+  drill contacts history --format json --fail-on-flag   # exit 1 when someone is flagged
+"""
+
+
+@contacts.command("history", epilog=HISTORY_EXAMPLE)
+@click.option(
+    "--index",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=HISTORY_ENV,
+    default=Path(HISTORY_INDEX),
+    show_default=True,
+    show_envvar=True,
+    help="The history index (made by `drill history add`).",
+)
+@click.option("--playbook", help="Only this playbook's runs (metadata.name).")
+@click.option("--fail-on-flag", is_flag=True, help="Exit 1 when a contact is flagged (for a pipeline).")
+@format_option
+def history_cmd(index: Path, playbook: str | None, fail_on_flag: bool, fmt: str) -> None:
+    """Each contact's acknowledgement rate and time-to-ack across the verified runs of the
+    history (drills and `drill contacts test` alike), flagged ones first: a contact who did not
+    acknowledge in their last two runs, or whose channel failed in their latest one, with the
+    chain's substitute path (its other contacts, in escalation order). Tampered, unsigned and
+    unreadable folders are listed with the reason and never counted.
+
+    Exit 0 (it reports), 1 with --fail-on-flag when a contact is flagged, 2 for bad input (no
+    index, a playbook the index does not hold)."""
+    from drill.practice.history import History
+    from drill.practice.people import people_data, people_history, people_text, plan_orders
+
+    with History.open(index, create=False) as opened:
+        records = opened.records(playbook=playbook)
+        if playbook is not None and not records:
+            known = sorted({r.playbook for r in opened.records() if r.playbook})
+            raise UsageError(
+                f"no run of playbook {playbook!r} in {index}",
+                hint=f"it holds: {', '.join(known)}" if known else "the index is empty",
+            )
+    people = people_history(records, plan_orders(records))
+    if fmt == "json":
+        echo_json({"index": str(index), "playbook": playbook, **people_data(people)})
+    else:
+        for line in people_text(people):
+            click.echo(line)
+    flagged = sum(1 for c in people.contacts if c.flagged)
+    if fail_on_flag and flagged:
+        click.echo(f"drill: {flagged} of {len(people.contacts)} contacts flagged", err=True)
+        sys.exit(EXIT_FAILED)
