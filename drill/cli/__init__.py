@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lab": ("drill.cli.lab", "lab", "Start, stop or show the embedded lab in the background."),
     "history": ("drill.cli.history", "history", "Index verified evidence folders: add, list, show, rebuild."),
     "trend": ("drill.cli.trend", "trend", "Trends over the history: regressions and fixes named."),
+    "diff": ("drill.cli.diff", "diff", "Compare two runs: playbook changes and results side by side."),
     "due": ("drill.cli.due", "due", "Which assets are due for a drill, overdue first."),
     "completion": ("drill.cli.completion", "completion", "Print the shell completion script."),
 }
