@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "trend": ("drill.cli.trend", "trend", "Trends over the history: regressions and fixes named."),
     "diff": ("drill.cli.diff", "diff", "Compare two runs: playbook changes and results side by side."),
     "due": ("drill.cli.due", "due", "Which assets are due for a drill, overdue first."),
+    "review": (
+        "drill.cli.review",
+        "review",
+        "After-action review: init, sign, close actions by evidence, export tickets.",
+    ),
     "completion": ("drill.cli.completion", "completion", "Print the shell completion script."),
 }
 
