@@ -1,0 +1,1 @@
+"""SLA accountability: an SLA definition, its contract periods, and what was measured in them."""
