@@ -28,6 +28,7 @@ from drill.errors import UsageError, VerificationFailed
 from drill.practice.history import (
     DEFAULT_INDEX,
     INDEX_ENV,
+    RUN_COLUMNS,
     STATUSES,
     History,
     add_folders,
@@ -40,23 +41,7 @@ from drill.units import human_bp, human_count, human_ms
 WIDTH = 80
 VERDICTS = ("pass", "fail", "incomplete", "aborted", "not-run")
 _LABEL = 13  # the labels of `show`'s key/value lines
-_CSV_RUN = (
-    "run_id",
-    "report_id",
-    "report_sha256",
-    "folder",
-    "mode",
-    "playbook",
-    "playbook_sha256",
-    "quarter",
-    "test_type",
-    "started_utc",
-    "generated_utc",
-    "verdict",
-    "verdict_reason",
-    "status",
-    "problem",
-)
+_CSV_RUN = RUN_COLUMNS
 _CSV_ASSET = tuple(f.name for f in dataclasses.fields(AssetRecord))
 
 index_option = click.option(

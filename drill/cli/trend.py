@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
+from drill.cli.history import index_option
 from drill.cli.output import echo_json
 from drill.errors import UsageError
-from drill.practice.history import DEFAULT_INDEX, INDEX_ENV, History
+from drill.practice.history import History
 from drill.practice.records import RunRecord
 from drill.practice.trend import (
     BY_VALUES,
@@ -39,15 +40,7 @@ DEFAULT_HTML = Path("trend.html")
 
 
 @click.command("trend")
-@click.option(
-    "--index",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=INDEX_ENV,
-    default=DEFAULT_INDEX,
-    show_default=True,
-    show_envvar=True,
-    help="The history index (made by `drill history add`).",
-)
+@index_option
 @click.option(
     "--playbook", help="Only this playbook's runs (metadata.name); needed when the index holds several."
 )

@@ -44,12 +44,12 @@ from drill.errors import JournalInvalid, UsageError, VerificationFailed
 from drill.evidence.events import RunStarted
 from drill.evidence.journal import file_sha256, read_events
 from drill.evidence.snapshot import Plan, PlanAsset, PlanChain, PlanProbe, PlanStep, PlanTier
-from drill.practice.history import definition_sha256, read_record
+from drill.practice.history import asset_record, definition_sha256, read_record
 from drill.practice.records import UNREADABLE, VERIFIED, AssetRecord, RunRecord
 from drill.report.build import load_report, read_report_file
 from drill.report.model import Report
 from drill.report.sign import REPORT_FILE
-from drill.results import AssetResult, plan_of
+from drill.results import plan_of
 from drill.units import NOT_MEASURED, human_bp, human_ms
 
 WIDTH = 80
@@ -203,30 +203,7 @@ def side_of(report: Report, plan: Plan, *, folder: str, report_sha256: str) -> R
         verdict=str(report.verdict),
         verdict_reason=report.run.verdict_reason or report.run.reason,
         plan=plan,
-        assets=tuple(_figures(a, definitions.get(a.id, ""), chains) for a in report.assets),
-    )
-
-
-def _figures(asset: AssetResult, definition: str, chains: dict[str, int | None]) -> AssetRecord:
-    states = {o.objective: o.state for o in asset.objectives}
-    ack_ms = asset.ack.ack_ms if asset.ack is not None else chains.get(asset.contact_chain)
-    return AssetRecord(
-        asset=asset.id,
-        tier=asset.tier,
-        verdict=str(asset.verdict),
-        detection_ms=asset.detection_ms,
-        switchover_ms=asset.switchover_ms,
-        rto_ms=asset.rto_ms,
-        rto_target_ms=asset.targets.rto_ms,
-        rto_state=states.get("rto"),
-        rpo_ms=asset.rpo.rpo_ms if asset.rpo is not None else None,
-        rpo_target_ms=asset.targets.rpo_ms,
-        rpo_state=states.get("rpo"),
-        lost_writes=asset.rpo.lost_writes if asset.rpo is not None else None,
-        availability_bp=asset.availability_bp,
-        chain=asset.contact_chain,
-        ack_ms=ack_ms,
-        definition_sha256=definition,
+        assets=tuple(asset_record(a, definitions.get(a.id, ""), chains) for a in report.assets),
     )
 
 

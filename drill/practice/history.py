@@ -280,7 +280,7 @@ def _derived(
         status=status,
         problem=problem,
         signers=signers,
-        assets=tuple(_asset(a, definitions.get(a.id, ""), chains) for a in report.assets),
+        assets=tuple(asset_record(a, definitions.get(a.id, ""), chains) for a in report.assets),
         pages=tuple(
             PageRecord(
                 chain=p.chain,
@@ -297,7 +297,8 @@ def _derived(
     )
 
 
-def _asset(asset: AssetResult, definition: str, chains: dict[str, int | None]) -> AssetRecord:
+def asset_record(asset: AssetResult, definition: str, chains: dict[str, int | None]) -> AssetRecord:
+    """What the history keeps of one asset of a report (`chains`: each chain's first ack, ms)."""
     states = {o.objective: o.state for o in asset.objectives}
     ack_ms = asset.ack.ack_ms if asset.ack is not None else chains.get(asset.contact_chain)
     return AssetRecord(
@@ -466,7 +467,7 @@ CREATE TABLE pages (
 );
 """
 
-_RUN_COLUMNS = (
+RUN_COLUMNS = (
     "run_id",
     "report_id",
     "report_sha256",
@@ -591,10 +592,10 @@ class History:
     def _insert(self, record: RunRecord) -> None:
         key = entry_key(record)
         self._db.execute("DELETE FROM runs WHERE folder = ? OR key = ?", (record.folder, key))
-        values = [getattr(record, c) for c in _RUN_COLUMNS]
+        values = [getattr(record, c) for c in RUN_COLUMNS]
         cursor = self._db.execute(
-            f"INSERT INTO runs (key, {', '.join(_RUN_COLUMNS)}, signers) VALUES "
-            f"({', '.join('?' * (len(_RUN_COLUMNS) + 2))})",
+            f"INSERT INTO runs (key, {', '.join(RUN_COLUMNS)}, signers) VALUES "
+            f"({', '.join('?' * (len(RUN_COLUMNS) + 2))})",
             (key, *values, json.dumps(list(record.signers))),
         )
         run = cursor.lastrowid
@@ -642,7 +643,7 @@ class History:
         if run_id is not None:
             where.append("(runs.run_id = ? OR substr(runs.run_id, 1, ?) = ?)")
             params.extend((run_id, len(run_id), run_id))
-        sql = f"SELECT id, signers, {', '.join(_RUN_COLUMNS)} FROM runs"
+        sql = f"SELECT id, signers, {', '.join(RUN_COLUMNS)} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY generated_utc, run_id, folder"
@@ -654,7 +655,7 @@ class History:
 
     def _record(self, row: tuple[object, ...]) -> RunRecord:
         run, signers, *values = row
-        fields = dict(zip(_RUN_COLUMNS, values, strict=True))
+        fields = dict(zip(RUN_COLUMNS, values, strict=True))
         assets = self._db.execute(
             f"SELECT {', '.join(_ASSET_COLUMNS)} FROM assets WHERE run = ? ORDER BY position", (run,)
         ).fetchall()
