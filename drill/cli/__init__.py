@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "review",
         "After-action review: init, sign, close actions by evidence, export tickets.",
     ),
+    "sla": ("drill.cli.sla", "sla", "SLA documents: validate one, print its schema."),
     "completion": ("drill.cli.completion", "completion", "Print the shell completion script."),
 }
 

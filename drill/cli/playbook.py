@@ -49,6 +49,7 @@ def validate(files: tuple[str, ...], fmt: str) -> None:
 
 STDIN_NAME = "<stdin>"
 _DRILL_API = re.compile(rb"^apiVersion:[ \t]*[\"']?drill/", re.MULTILINE)
+_OTHER_KIND = re.compile(rb"(?m)^kind:\s*['\"]?SLA\b")
 
 
 def expand_playbook_paths(paths: tuple[str, ...]) -> list[str]:
@@ -71,11 +72,14 @@ def expand_playbook_paths(paths: tuple[str, ...]) -> list[str]:
 
 
 def _declares_drill(path: Path) -> bool:
+    """A playbook in a folder: it declares drill's apiVersion and is no other kind of document
+    (an SLA document is checked by `drill sla validate`)."""
     try:
         with path.open("rb") as fh:
-            return _DRILL_API.search(fh.read(MAX_BYTES)) is not None
+            head = fh.read(MAX_BYTES)
     except OSError:
         return True  # unreadable: let validate say so for this file
+    return _DRILL_API.search(head) is not None and _OTHER_KIND.search(head) is None
 
 
 def check_stdin() -> tuple[Playbook | None, list[Diagnostic]]:

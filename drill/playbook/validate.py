@@ -313,7 +313,7 @@ class _Checker:
             return
         seen: set[tuple[JsonPath, str]] = set()
         for err in schema.validator.iter_errors(instance):
-            for path, message, key in _explain(err, prefix, schema.schema):
+            for path, message, key in explain_schema_error(err, prefix, schema.schema):
                 if (path, message) not in seen:
                     seen.add((path, message))
                     self.error(path, message, key=key, code="schema")
@@ -818,7 +818,7 @@ class _Checker:
 
 
 # -- schema errors to messages -----------------------------------------------------------------
-def _explain(
+def explain_schema_error(
     err: ValidationError, prefix: JsonPath, root: dict[str, Any]
 ) -> list[tuple[JsonPath, str, bool]]:
     """(path, message, at_key) for one jsonschema error, worded for a person."""
@@ -951,7 +951,7 @@ def _explain_one_of(
         if kind in types or (kind == "integer" and "number" in types):
             sub = [e for e in err.context or [] if e.schema_path and e.schema_path[0] == index]
             if sub:
-                return _explain(sub[0], prefix, root)
+                return explain_schema_error(sub[0], prefix, root)
     wanted = [t for b in branches for t in _branch_type(b, root)]
     unique = list(dict.fromkeys(wanted))
     if not unique:

@@ -65,6 +65,14 @@ def test_every_example_playbook_validates() -> None:
     assert code == 0, out
 
 
+def test_a_folder_validates_its_playbooks_and_leaves_sla_documents_to_drill_sla(tmp_path: Path) -> None:
+    (tmp_path / "demo.yaml").write_text((ROOT / "playbooks" / "demo.yaml").read_text(encoding="utf-8"))
+    (tmp_path / "sla.yaml").write_text((ROOT / "examples" / "sla-lab.yaml").read_text(encoding="utf-8"))
+    code, out, _ = run("validate", "--format", "json", str(tmp_path))
+    assert code == 0, out
+    assert [f["file"] for f in json.loads(out)["files"]] == [str(tmp_path / "demo.yaml")]
+
+
 def test_plan_text_and_json() -> None:
     code, out, _ = run("plan", str(ENTERPRISE))
     assert code == 0
