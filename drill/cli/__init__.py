@@ -46,6 +46,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "After-action review: init, sign, close actions by evidence, export tickets.",
     ),
     "sla": ("drill.cli.sla", "sla", "SLA documents: validate one, print its schema."),
+    "watch": ("drill.cli.watch", "watch", "Probe continuously into rotated, sealed journal segments."),
+    "watch-verify": (
+        "drill.cli.watch",
+        "watch_verify",
+        "Verify a watch folder: chains, seals, signatures, gaps.",
+    ),
     "completion": ("drill.cli.completion", "completion", "Print the shell completion script."),
 }
 

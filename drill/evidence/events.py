@@ -366,6 +366,63 @@ class ChainExhausted:
     trigger_mono_ns: Int = 0
 
 
+# -- drill watch (issue 15): continuous probing into rotated, sealed journal segments --------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSegment:
+    """The first event of every segment of a watch folder: it names the segment before it (file
+    and chain head), so segments chain as lines do, and carries the plan in force, so one segment
+    read alone says what was watched. `states`: each asset's state when the segment opened
+    (up|down|unknown; all unknown after a restart: nothing is carried over a gap)."""
+
+    TYPE: ClassVar[str] = "watch.segment"
+    segment: Int
+    previous_file: str  # "" for the first segment
+    previous_head: str  # the previous segment's chain head (64 zeros for the first)
+    previous_events: Int
+    reason: Literal["start", "rotation", "restart"]
+    rotate_ms: Int
+    plan: Plan
+    states: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStarted:
+    """A watch process started (the segment it opened follows watch.segment): who, where, what."""
+
+    TYPE: ClassVar[str] = "watch.started"
+    session: str  # this process's id (a restart is a new session)
+    playbook: PlaybookRef  # document left empty: the plan is in watch.segment
+    user: str
+    host: str
+    tool_version: str
+    started_utc: str
+    format: Int  # of the watch folder's segments and seals (1)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchGap:
+    """The watch was not running from from_utc (the last event journalled before it stopped) to
+    to_utc (this process opened its first segment): no data, for every asset, never up."""
+
+    TYPE: ClassVar[str] = "watch.gap"
+    from_utc: str
+    to_utc: str
+    duration_ms: Int
+    previous_file: str  # the segment whose last event from_utc is
+    health: Literal["no-data"]  # said, not implied: the one health a gap can have
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStopped:
+    """The watch stopped cleanly (a signal, --duration); the segment is sealed after this event."""
+
+    TYPE: ClassVar[str] = "watch.stopped"
+    reason: str
+
+
 Payload = (
     RunStarted
     | RunFinished
@@ -394,6 +451,10 @@ Payload = (
     | PageAcked
     | AckRefused
     | ChainExhausted
+    | WatchSegment
+    | WatchStarted
+    | WatchGap
+    | WatchStopped
 )
 
 # The one list of event types: `type` in the journal -> its payload class.
@@ -427,6 +488,10 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         PageAcked,
         AckRefused,
         ChainExhausted,
+        WatchSegment,
+        WatchStarted,
+        WatchGap,
+        WatchStopped,
     )
 }
 _FIELDS: dict[type[Payload], frozenset[str]] = {
@@ -552,6 +617,10 @@ __all__ = [
     "StepStarted",
     "StepStatus",
     "StopTripped",
+    "WatchGap",
+    "WatchSegment",
+    "WatchStarted",
+    "WatchStopped",
     "checked_json",
     "decode_payload",
     "payload_builtins",

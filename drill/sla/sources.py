@@ -12,7 +12,10 @@ before anything of it is used; a broken one is refused with a one-line JournalIn
 holds the probe's answer until the same probe's next observation starts, but at most two probe
 intervals after it completed (the next tick comes at most one interval after completion; beyond
 that the probe loop stalled or the watcher died) and never past the journal's last event: the
-time between two journals (segments) is no data, never up. The interval is the plan's (in
+time between two journals (segments) is no data, never up. One exception: a `drill watch` segment
+opened by a *rotation* (its `watch.segment` names the journal before it, same process) continues
+that journal, so the previous segment's last observations hold across the boundary (to the next
+observation, within the same two-interval bound); after a restart, nothing is carried over. The interval is the plan's (in
 `run.started`), else what the observations' own ticks show (scheduled instants / tick numbers);
 with neither an observation covers only its own duration. At an instant the service is
   - no-data when any of its probes has no observation covering it (its health is a statement
@@ -48,8 +51,9 @@ from typing import Literal
 import httpx
 
 from drill.errors import DrillError, JournalInvalid, UsageError
-from drill.evidence.events import Event, ProbeObserved, RunStarted
+from drill.evidence.events import Event, ProbeObserved, RunStarted, WatchSegment
 from drill.evidence.journal import JournalStream
+from drill.evidence.snapshot import Plan
 from drill.sla.model import Health, Span, Timeline
 
 __all__ = [
@@ -102,6 +106,7 @@ class _Segment:
     seen: set[str] = field(default_factory=set)  # every "asset/probe" the journal knows
     raw: dict[str, list[_Raw]] = field(default_factory=dict)
     utc_ms: _UtcMs = field(default_factory=lambda: _UtcMs())
+    continues: str = ""  # the file name of the segment this one continues (a watch rotation)
 
     @property
     def name(self) -> str:
@@ -122,8 +127,11 @@ def timeline_from_journals(paths: Sequence[Path], service: str, probes: Sequence
     _check_disjoint(segments)
     _check_known(segments, wanted, service)
     spans: list[Span] = []
-    for segment in segments:  # never merged across journals: a gap or not, each names its own
-        runs = _runs({probe: _pieces(segment, probe) for probe in wanted})
+    for i, segment in enumerate(segments):  # each names its own lines; see the docstring on rotation
+        after = segments[i + 1] if i + 1 < len(segments) else None
+        carried = after is not None and after.continues == segment.path.name
+        reach = {probe: _next_start(after, probe) if carried else None for probe in wanted}
+        runs = _runs({probe: _pieces(segment, probe, reach[probe]) for probe in wanted})
         spans.extend(_span(segment.name, run) for run in _merge_runs(runs))
     return Timeline(service, tuple(_with_gaps(spans)))
 
@@ -189,11 +197,19 @@ def _take(segment: _Segment, event: Event) -> None:
                 _Raw(at_ms, done_ms, payload.ok, event.seq, payload.tick, payload.scheduled_mono_ns)
             )
     elif isinstance(payload, RunStarted) and payload.plan is not None:
-        for asset in payload.plan.assets:
-            for probe in asset.probes:
-                name = f"{asset.id}/{probe.name}"
-                segment.seen.add(name)
-                segment.intervals[name] = probe.interval_ms
+        _take_plan(segment, payload.plan)
+    elif isinstance(payload, WatchSegment):
+        _take_plan(segment, payload.plan)
+        if payload.reason == "rotation" and segment.count == 1:
+            segment.continues = payload.previous_file
+
+
+def _take_plan(segment: _Segment, plan: Plan) -> None:
+    for asset in plan.assets:
+        for probe in asset.probes:
+            name = f"{asset.id}/{probe.name}"
+            segment.seen.add(name)
+            segment.intervals[name] = probe.interval_ms
 
 
 def _check_disjoint(segments: list[_Segment]) -> None:
@@ -227,15 +243,24 @@ def _interval_ms(segment: _Segment, probe: str, raw: list[_Raw]) -> int | None:
     return None
 
 
-def _pieces(segment: _Segment, probe: str) -> list[_Piece]:
+def _next_start(segment: _Segment | None, probe: str) -> int | None:
+    """When `probe` is first observed in `segment` (None: never)."""
+    starts = [r.start_ms for r in segment.raw[probe]] if segment is not None else []
+    return min(starts) if starts else None
+
+
+def _pieces(segment: _Segment, probe: str, carried_to: int | None = None) -> list[_Piece]:
     """Each observation's reach (module docstring): to the next start, two intervals after its
-    completion, the journal's last event, whichever comes first."""
+    completion, the journal's last event, whichever comes first; the last one may reach into the
+    segment a rotation continued this one with, up to `carried_to` (that one's first observation)."""
     raw = sorted(segment.raw[probe], key=lambda r: (r.start_ms, r.seq))
     interval = _interval_ms(segment, probe, raw)
     pieces: list[_Piece] = []
     for i, obs in enumerate(raw):
         limit = obs.done_ms + 2 * interval if interval is not None else obs.done_ms
-        end = min(raw[i + 1].start_ms if i + 1 < len(raw) else segment.last_ms, limit, segment.last_ms)
+        last = i + 1 == len(raw)
+        bound = carried_to if last and carried_to is not None else segment.last_ms
+        end = min(raw[i + 1].start_ms if not last else bound, limit, bound)
         if end > obs.start_ms:
             pieces.append(_Piece(obs.start_ms, end, obs.ok, obs.seq))
     return pieces

@@ -53,6 +53,10 @@ from drill.evidence.events import (
     StopTripped,
     WaitEnded,
     WaitStarted,
+    WatchGap,
+    WatchSegment,
+    WatchStarted,
+    WatchStopped,
     payload_data,
 )
 from drill.evidence.journal import JournalWriter, read_events, verify_journal
@@ -232,6 +236,36 @@ def _samples() -> list[EventDraft]:
             21_000,
         ),
         EventDraft(ChainExhausted("oncall", ("db",), 2, trigger_mono_ns=8_000_000_000), 22_000),
+        EventDraft(
+            WatchSegment(
+                2, "segment-000001.jsonl", "ab" * 32, 41, "rotation", 3_600_000, _plan(), {"db": "up"}
+            ),
+            23_000,
+        ),
+        EventDraft(
+            WatchStarted(
+                session="20261202T171006Z-90e387f7",
+                playbook=PlaybookRef("drill", "f" * 64, "playbook.yaml", {"kind": "Playbook"}),
+                user="ana@host",
+                host="host",
+                tool_version="0.2.0",
+                started_utc="2026-12-02T17:10:06.274+00:00",
+                format=1,
+            ),
+            24_000,
+        ),
+        EventDraft(
+            WatchGap(
+                "2026-12-02T17:10:04.975+00:00",
+                "2026-12-02T17:10:06.274+00:00",
+                1_299,
+                "segment-000001.jsonl",
+                "no-data",
+                "the watch was not running",
+            ),
+            25_000,
+        ),
+        EventDraft(WatchStopped("SIGTERM received"), 26_000),
     ]
 
 
