@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "review",
         "After-action review: init, sign, close actions by evidence, export tickets.",
     ),
-    "sla": ("drill.cli.sla", "sla", "SLA documents: validate one, print its schema."),
+    "sla": ("drill.cli.sla", "sla", "SLA documents: validate, report a period (signed), verify."),
     "watch": ("drill.cli.watch", "watch", "Probe continuously into rotated, sealed journal segments."),
     "watch-verify": (
         "drill.cli.watch",

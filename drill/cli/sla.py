@@ -22,7 +22,7 @@ STDIN_NAME = "<stdin>"
 
 @click.group("sla", cls=DrillGroup)
 def sla() -> None:
-    """Service-level agreements: check an SLA document, print its schema.
+    """Service-level agreements: check an SLA document, report a period (signed), verify a report.
 
     An SLA document (`kind: SLA`) names a playbook's probes as services and states the target,
     the contract period and zone, how downtime is counted, maintenance windows, service credits,
@@ -98,3 +98,9 @@ def schema() -> None:
     from drill.sla.load import SCHEMA
 
     click.echo(json.dumps(load_schema(SCHEMA), indent=2, ensure_ascii=False))
+
+
+from drill.cli.sla_report import report, verify  # noqa: E402  (below the group they join)
+
+sla.add_command(report)
+sla.add_command(verify)
