@@ -20,7 +20,7 @@ import click
 
 from drill.cli.keys import passphrase_for, passphrase_option
 from drill.cli.output import echo_json, format_option
-from drill.errors import EXIT_FAILED, EXIT_OK, UsageError
+from drill.errors import EXIT_FAILED, EXIT_OK, DrillError, UsageError
 
 if TYPE_CHECKING:
     from drill.sla.model import Sla, Timeline, WindowKind
@@ -59,6 +59,12 @@ _YEAR = re.compile(r"(\d{4})")
 )
 @click.option("--step", default="60s", show_default=True, help="Prometheus range-query step.")
 @click.option(
+    "--history",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The drill history index (`drill history add`): its verified drills of the SLA's playbook are"
+    " planned windows, excluded when the SLA says exclude_drills.",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Folder to write the report files into."
 )
 @click.option(
@@ -79,6 +85,7 @@ def report(
     prometheus: str | None,
     queries: tuple[str, ...],
     step: str,
+    history: Path | None,
     out: Path | None,
     sign_key: Path | None,
     signer: str | None,
@@ -125,6 +132,7 @@ def report(
     lo, hi = periods[0].start_ms, periods[-1].end_ms
     journals = _journal_files(journals)
     timelines, sources = _timelines(sla, lo, hi, journals, incidents, prometheus, queries, step)
+    windows, window_notes = _drill_windows(history, sla_file, sla.playbook) if history else ((), ())
     built = build_report(
         sla,
         timelines,
@@ -132,7 +140,9 @@ def report(
         sources,
         generated_utc=wall_utc_now().isoformat(timespec="milliseconds"),
         journals=journals,
+        drill_windows=windows,
         prepared_by=preparer,
+        notes=window_notes,
     )
     data = report_json_bytes(built)
     if out is not None:
@@ -338,3 +348,36 @@ def verify(directory: Path, allowed_signers: Path, fmt: str) -> None:
     else:
         for s in signers:
             click.echo(f"verified: signed by {s.principal} ({s.fingerprint}), trusted by {s.allowed_by}")
+
+
+def _drill_windows(
+    index: Path, sla_file: Path, playbook: str
+) -> tuple[tuple[tuple[int, int], ...], tuple[str, ...]]:
+    """The planned drill windows [started, finished) of the SLA's playbook: verified drills only,
+    each read from its signed report (still the bytes the index verified), with a note naming them."""
+    import hashlib
+
+    from drill.clock import parse_utc
+    from drill.playbook.validate import load_playbook
+    from drill.practice.history import History
+    from drill.report.build import load_report
+
+    name = load_playbook(sla_file.parent / playbook).metadata.name
+    with History.open(index, create=False) as opened:
+        records = [r for r in opened.records(playbook=name) if r.countable and r.mode == "drill"]
+    windows: list[tuple[int, int]] = []
+    notes: list[str] = []
+    for record in records:
+        folder = Path(record.folder)
+        try:
+            same = hashlib.sha256((folder / "report.json").read_bytes()).hexdigest() == record.report_sha256
+            run = load_report(folder).run if same else None
+        except (OSError, DrillError):
+            run = None
+        if run is None or not run.started_utc or not run.finished_utc:
+            notes.append(f"Drill {record.run_id} is not excluded: its evidence changed or cannot be read.")
+            continue
+        start, end = (int(parse_utc(t).timestamp() * 1000) for t in (run.started_utc, run.finished_utc))
+        windows.append((start, end))
+        notes.append(f"Drill {record.run_id} ({run.started_utc} to {run.finished_utc}) is a planned window.")
+    return tuple(windows), tuple(notes)
