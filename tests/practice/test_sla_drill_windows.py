@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
@@ -19,7 +20,7 @@ from tests.practice.conftest import Practice
 SLA = Path(__file__).resolve().parents[2] / "examples" / "sla-lab.yaml"
 
 
-def _report(practice: Practice, tmp_path: Path, *extra: str) -> dict[str, object]:
+def _report(practice: Practice, tmp_path: Path, *extra: str) -> dict[str, Any]:  # parsed JSON
     q1 = load_report(practice.runs["q1"]).run
     assert q1.started_utc is not None
     day = parse_utc(q1.started_utc).astimezone(ZoneInfo("Europe/Berlin")).date()
@@ -47,13 +48,12 @@ def test_verified_drills_from_the_history_are_excluded_and_a_tampered_copy_is_no
     add_folders(index, list(practice.runs.values()), practice.allowed_signers)
     without = _report(practice, tmp_path)
     with_history = _report(practice, tmp_path, "--history", str(index))
-    notes = "\n".join(str(n) for n in with_history["notes"])  # type: ignore[union-attr]
+    notes = "\n".join(str(n) for n in with_history["notes"])
     for label in ("q1", "q2", "q3", "q4"):
         assert f"Drill {practice.run_ids[label]} (" in notes
     assert "tampered" not in notes and practice.run_ids["unsigned"] not in notes
     web_without, web_with = (
-        next(s for s in d["services"] if s["service"] == "web")  # type: ignore[union-attr]
-        for d in (without, with_history)
+        next(s for s in d["services"] if s["service"] == "web") for d in (without, with_history)
     )
     q1 = load_report(practice.runs["q1"]).run
     assert q1.started_utc and q1.finished_utc
