@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,13 +14,17 @@ from drill.cli.output import echo_json, format_option
 from drill.cli.run import read_variables, variables_options
 from drill.durations import parse_duration_ms
 from drill.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, UsageError
-from drill.log import configure_logging
+from drill.log import configure_logging, get_logger
 from drill.playbook.validate import load_playbook
 from drill.report.sign import check_principal, load_private_key
 from drill.report.verify import load_allowed_signers
 from drill.run.session import operator_identity
 from drill.sla.segments import NAMESPACE, SegmentSigner, WatchVerification, verify_watch
 from drill.sla.watch import HOUR_MS, WatchOptions, WatchOutcome, check_rotate, run_watch
+
+if TYPE_CHECKING:
+    from drill.playbook.model import Playbook
+    from drill.sla.metrics import Listen, MetricsServer, WatchMetrics
 
 
 def _duration(option: str, text: str | None) -> int | None:
@@ -64,6 +69,13 @@ def _duration(option: str, text: str | None) -> int | None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File holding the signing key's passphrase (its first line).",
 )
+@click.option(
+    "--metrics",
+    "metrics_at",
+    metavar="[HOST:]PORT",
+    help="Serve the watch's state for Prometheus at http://HOST:PORT/metrics "
+    "(HOST defaults to 127.0.0.1; another address is reachable from beyond this host).",
+)
 @format_option
 @variables_options
 def watch(
@@ -74,6 +86,7 @@ def watch(
     sign_key: Path | None,
     signer: str,
     passphrase_file: Path | None,
+    metrics_at: str | None,
     fmt: str,
     var_pairs: tuple[str, ...],
     vars_file: Path | None,
@@ -86,13 +99,19 @@ def watch(
     the watch was not running as no data, never as up. SIGTERM or Ctrl-C stops it: the last
     segment is sealed and drill exits 0 (3 when the journal could not be written, 2 bad input).
 
+    With --metrics, drill_probe_success, drill_probe_duration_seconds,
+    drill_probe_observations_total, drill_asset_up and drill_watch_segment(_events) are served
+    for Prometheus (a live view: the segments stay the evidence). A port in use exits 3.
+
     \b
     Example:
       drill watch playbooks/demo.yaml --out watch/demo --rotate 1h --sign-key ~/.ssh/drill --signer ops
+      drill watch playbooks/demo.yaml --metrics 127.0.0.1:9464
       drill watch-verify watch/demo
     """
     rotate_ms = check_rotate(_duration("--rotate", rotate) or HOUR_MS)
     duration_ms = _duration("--duration", duration)
+    listen = _listen(metrics_at)
     loaded = load_playbook(playbook)
     variables = read_variables(var_pairs, vars_file)
     segment_signer = None
@@ -100,6 +119,8 @@ def watch(
         key = load_private_key(sign_key, read_passphrase_file(passphrase_file))
         segment_signer = SegmentSigner(key, check_principal(signer))
     folder = out if out is not None else Path("watch") / loaded.metadata.name
+    configure_logging()
+    metrics, server = _serve_metrics(listen, loaded)
     options = WatchOptions(
         out=folder,
         rotate_ms=rotate_ms,
@@ -107,17 +128,50 @@ def watch(
         signer=segment_signer,
         variables=variables,
         operator=operator_identity(),
+        metrics=metrics,
     )
-    configure_logging()
-    outcome = asyncio.run(run_watch(loaded, options))
+    try:
+        outcome = asyncio.run(run_watch(loaded, options))
+    finally:
+        if server is not None:
+            server.stop()
     if fmt == "json":
-        echo_json(_outcome_data(outcome))
+        echo_json({**_outcome_data(outcome), "metrics": str(listen) if listen is not None else None})
     else:
         _print_outcome(outcome)
     if outcome.journal_error:
         click.echo(f"drill: aborted: {outcome.journal_error}", err=True)
         sys.exit(EXIT_ABORTED)
     sys.exit(EXIT_OK)
+
+
+def _listen(text: str | None) -> Listen | None:
+    """The --metrics address, checked before anything starts (prometheus_client is imported
+    only here: a watch without --metrics does not pay for it)."""
+    if text is None:
+        return None
+    from drill.sla.metrics import parse_listen
+
+    return parse_listen(text)
+
+
+def _serve_metrics(
+    listen: Listen | None, playbook: Playbook
+) -> tuple[WatchMetrics | None, MetricsServer | None]:
+    if listen is None:
+        return None, None
+    from drill.sla.metrics import MetricsServer, WatchMetrics
+
+    metrics = WatchMetrics((a.id, p.name) for a in playbook.assets for p in a.probes)
+    server = MetricsServer.start(listen, metrics)
+    if not listen.loopback:
+        click.echo(
+            f"drill: warning: --metrics {listen} is not a loopback address: whoever can reach it "
+            "reads this watch's asset and probe names and states",
+            err=True,
+        )
+    get_logger("drill.watch").info("serving metrics", url=f"http://{listen}/metrics")
+    return metrics, server
 
 
 def _outcome_data(outcome: WatchOutcome) -> dict[str, object]:

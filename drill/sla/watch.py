@@ -16,6 +16,10 @@ A restart never claims what it did not see: the last segment is checked and seal
 restart") if the crash left it open, and the new segment records a watch.gap from the last
 event journalled to the instant the new segment opened, health no-data; every asset starts
 unknown until its probes say otherwise (the monitor's first asset.state is `initial`).
+
+With WatchOptions.metrics (drill.sla.metrics, `--metrics`), each observation and asset state
+also updates a Prometheus registry, and a scrape reads the open segment's number, event count
+and last UTC through segment_view(): a live view beside the evidence, never part of it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from drill.clock import SystemClock, utc_iso
 from drill.durations import format_duration_ms
@@ -73,6 +77,9 @@ from drill.sla.segments import (
 )
 from drill.version import __version__
 
+if TYPE_CHECKING:  # prometheus_client is imported only by a watch that serves /metrics
+    from drill.sla.metrics import WatchMetrics
+
 HOUR_MS = 3_600_000
 MIN_ROTATE_MS = 100  # below this a segment would hold a handful of events: a typo, not a plan
 
@@ -88,6 +95,7 @@ class WatchOptions:
     env: Mapping[str, str] | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
     operator: str = ""
+    metrics: WatchMetrics | None = None  # updated as the watch observes (drill.sla.metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +234,7 @@ class _Watch:
         self.sync_wanted = asyncio.Event()
         self.sync_lock = threading.Lock()  # a segment is never closed while the syncer fsyncs it
         self.first_segment = 0
+        self.metrics = options.metrics
         self.log = get_logger("drill.watch")
 
     def request_stop(self, reason: str) -> None:
@@ -329,8 +338,21 @@ class _Watch:
     def on_observation(
         self, probe: ScheduledProbe, obs: Observation, scheduled_ns: int, started_ns: int, tick: int
     ) -> None:
+        metrics = self.metrics
         for draft in self.monitor.observe(probe.asset, probe.probe.name, obs, started_ns, scheduled_ns, tick):
-            self.emit_draft(draft, sync=isinstance(draft.payload, AssetState))
+            state = draft.payload if isinstance(draft.payload, AssetState) else None
+            self.emit_draft(draft, sync=state is not None)
+            if state is not None and metrics is not None:
+                metrics.asset_state(probe.asset, state.state == "up")
+        if metrics is not None:
+            metrics.observed(probe.asset, probe.probe.name, obs.ok, obs.latency_us)
+
+    def segment_view(self) -> tuple[int, int, str] | None:
+        """The open segment for a /metrics scrape (another thread: reads only, each atomic)."""
+        segment = self.segment
+        if segment is None:
+            return None
+        return segment.number, segment.writer.count, segment.last_utc
 
     def on_overrun(self, probe: ScheduledProbe, missed: int, at_ns: int) -> None:
         self.emit(ProbeOverrun(probe.probe.name, missed), at_ns, asset=probe.asset)
@@ -401,9 +423,13 @@ async def run_watch(
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, watch.request_stop, f"{sig.name} received")
+        if options.metrics is not None:
+            options.metrics.follow(watch.segment_view)
         try:
             return await _watch(watch, probes, resumed, stop)
         finally:
+            if options.metrics is not None:
+                options.metrics.follow(None)
             if install_signal_handlers:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
