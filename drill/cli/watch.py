@@ -19,6 +19,7 @@ from drill.playbook.validate import load_playbook
 from drill.report.sign import check_principal, load_private_key
 from drill.report.verify import load_allowed_signers
 from drill.run.session import operator_identity
+from drill.sla.load import load_sla
 from drill.sla.segments import NAMESPACE, SegmentSigner, WatchVerification, verify_watch
 from drill.sla.watch import HOUR_MS, WatchOptions, WatchOutcome, check_rotate, run_watch
 
@@ -76,6 +77,13 @@ def _duration(option: str, text: str | None) -> int | None:
     help="Serve the watch's state for Prometheus at http://HOST:PORT/metrics "
     "(HOST defaults to 127.0.0.1; another address is reachable from beyond this host).",
 )
+@click.option(
+    "--sla",
+    "sla_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SLA document (kind: SLA) whose burn-rate and threshold alerts page the playbook's "
+    "contact chains while watching (each alert once per episode; sla.alert journalled).",
+)
 @format_option
 @variables_options
 def watch(
@@ -87,6 +95,7 @@ def watch(
     signer: str,
     passphrase_file: Path | None,
     metrics_at: str | None,
+    sla_file: Path | None,
     fmt: str,
     var_pairs: tuple[str, ...],
     vars_file: Path | None,
@@ -103,16 +112,25 @@ def watch(
     drill_probe_observations_total, drill_asset_up and drill_watch_segment(_events) are served
     for Prometheus (a live view: the segments stay the evidence). A port in use exits 3.
 
+    With --sla, the SLA's burn-rate pairs and thresholds are evaluated on what this watch
+    observes (a service is down when the latest observation of any of its probes failed):
+    a burn pair once the watch has seen its whole long window, a threshold on the availability
+    since the watch started (at most the longest burn window, not the whole contract period).
+    A rising edge journals sla.alert (firing) and pages the alert's chain; clearing journals
+    sla.alert (resolved).
+
     \b
     Example:
       drill watch playbooks/demo.yaml --out watch/demo --rotate 1h --sign-key ~/.ssh/drill --signer ops
       drill watch playbooks/demo.yaml --metrics 127.0.0.1:9464
+      drill watch playbooks/demo.yaml --sla examples/sla-lab.yaml
       drill watch-verify watch/demo
     """
     rotate_ms = check_rotate(_duration("--rotate", rotate) or HOUR_MS)
     duration_ms = _duration("--duration", duration)
     listen = _listen(metrics_at)
     loaded = load_playbook(playbook)
+    sla = load_sla(sla_file) if sla_file is not None else None
     variables = read_variables(var_pairs, vars_file)
     segment_signer = None
     if sign_key is not None:
@@ -129,6 +147,7 @@ def watch(
         variables=variables,
         operator=operator_identity(),
         metrics=metrics,
+        sla=sla,
     )
     try:
         outcome = asyncio.run(run_watch(loaded, options))

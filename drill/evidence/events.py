@@ -423,6 +423,31 @@ class WatchStopped:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class SlaAlert:
+    """An SLA alert of a watch (drill.sla.alerts) changed state: `firing` on the rising edge (the
+    alert's chain is paged then, once per episode), `resolved` when it clears (nothing paged).
+    Burn: both windows' burn rates in milli-x against factor_milli; threshold: the availability
+    (PctMilli) over window_ms against below. A figure that does not apply, or could not be
+    measured, is None, never 0."""
+
+    TYPE: ClassVar[str] = "sla.alert"
+    name: str
+    kind: Literal["burn", "threshold"]
+    state: Literal["firing", "resolved"]
+    service: str
+    chain: str
+    at_utc: str
+    factor_milli: Int | None
+    long_ms: Int | None
+    short_ms: Int | None
+    long_milli: Int | None
+    short_milli: Int | None
+    below: Int | None
+    availability: Int | None
+    window_ms: Int | None
+
+
 Payload = (
     RunStarted
     | RunFinished
@@ -455,6 +480,7 @@ Payload = (
     | WatchStarted
     | WatchGap
     | WatchStopped
+    | SlaAlert
 )
 
 # The one list of event types: `type` in the journal -> its payload class.
@@ -492,6 +518,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         WatchStarted,
         WatchGap,
         WatchStopped,
+        SlaAlert,
     )
 }
 _FIELDS: dict[type[Payload], frozenset[str]] = {
@@ -610,6 +637,7 @@ __all__ = [
     "RunStarted",
     "RunStatus",
     "SignalReceived",
+    "SlaAlert",
     "State",
     "SteadyState",
     "StepAttempt",

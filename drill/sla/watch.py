@@ -62,6 +62,8 @@ from drill.run.monitor import Monitor
 from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run_probe_loops
 from drill.run.session import operator_identity, secrets_for
 from drill.secrets import Secrets
+from drill.sla.alerts import AlertEvaluator, AlertPager, Edge, check_alerts, evaluate_every, journal_and_page
+from drill.sla.model import Sla
 from drill.sla.segments import (
     SEAL_FORMAT,
     Seal,
@@ -96,6 +98,7 @@ class WatchOptions:
     variables: Mapping[str, str] = field(default_factory=dict)
     operator: str = ""
     metrics: WatchMetrics | None = None  # updated as the watch observes (drill.sla.metrics)
+    sla: Sla | None = None  # its burn-rate and threshold alerts page while watching (drill.sla.alerts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,7 @@ class _Watch:
         self.sync_lock = threading.Lock()  # a segment is never closed while the syncer fsyncs it
         self.first_segment = 0
         self.metrics = options.metrics
+        self.alerts = AlertEvaluator(options.sla) if options.sla is not None else None
         self.log = get_logger("drill.watch")
 
     def request_stop(self, reason: str) -> None:
@@ -346,6 +350,13 @@ class _Watch:
                 metrics.asset_state(probe.asset, state.state == "up")
         if metrics is not None:
             metrics.observed(probe.asset, probe.probe.name, obs.ok, obs.latency_us)
+        alerts, segment = self.alerts, self.segment
+        if alerts is not None and segment is not None:
+            alerts.observe(f"{probe.asset}/{probe.probe.name}", obs.ok, wall_ms(segment.clock, started_ns))
+
+    def now_ms(self) -> int:
+        clock = self.segment.clock if self.segment is not None else SystemClock()
+        return wall_ms(clock, clock.monotonic_ns())
 
     def segment_view(self) -> tuple[int, int, str] | None:
         """The open segment for a /metrics scrape (another thread: reads only, each atomic)."""
@@ -413,6 +424,8 @@ async def run_watch(
     check_rotate(options.rotate_ms)
     secrets = secrets_for(playbook, options.env, options.variables)
     probes = watch_probes(playbook, secrets)
+    if options.sla is not None:
+        check_alerts(options.sla, playbook, secrets)
     plan = build_plan(playbook)
     make_folder(options.out)
     with folder_lock(options.out):
@@ -470,7 +483,8 @@ async def _watch(
     segment = watch.segment
     assert segment is not None
     now_utc = utc_iso(segment.clock.utc_at(at))
-    watch.emit(_started(watch, now_utc), at, sync=True)
+    started = _started(watch, now_utc)
+    watch.emit(started, at, sync=True)
     gap = None
     if resumed.last_utc:
         duration = max(0, utc_ms(now_utc) - utc_ms(resumed.last_utc))
@@ -503,6 +517,18 @@ async def _watch(
         helpers.append(asyncio.create_task(watch.deadline(options.duration_ms)))
     if stop is not None:
         helpers.append(asyncio.create_task(_relay(stop, watch)))
+    pager = None
+    if watch.alerts is not None and options.sla is not None:
+        pager = AlertPager(
+            watch.playbook, options.sla, watch.secrets, SystemClock(), watch.emit_draft, started.session
+        )
+        await pager.start()
+        alerts, clock = watch.alerts, SystemClock()
+
+        def on_edges(edges: Sequence[Edge]) -> None:
+            journal_and_page(edges, watch.emit_draft, pager, clock)
+
+        helpers.append(asyncio.create_task(evaluate_every(alerts, watch.now_ms, on_edges, watch.stop)))
     try:
         await run_probe_loops(
             probes,
@@ -517,6 +543,8 @@ async def _watch(
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
+        if pager is not None:
+            await pager.close()
         await resources.aclose()
         last = watch.segment.number if watch.segment is not None else watch.first_segment
         if watch.segment is not None:
@@ -542,6 +570,11 @@ def _started(watch: _Watch, now_utc: str) -> WatchStarted:
         started_utc=now_utc,
         format=SEAL_FORMAT,
     )
+
+
+def wall_ms(clock: SystemClock, mono_ns: int) -> int:
+    """UTC epoch ms of a monotonic instant, by the clock's anchor (integers: no datetime per call)."""
+    return (clock.anchor_wall_ns + mono_ns - clock.anchor_mono_ns) // 1_000_000
 
 
 def _host() -> str:

@@ -45,6 +45,7 @@ from drill.evidence.events import (
     RunStarted,
     RunStatus,
     SignalReceived,
+    SlaAlert,
     SteadyState,
     StepAttempt,
     StepFinished,
@@ -266,6 +267,25 @@ def _samples() -> list[EventDraft]:
             25_000,
         ),
         EventDraft(WatchStopped("SIGTERM received"), 26_000),
+        EventDraft(
+            SlaAlert(
+                name="page-fast",
+                kind="burn",
+                state="firing",
+                service="web",
+                chain="oncall",
+                at_utc="2026-12-02T17:10:08.000+00:00",
+                factor_milli=14_400,
+                long_ms=3_600_000,
+                short_ms=300_000,
+                long_milli=15_000,
+                short_milli=20_000,
+                below=95_000,
+                availability=94_000,
+                window_ms=3_600_000,
+            ),
+            27_000,
+        ),
     ]
 
 

@@ -1,0 +1,218 @@
+"""`drill watch --sla`: burn-rate and threshold alerts page the playbook's contact chain.
+
+A real watch process probes a real HTTP server on 127.0.0.1 that the test switches to failing and
+back; the chain's one contact is a webhook to a real HTTP receiver on 127.0.0.1 run by the test.
+The evaluator's threshold rule is checked directly (no process: it needs none).
+
+Every wait polls a file, a process or the receiver under a deadline; none sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from drill.evidence.events import Event, PageSent, ProbeObserved, SlaAlert
+from drill.evidence.journal import read_events
+from drill.sla.alerts import AlertEvaluator, every_ms, horizon_ms
+from drill.sla.load import load_sla
+from drill.sla.segments import utc_ms, verify_watch
+from tests.conftest import SwitchableServer, serving
+from tests.sla.test_watch import start_watch, wait_for
+
+PLAYBOOK = """\
+apiVersion: drill/v1
+kind: Playbook
+metadata: {{name: watched, owner: tests}}
+settings: {{interval: 100ms, timeout: 500ms, fall: 1, rise: 1}}
+tiers: [{{name: tier-0, rto: 5s}}]
+contacts:
+  chains:
+    oncall:
+      contacts:
+        - {{name: Ana, via: webhook, url: "{pager}/ana", ack_within: 60s}}
+assets:
+  - id: web
+    tier: tier-0
+    contact_chain: oncall
+    probes:
+      - {{name: health, http: {{url: "{url}/health"}}}}
+scenario:
+  - {{name: declare, mark: disaster}}
+"""
+
+SLA = """\
+apiVersion: drill/v1
+kind: SLA
+metadata: {{name: watched-sla, owner: tests}}
+spec:
+  playbook: watched.yaml
+  services:
+    - {{name: web, probes: [web/health]}}
+  target: "90%"
+  window: {{calendar: month, time_zone: UTC}}
+  counting: {{method: timeslices, slice: 1s}}
+  alerts:
+{alerts}
+"""
+
+BURN = """\
+    burn_rates:
+      - {name: fast-burn, factor: "2", long: 6s, short: 2s, chain: oncall, severity: page}
+"""
+
+THRESHOLD = """\
+    thresholds:
+      - {name: early-warning, below: "95%", chain: oncall}
+"""
+
+
+class _Pager(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        server = self.server
+        assert isinstance(server, PagerReceiver)
+        with server.lock:
+            server.pages.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class PagerReceiver(ThreadingHTTPServer):
+    """A webhook receiver on 127.0.0.1: every POST's path and JSON body, in order."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Pager)
+        self.lock = threading.Lock()
+        self.pages: list[tuple[str, dict[str, object]]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.pages)
+
+
+@pytest.fixture
+def server() -> Iterator[SwitchableServer]:
+    yield from serving(SwitchableServer())
+
+
+@pytest.fixture
+def pager() -> Iterator[PagerReceiver]:
+    receiver = PagerReceiver()
+    thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield receiver
+    receiver.shutdown()
+    receiver.server_close()
+    thread.join(timeout=5)
+
+
+def write_files(
+    folder: Path, server: SwitchableServer, pager: PagerReceiver, alerts: str
+) -> tuple[Path, Path]:
+    playbook = folder / "watched.yaml"
+    playbook.write_text(PLAYBOOK.format(url=server.url, pager=pager.url), encoding="utf-8")
+    sla = folder / "sla.yaml"
+    sla.write_text(SLA.format(alerts=alerts.rstrip("\n")), encoding="utf-8")
+    return playbook, sla
+
+
+def journal(folder: Path) -> list[Event]:
+    return [
+        event
+        for path in sorted(folder.glob("segment-*.jsonl"))
+        for event in read_events(path, allow_torn_tail=True)
+    ]
+
+
+def alerts_in(folder: Path) -> list[SlaAlert]:
+    return [e.payload for e in journal(folder) if isinstance(e.payload, SlaAlert)]
+
+
+def observed_for_ms(folder: Path) -> int:
+    """From the first probe.observed to the last one journalled."""
+    stamps = [utc_ms(e.utc) for e in journal(folder) if isinstance(e.payload, ProbeObserved)]
+    return stamps[-1] - stamps[0] if stamps else 0
+
+
+def set_status(server: SwitchableServer, status: int) -> None:
+    with server.lock:
+        server.status = status
+
+
+def test_a_burn_pages_the_chain_once_and_resolves_when_the_service_is_back(
+    tmp_path: Path, server: SwitchableServer, pager: PagerReceiver
+) -> None:
+    playbook, sla = write_files(tmp_path, server, pager, BURN)
+    folder = tmp_path / "watch"
+    process = start_watch(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla))
+    log = tmp_path / "watch.log"
+    try:
+        # healthy for longer than the long window (6 s) plus an evaluation: measured, not firing
+        wait_for(lambda: process.poll() is None and observed_for_ms(folder) >= 7_500, 20, "7.5 s of probing")
+        assert process.poll() is None, log.read_text()
+        assert pager.count() == 0 and alerts_in(folder) == []
+
+        set_status(server, 503)
+        wait_for(lambda: pager.count() >= 1, 10, "a page")
+        ((path, body),) = pager.pages
+        assert path == "/ana"
+        assert "fast-burn" in str(body["asked"]) and body["chain"] == "oncall"
+
+        set_status(server, 200)
+        wait_for(lambda: [a.state for a in alerts_in(folder)] == ["firing", "resolved"], 10, "resolved")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert pager.count() == 1  # once per episode: never again while it kept firing, none on resolve
+    firing, resolved = alerts_in(folder)
+    assert (firing.name, firing.kind, firing.service, firing.chain) == ("fast-burn", "burn", "web", "oncall")
+    assert firing.long_milli is not None and firing.long_milli >= 2_000
+    assert firing.short_milli is not None and firing.short_milli >= 2_000
+    assert (firing.factor_milli, firing.long_ms, firing.short_ms) == (2_000, 6_000, 2_000)
+    assert firing.availability is None and firing.below is None  # not a threshold: not measured
+    assert resolved.short_milli is not None and resolved.short_milli < 2_000
+    sent = [e.payload for e in journal(folder) if isinstance(e.payload, PageSent)]
+    assert [(p.chain, p.contact, p.ok) for p in sent] == [("oncall", "Ana", True)]
+    assert verify_watch(folder).ok  # sla.alert and page.sent are chained evidence like the rest
+
+
+def test_a_threshold_fires_on_the_availability_since_the_watch_started(
+    tmp_path: Path, server: SwitchableServer, pager: PagerReceiver
+) -> None:
+    _, path = write_files(tmp_path, server, pager, THRESHOLD)
+    sla = load_sla(path)
+    assert horizon_ms(sla) == 3_600_000 and every_ms(sla) == 1000  # no burn pair: the defaults
+    evaluator = AlertEvaluator(sla)
+    t0 = 1_800_000_000_000
+    evaluator.observe("web/health", True, t0)
+    assert evaluator.evaluate(t0 + 10_000) == []  # 100 %: nothing
+    evaluator.observe("web/other", False, t0 + 10_000)  # not a probe of the service: ignored
+    evaluator.observe("web/health", False, t0 + 10_000)
+    (edge,) = evaluator.evaluate(t0 + 11_000)  # 10 of 11 one-second slices good: 90.909 %
+    assert (edge.event.state, edge.event.availability, edge.event.window_ms) == ("firing", 90_909, 11_000)
+    assert evaluator.evaluate(t0 + 12_000) == []  # still below: no second edge
+    evaluator.observe("web/health", True, t0 + 12_000)
+    (back,) = evaluator.evaluate(t0 + 60_000)  # 58 of 60 good: 96.666 %
+    assert (back.event.state, back.event.availability) == ("resolved", 96_666)
