@@ -433,7 +433,7 @@ class SlaAlert:
 
     TYPE: ClassVar[str] = "sla.alert"
     name: str
-    kind: Literal["burn", "threshold"]
+    kind: Literal["burn", "threshold", "delay"]
     state: Literal["firing", "resolved"]
     service: str
     chain: str

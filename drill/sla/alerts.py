@@ -15,6 +15,12 @@ The evaluation runs every min(short windows)/2, at least 1 s.
 
 On a rising edge, `sla.alert` (state firing) is journalled and the alert's chain paged; when it
 clears, `sla.alert` (state resolved) is journalled and nothing is paged.
+
+Delay KPIs are judged per observation of their probe, not per evaluation: a round trip slower
+than a level's delay fires that level (kind "delay", service: the probe); a failed round trip
+fires level 1 at least, and higher levels as the failure lasts (a message not back is delayed
+at least since the first failed round trip of the run began). A level resolves when a round
+trip completes within it. Edges found by `observe` are handed out by the next `evaluate`.
 """
 
 from __future__ import annotations
@@ -37,7 +43,17 @@ from drill.playbook.model import Playbook
 from drill.secrets import Secrets
 from drill.sla.calendar import rolling_period, utc_iso_ms
 from drill.sla.compute import burn_rate, compute_period
-from drill.sla.model import BurnRateAlert, Health, Service, Sla, Span, Threshold, Timeline, Window
+from drill.sla.model import (
+    BurnRateAlert,
+    DelayKpi,
+    Health,
+    Service,
+    Sla,
+    Span,
+    Threshold,
+    Timeline,
+    Window,
+)
 
 DEFAULT_HORIZON_MS = 3_600_000
 MIN_EVERY_MS = 1000
@@ -99,15 +115,45 @@ class ServiceTimeline:
         return Timeline(self.service.name, tuple(spans))
 
 
-AlertKind = Literal["burn", "threshold"]
+AlertKind = Literal["burn", "threshold", "delay"]
 
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """An alert that changed state at an evaluation: the sla.alert to journal, and what to page."""
+    """An alert that changed state at an evaluation: the sla.alert to journal, and what to page
+    (`detail`: the figures in words when the event has no field for them, e.g. a delay)."""
 
     event: SlaAlert
-    alert: BurnRateAlert | Threshold
+    alert: BurnRateAlert | Threshold | DelayKpi
+    detail: str = ""
+
+
+def sorted_levels(kpi: DelayKpi) -> tuple[tuple[int, str], ...]:
+    """A delay KPI's levels by delay, lowest first: level n is the n-th of these."""
+    return tuple(sorted(kpi.levels))
+
+
+def level_reached(kpi: DelayKpi, delay_ms: int, ok: bool) -> int:
+    """The highest level (1-based; 0: none) a round trip reaches: its delay is over the level's
+    delay; a round trip that did not complete reaches level 1 at least."""
+    reached = sum(delay_ms > at for at, _ in sorted_levels(kpi))
+    return reached if ok or not kpi.levels else max(1, reached)
+
+
+class DelayTracker:
+    """The delay of each round trip of one probe: its latency, or for a failed one the time since
+    the first failed round trip of the current run began (it is still not back)."""
+
+    def __init__(self) -> None:
+        self.failing_since_ms: int | None = None
+
+    def delay_ms(self, ok: bool, latency_ms: int, at_ms: int) -> int:
+        if ok:
+            self.failing_since_ms = None
+            return latency_ms
+        if self.failing_since_ms is None:
+            self.failing_since_ms = at_ms
+        return at_ms + latency_ms - self.failing_since_ms
 
 
 class AlertEvaluator:
@@ -118,14 +164,36 @@ class AlertEvaluator:
         self.horizon = horizon_ms(sla)
         self.services = {s.name: ServiceTimeline(s, self.horizon) for s in sla.services}
         self.firing: set[tuple[str, str, str]] = set()  # (kind, alert name, service)
+        self.delays = {kpi.name: DelayTracker() for kpi in sla.delays}
+        self.pending: list[Edge] = []  # delay edges found by observe, handed out by evaluate
 
-    def observe(self, probe: str, ok: bool, at_ms: int) -> None:
-        """One observation of "asset/probe" (cheap: a dict update, a span closed on a change)."""
+    def observe(self, probe: str, ok: bool, at_ms: int, latency_us: int | None = None) -> None:
+        """One observation of "asset/probe" (cheap: a dict update, a span closed on a change).
+        With its latency, it is also a round trip of every delay KPI on that probe."""
         for timeline in self.services.values():
             timeline.observe(probe, ok, at_ms)
+        if latency_us is None:
+            return
+        for kpi in self.sla.delays:
+            if kpi.probe == probe:
+                self.pending += self._delay(kpi, ok, latency_us // 1000, at_ms)
+
+    def _delay(self, kpi: DelayKpi, ok: bool, latency_ms: int, at_ms: int) -> list[Edge]:
+        delay = self.delays[kpi.name].delay_ms(ok, latency_ms, at_ms)
+        reached = level_reached(kpi, delay, ok)
+        how = f"{delay} ms" if ok else f"not back after at least {delay} ms (the probe failed)"
+        edges: list[Edge] = []
+        for n, (after, chain) in enumerate(sorted_levels(kpi), start=1):
+            event = SlaAlert(
+                f"{kpi.name} level {n}", "delay", "firing", kpi.probe, chain, utc_iso_ms(at_ms),
+                None, None, None, None, None, None, None, None,
+            )  # fmt: skip
+            detail = f"round trip {how}, level {n} is over {after} ms (the KPI: within {kpi.within_ms} ms)"
+            edges += self._edge(("delay", event.name, kpi.probe), n <= reached, event, kpi, detail)
+        return edges
 
     def evaluate(self, now_ms: int) -> list[Edge]:
-        edges: list[Edge] = []
+        edges, self.pending = self.pending, []
         at_utc = utc_iso_ms(now_ms)
         for name, state in self.services.items():
             if state.first_ms is None:
@@ -158,14 +226,19 @@ class AlertEvaluator:
         return edges
 
     def _edge(
-        self, key: tuple[str, str, str], fires: bool, event: SlaAlert, alert: BurnRateAlert | Threshold
+        self,
+        key: tuple[str, str, str],
+        fires: bool,
+        event: SlaAlert,
+        alert: BurnRateAlert | Threshold | DelayKpi,
+        detail: str = "",
     ) -> list[Edge]:
         if fires and key not in self.firing:
             self.firing.add(key)
-            return [Edge(event, alert)]
+            return [Edge(event, alert, detail)]
         if not fires and key in self.firing:
             self.firing.discard(key)
-            return [Edge(_resolved(event), alert)]
+            return [Edge(_resolved(event), alert, detail)]
         return []
 
 
@@ -177,6 +250,11 @@ def check_alerts(sla: Sla, playbook: Playbook, secrets: Secrets) -> None:
     """The SLA's services and chains must be the watched playbook's; every contact of a chain an
     alert pages must resolve and parse now, before anything is watched."""
     probes = {f"{a.id}/{p.name}" for a in playbook.assets for p in a.probes}
+    for kpi in sla.delays:
+        if kpi.probe not in probes:
+            raise UsageError(
+                f"--sla: delay KPI {kpi.name!r} names {kpi.probe}, not a probe of playbook {playbook.metadata.name!r}"
+            )
     for service in sla.services:
         missing = [p for p in service.probes if p not in probes]
         if missing:
@@ -185,7 +263,11 @@ def check_alerts(sla: Sla, playbook: Playbook, secrets: Secrets) -> None:
                 f"not a probe of playbook {playbook.metadata.name!r}"
             )
     chains = {c.name: c for c in playbook.chains}
-    wanted = sorted({b.chain for b in sla.burn_rates} | {t.chain for t in sla.thresholds})
+    wanted = sorted(
+        {b.chain for b in sla.burn_rates}
+        | {t.chain for t in sla.thresholds}
+        | {chain for kpi in sla.delays for _, chain in kpi.levels}
+    )
     unknown = [c for c in wanted if c not in chains]
     if unknown:
         raise UsageError(
@@ -220,15 +302,18 @@ class AlertPager:
 
     def page(self, edge: Edge) -> None:
         event = edge.event
-        service = next(s for s in self.sla.services if s.name == event.service)
-        assets = tuple(dict.fromkeys(p.partition("/")[0] for p in service.probes))
+        if isinstance(edge.alert, DelayKpi):
+            assets: tuple[str, ...] = (edge.alert.probe.partition("/")[0],)
+        else:
+            service = next(s for s in self.sla.services if s.name == event.service)
+            assets = tuple(dict.fromkeys(p.partition("/")[0] for p in service.probes))
         ticket = isinstance(edge.alert, BurnRateAlert) and edge.alert.severity == "ticket"
         severity: Literal["critical", "warning"] = "warning" if ticket else "critical"
         about = PageAbout(
             drill=self.playbook.metadata.name,
             run_id=self.session,
             asked=f"SLA {self.sla.name}: alert {event.name} ({event.kind}) is firing for service "
-            f"{event.service}: {describe(event)}. Acknowledge, then look into it.",
+            f"{event.service}: {edge.detail or describe(event)}. Acknowledge, then look into it.",
             severity=severity,
         )
         ctx = NotifyContext(clock=self.clock, retry=RetryPolicy(), redact=self.secrets.redact_text)
@@ -254,6 +339,8 @@ def describe(event: SlaAlert) -> str:
     def pct(milli: int | None) -> str:
         return "not measured" if milli is None else f"{milli / 1000:g} %"
 
+    if event.kind == "delay":
+        return f"a round trip of {event.service} is over the delay of {event.name}"
     if event.kind == "burn":
         return (
             f"burn rate {x(event.long_milli)} over the long window, {x(event.short_milli)} over the "

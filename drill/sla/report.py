@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drill.errors import UsageError, VerificationFailed
 from drill.evidence.canonical import canonical_bytes, is_canonical
-from drill.evidence.events import PageAcked, PageSent
+from drill.evidence.events import PageAcked, PageSent, ProbeObserved
 from drill.evidence.journal import read_events
 from drill.report.sign import (
     Passphrase,
@@ -36,6 +36,7 @@ from drill.report.sign import (
     sign_bytes,
 )
 from drill.report.verify import SignerInfo, load_allowed_signers, verify_signature
+from drill.sla.alerts import DelayTracker, level_reached
 from drill.sla.calendar import Period, ms_of, period_days, period_of, periods_between, utc_iso_ms
 from drill.sla.compute import (
     BurnEvaluation,
@@ -44,7 +45,7 @@ from drill.sla.compute import (
     burn_rate,
     compute_period,
 )
-from drill.sla.model import FULL, PctMilli, ResponseKpi, Sla, Timeline, Window
+from drill.sla.model import FULL, DelayKpi, PctMilli, ResponseKpi, Sla, Timeline, Window
 
 NAMESPACE = "drill-sla-report-v1"
 REPORT_FILE = "sla-report.json"
@@ -96,10 +97,12 @@ class KpiResult:
     period: str
     within_ms: int
     verdict: Verdict
-    count: int | None  # pages (response) considered
+    count: int | None  # pages (response) or round trips (delay) considered
     met: int | None
     worst_ms: int | None
     note: str
+    over_limit: int | None = None  # delay: round trips over within_ms (a failed one included)
+    level: int | None = None  # delay: the highest alert level reached (0: none; levels by delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,26 +321,73 @@ def _years(sla: Sla, periods: Sequence[Period], rows: Sequence[ServicePeriod]) -
 
 def _kpis(sla: Sla, periods: Sequence[Period], journals: Sequence[Path]) -> tuple[KpiResult, ...]:
     pages = _pages(journals) if journals else None
+    trips = {d.name: _round_trips(journals, d.probe) for d in sla.delays} if journals else None
     out: list[KpiResult] = []
     for period in periods:
         for kpi in sla.response:
             out.append(_response(kpi, period, pages))
         for delay in sla.delays:
-            out.append(
-                KpiResult(
-                    delay.name,
-                    "delay",
-                    period.label,
-                    delay.within_ms,
-                    "not measured",
-                    None,
-                    None,
-                    None,
-                    f"the round trip of {delay.probe} is not evaluated by this report "
-                    "(the probe's latency is not yet folded into SLA periods)",
-                )
-            )
+            out.append(_delay(delay, period, None if trips is None else trips[delay.name]))
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _RoundTrip:
+    """One observation of a delay KPI's probe: when, whether it completed, and its delay (for a
+    failed one: at least this long, counted from the first failed round trip of its run)."""
+
+    at_ms: int
+    ok: bool
+    delay_ms: int
+
+
+def _round_trips(journals: Sequence[Path], probe: str) -> list[_RoundTrip]:
+    """Every probe.observed of "asset/probe" in the journals, journal by journal (a run of
+    failures does not continue across journals: the time between them was not observed)."""
+    asset, _, name = probe.partition("/")
+    out: list[_RoundTrip] = []
+    for journal in journals:
+        tracker = DelayTracker()
+        for event in read_events(journal):
+            payload = event.payload
+            if isinstance(payload, ProbeObserved) and event.asset == asset and payload.probe == name:
+                at = ms_of(datetime.fromisoformat(event.utc))
+                delay = tracker.delay_ms(payload.ok, payload.latency_us // 1000, at)
+                out.append(_RoundTrip(at, payload.ok, delay))
+    return out
+
+
+def _delay(kpi: DelayKpi, period: Period, trips: list[_RoundTrip] | None) -> KpiResult:
+    """Met when no round trip of the period took longer than within_ms; a failed round trip did
+    not complete and counts as over the limit. Worst: the slowest completed round trip."""
+
+    def result(verdict: Verdict, note: str, *figures: int | None) -> KpiResult:
+        count, met, worst, over, level = figures if figures else (None,) * 5
+        return KpiResult(
+            kpi.name, "delay", period.label, kpi.within_ms, verdict, count, met, worst, note, over, level
+        )
+
+    if trips is None:
+        return result("not measured", "not measured: these sources carry no round-trip times")
+    mine = [t for t in trips if period.start_ms <= t.at_ms < period.end_ms]
+    if not mine:
+        return result("not measured", f"no round trip of {kpi.probe} in the journals in this period")
+    failed = sum(not t.ok for t in mine)
+    over = sum(not t.ok or t.delay_ms > kpi.within_ms for t in mine)
+    done = [t.delay_ms for t in mine if t.ok]
+    worst = max(done) if done else None
+    level: int | None = max(level_reached(kpi, t.delay_ms, t.ok) for t in mine)
+    note = f"round trips of {kpi.probe} in the journals (its latency); {over} over {kpi.within_ms} ms"
+    if failed:
+        note += f"; {failed} did not complete (the probe failed): counted as over the limit"
+        note += "" if done else "; none completed, so no worst delay"
+    if kpi.levels:
+        note += f"; highest alert level reached: {level} of {len(kpi.levels)}"
+    else:
+        level = None
+        note += "; the KPI has no alert levels"
+    verdict: Verdict = "met" if over == 0 else "missed"
+    return result(verdict, note, len(mine), len(mine) - over, worst, over, level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,6 +657,8 @@ def _kpi_data(k: KpiResult) -> dict[str, object]:
         "count": k.count,
         "met": k.met,
         "worst_ms": k.worst_ms,
+        "over_limit": k.over_limit,
+        "level": k.level,
         "note": k.note,
     }
 

@@ -352,7 +352,8 @@ class _Watch:
             metrics.observed(probe.asset, probe.probe.name, obs.ok, obs.latency_us)
         alerts, segment = self.alerts, self.segment
         if alerts is not None and segment is not None:
-            alerts.observe(f"{probe.asset}/{probe.probe.name}", obs.ok, wall_ms(segment.clock, started_ns))
+            at_ms = wall_ms(segment.clock, started_ns)
+            alerts.observe(f"{probe.asset}/{probe.probe.name}", obs.ok, at_ms, obs.latency_us)
 
     def now_ms(self) -> int:
         clock = self.segment.clock if self.segment is not None else SystemClock()
