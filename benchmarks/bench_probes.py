@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import httpx
@@ -39,50 +40,15 @@ from drill.probes.base import Observation, Params, ProbeContext, ProbeKind, ok
 from drill.probes.pool import HTTP_POOL
 from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run_probe_loops
 
+if TYPE_CHECKING:
+    from benchmarks._servers import serve, start_servers, stop_servers
+else:  # `make bench` runs this file as a script, so benchmarks/ is first on sys.path
+    from _servers import serve, start_servers, stop_servers
+
+
 N = 500
 DELAY_S = 0.05
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-
-
-# --------------------------------------------------------------------------- the server process
-class _Delayed(asyncio.Protocol):
-    """Answers each request (one per head, keep-alive honoured) 50 ms after its head arrived."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        loop = asyncio.get_running_loop()
-        while b"\r\n\r\n" in self.buffer:
-            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-            close = b"connection: close" in head.lower()
-            loop.call_later(DELAY_S, self._answer, close)
-
-    def _answer(self, close: bool) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        self.transport.write(RESPONSE)
-        if close:
-            self.transport.close()
-
-
-def serve() -> None:
-    """Child process: serve until stdin closes; print the port first."""
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(_Delayed, "127.0.0.1", 0, backlog=4096)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)
-        server.close()
-
-    asyncio.run(main())
 
 
 # --------------------------------------------------------------------------- the contestants
@@ -312,15 +278,11 @@ def main() -> None:
     parser.add_argument("--jitter-seconds", type=float, default=5.0)
     args = parser.parse_args()
     if args.serve:
-        serve()
+        serve(RESPONSE, DELAY_S, backlog=4096)
         return
 
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    servers, (port,) = start_servers([sys.executable, __file__, "--serve"])
     try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
         figures = asyncio.run(contest(port, args.repeat))
         chaos = chaos_bin()
         chaos_500: float | None = None
@@ -344,9 +306,7 @@ def main() -> None:
             print(f"  (e) Chaos Toolkit, {count} probes: {many:.2f} s;  1 probe: {one:.2f} s")
             print(f"      {N} probes: {chaos_500:.1f} s ({note})")
     finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=10)
+        stop_servers(servers)
 
     best_httpx = min(figures["httpx50"], figures["httpx1"])
     drill = figures["drill"]

@@ -30,12 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drill.clock import SystemClock
 from drill.playbook.model import Probe
@@ -49,58 +48,17 @@ from drill.run.scheduler import (
     spread_phases,
 )
 
+if TYPE_CHECKING:
+    from benchmarks._servers import serve, start_servers, stop_servers
+else:  # `make bench` runs this file as a script, so benchmarks/ is first on sys.path
+    from _servers import serve, start_servers, stop_servers
+
+
 INTERVAL_MS = 1000
 TIMEOUT_MS = 800
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
 GOAL_RATE = 2000
 GOAL_P99_MS = 20.0
-
-
-# --------------------------------------------------------------------------- the server processes
-class _Answer(asyncio.Protocol):
-    """Answers each request head after DELAY_S; closes when asked (drill's probes ask)."""
-
-    delay_s = 0.0
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        loop = asyncio.get_running_loop()
-        while b"\r\n\r\n" in self.buffer:
-            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-            close = b"connection: close" in head.lower()
-            if self.delay_s > 0:
-                loop.call_later(self.delay_s, self._answer, close)
-            else:
-                self._answer(close)
-
-    def _answer(self, close: bool) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        self.transport.write(RESPONSE)
-        if close:
-            self.transport.close()
-
-
-def serve(delay_ms: float) -> None:
-    """Child process: serve until stdin closes; print the port first."""
-    _Answer.delay_s = delay_ms / 1000
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(_Answer, "127.0.0.1", 0, backlog=8192)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)
-        server.close()
-
-    asyncio.run(main())
 
 
 # --------------------------------------------------------------------------- figures
@@ -322,35 +280,6 @@ def profiled(top: int, run: Callable[[], Figures]) -> Figures:
     return figures
 
 
-def start_servers(count: int, delay_ms: float) -> tuple[list[subprocess.Popen[str]], list[int]]:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(delay_ms)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    ports = []
-    for proc in procs:
-        assert proc.stdout is not None
-        ports.append(int(proc.stdout.readline()))
-    return procs, ports
-
-
-def stop_servers(procs: list[subprocess.Popen[str]]) -> None:
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.close()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=float, metavar="DELAY_MS", help=argparse.SUPPRESS)
@@ -371,12 +300,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(RESPONSE, args.serve / 1000, backlog=8192)
         return
     if args.probes < 1 or args.duration < 1 or args.servers < 1 or args.server_delay_ms < 0:
         raise SystemExit("--probes, --duration and --servers must be at least 1, --server-delay-ms >= 0")
 
-    procs, ports = start_servers(args.servers, args.server_delay_ms)
+    procs, ports = start_servers(
+        [sys.executable, __file__, "--serve", str(args.server_delay_ms)], args.servers
+    )
     try:
         print(
             f"{args.probes} {args.kind} probe loops every 1 s for {args.duration} s each; {args.servers} "

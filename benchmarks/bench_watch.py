@@ -39,9 +39,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from benchmarks._servers import serve, start_servers, stop_servers
+else:  # `make bench` runs this file as a script, so benchmarks/ is first on sys.path
+    from _servers import serve, start_servers, stop_servers
+
 
 N = 100
 DURATION_S = 60.0
@@ -66,40 +72,6 @@ ASSET = """\
     probes:
       - {{name: health, http: {{url: "{url}"}}}}
 """
-
-
-# --------------------------------------------------------------------------- the server process
-class _Answer(asyncio.Protocol):
-    """Answers each request head at once; closes when asked (drill's probes ask)."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\r\n\r\n" in self.buffer and self.transport is not None:
-            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-            self.transport.write(RESPONSE)
-            if b"connection: close" in head.lower():
-                self.transport.close()
-
-
-def serve() -> None:
-    """Child process: serve until stdin closes; print the port first."""
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(_Answer, "127.0.0.1", 0, backlog=4096)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)
-        server.close()
-
-    asyncio.run(main())
 
 
 # --------------------------------------------------------------------------- the reference process
@@ -425,7 +397,7 @@ def main() -> None:
     parser.add_argument("--skip-metrics", action="store_true", help="leave out the watch+metrics run")
     args = parser.parse_args()
     if args.serve:
-        serve()
+        serve(RESPONSE, 0.0, backlog=4096)
         return
     if args.raw:
         raw(*args.raw)
@@ -436,12 +408,8 @@ def main() -> None:
     if args.probes < 1 or args.duration <= 0:
         raise SystemExit("--probes must be at least 1 and --duration above 0")
 
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    servers, (port,) = start_servers([sys.executable, __file__, "--serve"])
     try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
         url = f"http://127.0.0.1:{port}/health"
         n, d = args.probes, args.duration
         print(f"{n} HTTP probes every 1 s, loopback server in a separate process; window {d:.0f} s per run")
@@ -451,9 +419,7 @@ def main() -> None:
         idle = measure_watch("idle watch", url, 1, "1h", d, metrics=False)
         rows.append(measure_raw(port, n, d))
     finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=10)
+        stop_servers(servers)
 
     table(rows, idle)
     watch, reference = rows[0], rows[-1]

@@ -13,7 +13,6 @@ a request or could not be reached (one line, credentials redacted); 2 bad input.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import NoReturn
@@ -22,7 +21,7 @@ import click
 
 from drill.cli.output import echo_json, format_option
 from drill.errors import UsageError
-from drill.practice.review import load_review, signatures_of, write_review
+from drill.practice.review import load_review, sha256_hex, signatures_of, write_review
 from drill.practice.review_model import REVIEW_FILE, Review
 from drill.practice.tickets import (
     SYSTEMS,
@@ -35,7 +34,7 @@ from drill.practice.tickets import (
     parse_tracker,
     plan_export,
 )
-from drill.report.build import REPORT_FILE, load_report
+from drill.report.build import REPORT_FILE, parse_report, read_report_file
 from drill.report.model import Report
 
 EXAMPLE = """\b
@@ -159,7 +158,8 @@ def bound_report(review_path: Path, review: Review) -> Report | None:
     source = review_path.parent / REPORT_FILE
     if not source.is_file():
         return None
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    data = read_report_file(source)  # bounded: report.json is hostile input
+    digest = sha256_hex(data)
     if digest != review.report_sha256:
         click.echo(
             f"warning: {source} is not the report this review is bound to (SHA-256 {digest[:12]}…, "
@@ -167,7 +167,7 @@ def bound_report(review_path: Path, review: Review) -> Report | None:
             err=True,
         )
         return None
-    return load_report(source)
+    return parse_report(data, str(source))
 
 
 def _show_plan(plan: ExportPlan, tracker: Tracker, fmt: str) -> None:

@@ -232,8 +232,8 @@ def _timelines(
     from drill.sla.report import SourceInfo
     from drill.sla.sources import (
         timeline_from_incidents_csv,
-        timeline_from_journals,
         timeline_from_prometheus,
+        timelines_from_journals,
     )
 
     chosen = [
@@ -249,9 +249,9 @@ def _timelines(
     if queries and not prometheus:
         raise UsageError("--query goes with --prometheus")
     if journals:
-        timelines = [timeline_from_journals(list(journals), s.name, s.probes) for s in sla.services]
+        timelines = timelines_from_journals(list(journals), [(s.name, s.probes) for s in sla.services])
         note = "drill journals, each verified in full (hash chain) before use; gaps are no data"
-        return list(timelines), [SourceInfo("journals", tuple(str(j) for j in journals), note)]
+        return timelines, [SourceInfo("journals", tuple(str(j) for j in journals), note)]
     if incidents is not None:
         timelines = [timeline_from_incidents_csv(incidents, s.name, start_ms, end_ms) for s in sla.services]
         note = "an incidents CSV: up outside its incidents; it cannot show a monitoring gap"

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Literal, TypeVar
@@ -46,7 +46,7 @@ from drill.evidence.journal import file_sha256, read_events
 from drill.evidence.snapshot import Plan, PlanAsset, PlanChain, PlanProbe, PlanStep, PlanTier
 from drill.practice.history import asset_record, definition_sha256, read_record
 from drill.practice.records import UNREADABLE, VERIFIED, AssetRecord, RunRecord
-from drill.report.build import load_report, read_report_file
+from drill.report.build import parse_report, read_report_file
 from drill.report.model import Report
 from drill.report.sign import REPORT_FILE
 from drill.results import plan_of
@@ -116,9 +116,7 @@ def load_side(folder: Path, trust: Trust = UNCHECKED) -> RunSide:
     if not (folder / REPORT_FILE).exists():
         raise UsageError(f"{folder} is not an evidence folder: it has no {REPORT_FILE}")
     data = read_report_file(folder)
-    report = load_report(folder)
-    if read_report_file(folder) != data:
-        raise UsageError(f"{folder}: {REPORT_FILE} changed while it was being read")
+    report = parse_report(data, str(folder / REPORT_FILE))  # its SHA-256 below is of these bytes
     journal = folder / Path(report.journal.file).name
     plan, mode = journalled_plan(journal)
     side = side_of(report, plan, folder=str(folder), report_sha256=hashlib.sha256(data).hexdigest())
@@ -146,14 +144,12 @@ def checked_side(folder: Path, allowed_signers: Path, revoked: Path | None = Non
     return side
 
 
-def indexed_side(record: RunRecord, index: Path, allowed_signers: Path | None = None) -> RunSide:
-    """An indexed run read from its folder. With a trust file it is verified again now; without,
+def indexed_side(record: RunRecord, index: Path) -> RunSide:
+    """An indexed run read from its folder, not verified again (to verify it now: `checked_side`):
     the index's status stands, and only if the folder still holds what was indexed: report.json
     the same bytes (its SHA-256), and the journal the one the signed report names (its SHA-256),
     else UsageError: the folder changed since, and must be added again or checked now."""
     folder = Path(record.folder)
-    if allowed_signers is not None:
-        return checked_side(folder, allowed_signers)
     basis = f"as indexed in {index}; not checked again now"
     trust = Trust(record.status, basis, record.signers, record.problem)
     side = load_side(folder, trust)
@@ -861,8 +857,3 @@ def diff_data(diff: RunDiff) -> dict[str, object]:
             ],
         },
     }
-
-
-def changed_subjects(changes: Sequence[PlanChange], section: str) -> list[str]:
-    """The subjects of a section that changed, each once (for summaries and tests)."""
-    return list(dict.fromkeys(c.subject for c in changes if c.section == section))

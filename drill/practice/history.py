@@ -37,8 +37,6 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
-
 from drill.errors import DrillError, UsageError, VerificationFailed
 from drill.evidence.canonical import canonical_bytes
 from drill.evidence.events import RunStarted
@@ -56,10 +54,10 @@ from drill.practice.records import (
     RunRecord,
     Status,
 )
+from drill.report.build import parse_report
 from drill.report.model import Report, report_from_data
 from drill.report.sign import REPORT_FILE
 from drill.report.verify import load_allowed_signers, load_revoked_keys, verify_report_dir
-from drill.resources import load_schema
 from drill.results import AssetResult, plan_of
 
 DEFAULT_INDEX = Path("drill-history.sqlite")
@@ -84,11 +82,6 @@ _UNSIGNED_MARKS = (
     "but has no signature by that key",
 )
 _UNREADABLE_MARKS = ("listed in the signed report is missing", "cannot read ")
-
-
-def default_index() -> Path:
-    """$DRILL_HISTORY when set, else drill-history.sqlite in the current folder."""
-    return Path(os.environ.get(INDEX_ENV) or DEFAULT_INDEX)
 
 
 # ---------------------------------------------------------------- reading one folder
@@ -193,16 +186,8 @@ def _report_bytes(folder: Path) -> bytes | None:
 def _typed(data: bytes) -> Report | None:
     """The report in `data` when it is one (checked against the report schema), else None."""
     try:
-        check_json_depth(data, REPORT_FILE)
-        document = json.loads(data)
-    except (DrillError, ValueError):
-        return None
-    validator = jsonschema.Draft202012Validator(load_schema("report.schema.json"))
-    if not validator.is_valid(document):
-        return None
-    try:
-        return report_from_data(document)
-    except ValueError:
+        return parse_report(data, REPORT_FILE)
+    except DrillError:
         return None
 
 

@@ -48,12 +48,12 @@ from typing import Final, Literal
 from drill.errors import DrillError
 from drill.evidence.events import RunStarted
 from drill.evidence.inputs import REPORT_LIMIT, read_bounded
-from drill.evidence.journal import read_events
+from drill.evidence.journal import file_sha256, read_events
 from drill.practice.records import VERIFIED, PageRecord, RunRecord
 from drill.report.model import report_from_data
 from drill.report.sign import REPORT_FILE
 from drill.results import plan_of
-from drill.units import human_ms
+from drill.units import human_count, human_ms
 
 NO_ACK_TWICE: Final = "no-ack-twice"
 CHANNEL_FAILED: Final = "channel-failed"
@@ -343,7 +343,7 @@ def read_chain_orders(record: RunRecord) -> dict[str, ChainOrder]:
             return {}
         report = report_from_data(json.loads(data))
         journal = folder / Path(report.journal.file).name
-        if _file_sha256(journal) != report.journal.sha256:
+        if file_sha256(journal) != report.journal.sha256:
             return {}
         first = next(read_events(journal), None)
         if first is None or not isinstance(first.payload, RunStarted):
@@ -360,14 +360,6 @@ def read_chain_orders(record: RunRecord) -> dict[str, ChainOrder]:
         )
         for chain in plan.chains
     }
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plan_orders(records: Iterable[RunRecord]) -> dict[str, ChainOrder]:
@@ -455,7 +447,7 @@ def people_text(history: PeopleHistory) -> list[str]:
     """For people, in 80 columns (long names and run ids aside): the flagged contacts with their
     substitute path first, then a table per chain, then the runs left out and why."""
     lines = [
-        f"contacts over {_count(len(history.used), 'counted run')}"
+        f"contacts over {human_count(len(history.used), 'counted run')}"
         + (f" ({len(history.excluded)} excluded, below)" if history.excluded else "")
     ]
     if not history.contacts:
@@ -487,7 +479,7 @@ def people_text(history: PeopleHistory) -> list[str]:
             acked_runs = sum(1 for r in contact.samples if r.acknowledged)
             lines.append(
                 _wrapped(
-                    f"acknowledged in {acked_runs} of {_count(contact.runs, 'run')} via "
+                    f"acknowledged in {acked_runs} of {human_count(contact.runs, 'run')} via "
                     f"{', '.join(contact.via)}; last run {contact.last_run_id}",
                     "    ",
                 )
@@ -544,7 +536,3 @@ def _source_text(order: ChainOrder) -> str:
 
 def _ms(ms: int | None) -> str:
     return _NOT_MEASURED if ms is None else human_ms(ms)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -56,7 +56,7 @@ from drill.practice.review_model import (
     RiskAcceptance,
     StatusChange,
 )
-from drill.report.build import load_report, read_report_file
+from drill.report.build import parse_report, read_report_file
 from drill.report.model import Finding, Report
 from drill.report.sign import (
     REPORT_FILE,
@@ -441,7 +441,7 @@ def new_review(run_dir: Path, time_zone: str, prepared: dt.datetime) -> Review:
             f"--time-zone {time_zone!r} is not an IANA time zone", hint="e.g. Europe/Berlin, UTC"
         )
     data = read_report_file(run_dir)
-    report = load_report(run_dir)
+    report = parse_report(data, str(run_dir / REPORT_FILE))  # the digest below is of these bytes
     assets = sorted((a.id for a in report.assets), key=len, reverse=True)  # longest id first
     return Review(
         run_id=report.run_id,
@@ -532,7 +532,8 @@ def report_beside(review_path: Path) -> Beside | None:
     folder = review_path.parent
     if not (folder / REPORT_FILE).exists():
         return None
-    return Beside(sha256_hex(read_report_file(folder)), load_report(folder))
+    data = read_report_file(folder)
+    return Beside(sha256_hex(data), parse_report(data, str(folder / REPORT_FILE)))
 
 
 def require_bound_report(review_path: Path, review: Review) -> Beside:

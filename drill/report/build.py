@@ -261,8 +261,13 @@ def load_report(path: Path | str) -> Report:
     source = Path(path)
     if source.is_dir():
         source = source / REPORT_FILE
-    data = read_report_file(source)
-    check_json_depth(data, str(source))
+    return parse_report(read_report_file(source), str(source))
+
+
+def parse_report(data: bytes, source: str) -> Report:
+    """report.json's bytes, already read (so that a digest and the typed report come from the
+    same bytes), checked for nesting, against the schema, and typed; UsageError naming `source`."""
+    check_json_depth(data, source)
     try:
         document = json.loads(data)
     except ValueError as exc:

@@ -93,14 +93,21 @@ class Prepared:
     checks: Mapping[str, ScheduledProbe] = field(default_factory=dict)
 
 
-def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
-    """Resolve every secret and build every probe spec now, so a typo fails before anything runs."""
+def schedule_probes(playbook: Playbook, secrets: Secrets) -> tuple[ScheduledProbe, ...]:
+    """Every asset probe, its secrets resolved and its spec parsed now (a typo fails before
+    anything runs): what the runner schedules, and what `drill watch` schedules."""
     scheduled = []
     for asset in playbook.assets:
         for probe in asset.probes:
             kind = PROBE_KINDS[probe.kind]
             params = secrets.resolve_params(probe.params, f"assets.{asset.id}.probes.{probe.name}")
             scheduled.append(ScheduledProbe(asset=asset.id, probe=probe, kind=kind, spec=kind.parse(params)))
+    return tuple(scheduled)
+
+
+def prepare(playbook: Playbook, secrets: Secrets) -> Prepared:
+    """Resolve every secret and build every probe spec now, so a typo fails before anything runs."""
+    scheduled = list(schedule_probes(playbook, secrets))
     checks: dict[str, ScheduledProbe] = {}
     for step in walk_steps((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):

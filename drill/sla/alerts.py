@@ -181,15 +181,18 @@ class AlertEvaluator:
     def _delay(self, kpi: DelayKpi, ok: bool, latency_ms: int, at_ms: int) -> list[Edge]:
         delay = self.delays[kpi.name].delay_ms(ok, latency_ms, at_ms)
         reached = level_reached(kpi, delay, ok)
-        how = f"{delay} ms" if ok else f"not back after at least {delay} ms (the probe failed)"
         edges: list[Edge] = []
         for n, (after, chain) in enumerate(sorted_levels(kpi), start=1):
+            name = f"{kpi.name} level {n}"
+            if (n <= reached) == (("delay", name, kpi.probe) in self.firing):
+                continue  # no edge: build no event (this runs for every observation)
             event = SlaAlert(
-                f"{kpi.name} level {n}", "delay", "firing", kpi.probe, chain, utc_iso_ms(at_ms),
+                name, "delay", "firing", kpi.probe, chain, utc_iso_ms(at_ms),
                 None, None, None, None, None, None, None, None,
             )  # fmt: skip
+            how = f"{delay} ms" if ok else f"not back after at least {delay} ms (the probe failed)"
             detail = f"round trip {how}, level {n} is over {after} ms (the KPI: within {kpi.within_ms} ms)"
-            edges += self._edge(("delay", event.name, kpi.probe), n <= reached, event, kpi, detail)
+            edges += self._edge(("delay", name, kpi.probe), n <= reached, event, kpi, detail)
         return edges
 
     def evaluate(self, now_ms: int) -> list[Edge]:

@@ -42,7 +42,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
@@ -54,22 +54,15 @@ from drill.errors import DrillError, JournalInvalid, UsageError
 from drill.evidence.events import Event, ProbeObserved, RunStarted, WatchSegment
 from drill.evidence.journal import JournalStream
 from drill.evidence.snapshot import Plan
+from drill.sla.calendar import ms_of
 from drill.sla.model import Health, Span, Timeline
 
 __all__ = [
     "timeline_from_incidents_csv",
     "timeline_from_journals",
     "timeline_from_prometheus",
+    "timelines_from_journals",
 ]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
-
-
-def _epoch_ms(moment: datetime) -> int:
-    """An offset-aware datetime as UTC epoch milliseconds (sub-millisecond parts dropped)."""
-    return (moment - _EPOCH) // _ONE_MS
-
 
 # ------------------------------------------------------------------------- journals
 
@@ -120,12 +113,28 @@ def timeline_from_journals(paths: Sequence[Path], service: str, probes: Sequence
     journals may come in any order but must not overlap in time. See the module docstring for
     how observations become spans. UsageError for a probe no journal knows.
     """
-    wanted = _probe_names(probes)
+    return timelines_from_journals(paths, [(service, probes)])[0]
+
+
+def timelines_from_journals(
+    paths: Sequence[Path], services: Sequence[tuple[str, Sequence[str]]]
+) -> list[Timeline]:
+    """As timeline_from_journals, for several (service, probes) at once: each journal is read and
+    verified once for all of them, not once per service."""
+    wanted = {service: _probe_names(probes) for service, probes in services}
+    if not wanted:
+        return []
     if not paths:
-        raise UsageError(f"service {service}: no journal given")
-    segments = sorted((_read_segment(Path(p), wanted) for p in paths), key=lambda s: (s.first_ms, s.last_ms))
+        raise UsageError(f"service {services[0][0]}: no journal given")
+    every = tuple(dict.fromkeys(p for probes in wanted.values() for p in probes))
+    segments = sorted((_read_segment(Path(p), every) for p in paths), key=lambda s: (s.first_ms, s.last_ms))
     _check_disjoint(segments)
-    _check_known(segments, wanted, service)
+    for service, probes in wanted.items():
+        _check_known(segments, probes, service)
+    return [Timeline(service, _spans(segments, probes)) for service, probes in wanted.items()]
+
+
+def _spans(segments: list[_Segment], wanted: tuple[str, ...]) -> tuple[Span, ...]:
     spans: list[Span] = []
     for i, segment in enumerate(segments):  # each names its own lines; see the docstring on rotation
         after = segments[i + 1] if i + 1 < len(segments) else None
@@ -133,7 +142,7 @@ def timeline_from_journals(paths: Sequence[Path], service: str, probes: Sequence
         reach = {probe: _next_start(after, probe) if carried else None for probe in wanted}
         runs = _runs({probe: _pieces(segment, probe, reach[probe]) for probe in wanted})
         spans.extend(_span(segment.name, run) for run in _merge_runs(runs))
-    return Timeline(service, tuple(_with_gaps(spans)))
+    return tuple(_with_gaps(spans))
 
 
 def _probe_names(probes: Sequence[str]) -> tuple[str, ...]:
@@ -172,10 +181,10 @@ class _UtcMs:
 
     def __call__(self, utc: str) -> int:
         if len(utc) != 29 or utc[19] != "." or not utc.endswith("+00:00") or not utc[20:23].isdigit():
-            return _epoch_ms(datetime.fromisoformat(utc))
+            return ms_of(datetime.fromisoformat(utc))
         second = utc[:19]
         if second != self._second:
-            self._second, self._second_ms = second, _epoch_ms(datetime.fromisoformat(second + "+00:00"))
+            self._second, self._second_ms = second, ms_of(datetime.fromisoformat(second + "+00:00"))
         return self._second_ms + int(utc[20:23])
 
 
@@ -441,7 +450,7 @@ def _csv_time(where: str, column: str, text: str) -> int:
         raise UsageError(
             f"{where}: {column} {text!r} has no UTC offset: write it with one, e.g. {text}Z or {text}+01:00"
         )
-    return _epoch_ms(moment)
+    return ms_of(moment)
 
 
 def _check_range(start_ms: int, end_ms: int) -> None:

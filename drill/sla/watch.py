@@ -57,8 +57,8 @@ from drill.log import get_logger
 from drill.plan import build_plan
 from drill.playbook.model import Playbook
 from drill.probes.base import Observation
-from drill.probes.registry import PROBE_KINDS
 from drill.run.monitor import Monitor
+from drill.run.runner import schedule_probes
 from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run_probe_loops
 from drill.run.session import operator_identity, secrets_for
 from drill.secrets import Secrets
@@ -137,12 +137,7 @@ def watch_probes(playbook: Playbook, secrets: Secrets) -> tuple[ScheduledProbe, 
     """Every asset probe, its secrets resolved and spec parsed now (a typo fails before anything
     runs), as the runner's prepare() builds them; a watch runs no step, so the scenario's action
     secrets are not resolved: they need not exist on the watching host."""
-    scheduled = []
-    for asset in playbook.assets:
-        for probe in asset.probes:
-            kind = PROBE_KINDS[probe.kind]
-            params = secrets.resolve_params(probe.params, f"assets.{asset.id}.probes.{probe.name}")
-            scheduled.append(ScheduledProbe(asset=asset.id, probe=probe, kind=kind, spec=kind.parse(params)))
+    scheduled = schedule_probes(playbook, secrets)
     if not scheduled:
         raise UsageError(f"{playbook.source}: no asset has a probe: nothing to watch")
     return tuple(scheduled)
@@ -379,8 +374,8 @@ class _Watch:
         while not self.stop.is_set() and self.segment is not None:
             clock = self.segment.clock
             now = clock.monotonic_ns()
-            wall_ms = utc_ms(utc_iso(clock.utc_at(now)))
-            boundary = now + ((wall_ms // rotate + 1) * rotate - wall_ms) * 1_000_000
+            at_ms = wall_ms(clock, now)
+            boundary = now + ((at_ms // rotate + 1) * rotate - at_ms) * 1_000_000
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout((boundary - now) / 1e9):
                     await self.stop.wait()

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from drill.evidence.canonical import canonical_bytes
 from drill.lab.lab import Lab, LabConfig
@@ -83,6 +84,16 @@ def changed_text(quarter: str) -> str:
     probe = "      - name: front\n"
     assert probe in text
     return text.replace(probe, probe + "        interval: 250ms\n", 1)
+
+
+def one_line_error(result: Result, code: int) -> str:
+    """The error of a failed command: its exit code, no traceback, one line (and maybe a hint)."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[0].startswith("drill: "), result.stderr
+    assert all(line.startswith("  hint: ") for line in lines[1:]), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from drill.practice.history import add_folders, evidence_folders
 from drill.practice.records import RunRecord
 from drill.report.build import load_report
 from drill.units import human_ms
-from tests.practice.conftest import PLAYBOOK_NAME, Practice, demo_text
+from tests.practice.conftest import PLAYBOOK_NAME, Practice, demo_text, one_line_error
 
 # `diff` under a `drill` group of its own: the DrillGroup that shows a DrillError as one line
 # and exits with its code, whether or not COMMANDS lists `diff` at the moment.
@@ -31,16 +31,6 @@ HELD_UP_STEP = "scenario: the promotion is held up"
 
 def drill(*args: str | Path) -> Result:
     return CliRunner().invoke(DRILL, [str(a) for a in args])
-
-
-def one_line_error(result: Result, code: int) -> str:
-    """The error of a failed command: its exit code, no traceback, one line (and maybe a hint)."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[0].startswith("drill: "), result.stderr
-    assert all(line.startswith("  hint: ") for line in lines[1:]), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from drill.practice.due import (
 from drill.practice.history import History, add_folders, read_record
 from drill.practice.records import TAMPERED, UNSIGNED, VERIFIED, AssetRecord, RunMode, RunRecord, Status
 from tests.practice.conftest import PLAYBOOK_NAME, Practice, changed_text
+from tests.practice.records_builders import run_record
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -91,25 +92,16 @@ def record(
     mode: RunMode = "drill",
     playbook: str = "pb",
 ) -> RunRecord:
-    return RunRecord(
-        run_id=run_id,
-        report_id=f"report-{run_id}",
-        report_sha256=f"sha-{run_id}",
-        folder=f"/runs/{run_id}",
+    return run_record(
+        run_id,
+        generated_utc,
+        assets=assets,
         mode=mode,
-        playbook=playbook,
-        playbook_sha256="pb-sha",
-        quarter="",
-        test_type="functional",
-        started_utc=generated_utc,
-        generated_utc=generated_utc,
-        verdict="pass",
-        verdict_reason="",
         status=status,
         problem="" if status == VERIFIED else f"the {status} problem",
-        signers=("operator",) if status == VERIFIED else (),
-        assets=assets,
-        pages=(),
+        playbook=playbook,
+        playbook_sha256="pb-sha",
+        folder=f"/runs/{run_id}",
     )
 
 

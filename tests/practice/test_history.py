@@ -29,7 +29,7 @@ from drill.practice.history import (
 )
 from drill.practice.records import TAMPERED, UNREADABLE, UNSIGNED, VERIFIED, RunRecord
 from drill.report.sign import generate_keypair, sign_report
-from tests.practice.conftest import PLAYBOOK_NAME, Practice
+from tests.practice.conftest import PLAYBOOK_NAME, Practice, one_line_error
 
 # The history group under a `drill` group of its own: the same DrillGroup that shows a DrillError
 # as one line and exits with its code, whether or not COMMANDS lists `history` at the moment.
@@ -39,16 +39,6 @@ DRILL.add_command(history)
 
 def drill(*args: str | Path, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(DRILL, [str(a) for a in args], env=env)
-
-
-def one_line_error(result: Result, code: int) -> str:
-    """The error of a failed command: its exit code, no traceback, one line (and maybe a hint)."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[0].startswith("drill: "), result.stderr
-    assert all(line.startswith("  hint: ") for line in lines[1:]), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from drill.practice.people import (
 )
 from drill.practice.records import PageRecord, RunMode, RunRecord, Status
 from tests.practice.conftest import LABELS, Practice, changed_text
+from tests.practice.records_builders import run_record
 
 CHAIN = "oncall"
 
@@ -67,25 +68,8 @@ def run(
     status: Status = "verified",
     problem: str = "",
 ) -> RunRecord:
-    return RunRecord(
-        run_id=run_id,
-        report_id=f"report-{run_id}",
-        report_sha256=f"sha-{run_id}",
-        folder=f"/evidence/{run_id}",
-        mode=mode,
-        playbook="payments",
-        playbook_sha256="pb",
-        quarter="",
-        test_type="functional",
-        started_utc=started,
-        generated_utc=started,
-        verdict="pass",
-        verdict_reason="",
-        status=status,
-        problem=problem,
-        signers=("operator",) if status == "verified" else (),
-        assets=(),
-        pages=pages,
+    return run_record(
+        run_id, started, pages=pages, mode=mode, status=status, problem=problem, playbook="payments"
     )
 
 

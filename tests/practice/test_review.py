@@ -12,14 +12,13 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from drill.cli import COMMANDS, cli
+from drill.cli import cli
 from drill.clock import wall_utc_now
 from drill.errors import UsageError
 from drill.practice.history import add_folders, read_record
@@ -29,13 +28,6 @@ from drill.practice.review_model import REVIEW_NAMESPACE, RISK_NAMESPACE, Action
 from drill.report.sign import generate_keypair
 from drill.report.verify import load_allowed_signers, verify_report_dir, verify_signature
 from tests.practice.conftest import Practice
-
-
-@pytest.fixture(autouse=True)
-def _review_command(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """`drill review` as the top-level CLI will list it (the COMMANDS line is added separately)."""
-    monkeypatch.setitem(COMMANDS, "review", ("drill.cli.review", "review", "After-action review."))
-    yield
 
 
 def drill(*args: object) -> Result:

@@ -5,14 +5,13 @@ and closures are shown, a review bound to another report says so, and rendering 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from drill.cli import COMMANDS, cli
+from drill.cli import cli
 from drill.practice.review import load_review, write_review
 from drill.practice.review_model import Retest, StatusChange
 from drill.practice.review_views import render_review_html, render_review_markdown
@@ -20,12 +19,6 @@ from drill.report.build import load_report
 from tests.practice.conftest import Practice
 
 HOSTILE = '<script>alert("x")</script> fix \u202eredro\u202c | [link](javascript:alert(1)) **bold**'
-
-
-@pytest.fixture(autouse=True)
-def _review_command(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(COMMANDS, "review", ("drill.cli.review", "review", "After-action review."))
-    yield
 
 
 def drill(*args: object) -> Result:

@@ -389,6 +389,11 @@ def cli(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, s
     return result.exit_code, result.stdout, result.stderr
 
 
+def jira_args(target: Path, url: str, *rest: str) -> list[str]:
+    """`review export` arguments for Jira project OPS at `url`, then `rest`."""
+    return [str(target), "--tracker", "jira", "--url", url, "--project", "OPS", *rest]
+
+
 def written(tmp_path: Path, *actions: Action) -> Path:
     path = tmp_path / "review.yaml"
     write_review(path, make_review(*actions))
@@ -399,17 +404,7 @@ def test_cli_creates_then_updates_and_stores_tickets_in_the_review(
     tmp_path: Path, tracker: TrackerServer
 ) -> None:
     path = written(tmp_path, OPEN_1, OPEN_2, DONE_NO_TICKET)
-    args = [
-        str(path),
-        "--tracker",
-        "jira",
-        "--url",
-        tracker.url,
-        "--project",
-        "OPS",
-        "--token-env",
-        "JIRA_PAT",
-    ]
+    args = jira_args(path, tracker.url, "--token-env", "JIRA_PAT")
     code, out, err = cli(args, env={"JIRA_PAT": TOKEN})
 
     assert code == 0, err
@@ -456,20 +451,7 @@ def test_cli_dry_run_sends_nothing_and_needs_no_credentials(tmp_path: Path, trac
         "A-003: skipped: done, no ticket",
         "dry run: nothing sent to ServiceNow",
     ]
-    code, out, err = cli(
-        [
-            str(tmp_path),
-            "--tracker",
-            "jira",
-            "--url",
-            tracker.url,
-            "--project",
-            "OPS",
-            "--dry-run",
-            "--format",
-            "json",
-        ]
-    )
+    code, out, err = cli(jira_args(tmp_path, tracker.url, "--dry-run", "--format", "json"))
     assert code == 0, err
     doc = json.loads(out)
     assert doc["dry_run"] is True
@@ -483,19 +465,7 @@ def test_cli_partial_failure_stores_what_was_done_and_exits_1(tmp_path: Path, tr
     (tmp_path / "review.yaml.lead.sig").write_text("a signature over the bytes before the export\n")
     tracker.fail_next(1, "503", after=1)
     code, out, err = cli(
-        [
-            str(path),
-            "--tracker",
-            "jira",
-            "--url",
-            tracker.url,
-            "--project",
-            "OPS",
-            "--user-env",
-            "U",
-            "--password-env",
-            "P",
-        ],
+        jira_args(path, tracker.url, "--user-env", "U", "--password-env", "P"),
         env={"U": USER, "P": PASSWORD},
     )
     assert code == 1
@@ -625,7 +595,7 @@ def test_cli_puts_the_bound_report_s_finding_into_the_ticket(
     write_review(folder / "review.yaml", review)
 
     code, out, err = cli(
-        [str(folder), "--tracker", "jira", "--url", tracker.url, "--project", "OPS", "--token-env", "T"],
+        jira_args(folder, tracker.url, "--token-env", "T"),
         env={"T": TOKEN},
     )
     assert code == 0, err
@@ -642,7 +612,7 @@ def test_cli_puts_the_bound_report_s_finding_into_the_ticket(
         folder / "review.yaml", replace(load_review(folder / "review.yaml"), report_sha256="00" * 32)
     )
     code, out, err = cli(
-        [str(folder), "--tracker", "jira", "--url", tracker.url, "--project", "OPS", "--token-env", "T"],
+        jira_args(folder, tracker.url, "--token-env", "T"),
         env={"T": TOKEN},
     )
     assert code == 0, err
@@ -663,7 +633,7 @@ def test_cli_names_the_tickets_when_the_review_cannot_be_written(
 
     monkeypatch.setattr("drill.cli.review_export.write_review", refuse)
     code, out, err = cli(
-        [str(path), "--tracker", "jira", "--url", tracker.url, "--project", "OPS", "--token-env", "T"],
+        jira_args(path, tracker.url, "--token-env", "T"),
         env={"T": TOKEN},
     )
     assert code == 1

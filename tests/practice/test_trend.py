@@ -30,6 +30,7 @@ from drill.practice.trend import (
     trend_csv,
     trend_data,
 )
+from tests.practice.records_builders import run_record
 
 PLAYBOOK = "payments"
 
@@ -96,25 +97,19 @@ def run(
     if not verdict:
         verdict = "fail" if any(a.verdict == "fail" for a in assets) else "pass"
     started = started or f"2026-{int(quarter[-1]) * 3 if quarter else 1:02d}-10T10:00:00+00:00"
-    return RunRecord(
-        run_id=run_id,
-        report_id=f"report-{run_id}",
-        report_sha256="0" * 64,
-        folder=f"/evidence/{run_id}",
+    return run_record(
+        run_id,
+        started,
+        assets=assets,
+        pages=pages,
         mode=mode,
+        status=status,
+        problem=problem,
         playbook=playbook,
         playbook_sha256=playbook_sha256,
         quarter=quarter,
-        test_type="functional",
-        started_utc=started,
-        generated_utc=started,
         verdict=verdict,
-        verdict_reason="",
-        status=status,
-        problem=problem,
-        signers=("operator",) if status == "verified" else (),
-        assets=tuple(assets),
-        pages=pages,
+        report_sha256="0" * 64,
     )
 
 
