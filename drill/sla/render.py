@@ -179,6 +179,12 @@ def _cell(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+def _no_data_text(report: SlaReport, ms: int, policy: str, *, exact: bool) -> str:
+    if not report.no_data_measured:
+        return "not measured: an incidents CSV cannot show a monitoring gap"
+    return f"{human_ms(ms)} ({ms} ms), counted {policy}" if exact else f"{human_ms(ms)} (counted {policy})"
+
+
 def render_csv(report: SlaReport) -> str:
     """One row per service × period; an empty cell is "not measured" (never 0)."""
     out = io.StringIO()
@@ -199,7 +205,7 @@ def render_csv(report: SlaReport) -> str:
                 f.total_ms,
                 f.excluded_total_ms,
                 f.eligible_ms,
-                f.no_data_ms,
+                f.no_data_ms if report.no_data_measured else "",
                 f.no_data_policy,
                 f.downtime_raw_ms,
                 f.downtime_weighted_ms,
@@ -308,7 +314,7 @@ def _md_service(report: SlaReport, row: ServicePeriod) -> list[str]:
     rows += [
         ("Excluded in all", f"{human_ms(f.excluded_total_ms)} ({f.excluded_total_ms} ms)"),
         ("Eligible", f"{human_ms(f.eligible_ms)} ({f.eligible_ms} ms)"),
-        ("No data", f"{human_ms(f.no_data_ms)} ({f.no_data_ms} ms), counted {f.no_data_policy}"),
+        ("No data", _no_data_text(report, f.no_data_ms, f.no_data_policy, exact=True)),
         ("Downtime (raw)", f"{human_ms(f.downtime_raw_ms)} ({f.downtime_raw_ms} ms)"),
         ("Downtime (weighted)", f"{human_ms(f.downtime_weighted_ms)} ({f.downtime_weighted_ms} ms)"),
         ("Availability", pct(f.availability)),
@@ -488,7 +494,7 @@ def _html_service(report: SlaReport, row: ServicePeriod) -> str:
             human_ms(f.excluded_total_ms) + "".join(f"; {n}: {human_ms(ms)}" for n, ms in f.excluded_ms),
         ),
         ("Eligible", human_ms(f.eligible_ms)),
-        ("No data", f"{human_ms(f.no_data_ms)} (counted {f.no_data_policy})"),
+        ("No data", _no_data_text(report, f.no_data_ms, f.no_data_policy, exact=False)),
         ("Downtime raw", exact(f.downtime_raw_ms)),
         ("Downtime weighted", exact(f.downtime_weighted_ms)),
         ("Availability", pct(f.availability)),

@@ -15,7 +15,6 @@ made and checked with drill.report.sign's primitives and verifiable with plain
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from drill.errors import UsageError, VerificationFailed
 from drill.evidence.canonical import canonical_bytes, is_canonical
 from drill.evidence.events import PageAcked, PageSent, ProbeObserved
 from drill.evidence.journal import read_events
+from drill.report.build import write_atomically
 from drill.report.sign import (
     Passphrase,
     check_principal,
@@ -165,6 +165,12 @@ class SlaReport:
     notes: tuple[str, ...]
     generated_utc: str
     prepared_by: Preparer | None = None
+
+    @property
+    def no_data_measured(self) -> bool:
+        """Can the sources show time without data? An incidents CSV cannot: outside its
+        incidents the service counts as up, so its no-data time is not measured (never 0)."""
+        return any(s.kind != "incidents-csv" for s in self.sources)
 
     @property
     def breached(self) -> tuple[ServicePeriod, ...]:
@@ -320,8 +326,7 @@ def _years(sla: Sla, periods: Sequence[Period], rows: Sequence[ServicePeriod]) -
 
 
 def _kpis(sla: Sla, periods: Sequence[Period], journals: Sequence[Path]) -> tuple[KpiResult, ...]:
-    pages = _pages(journals) if journals else None
-    trips = {d.name: _round_trips(journals, d.probe) for d in sla.delays} if journals else None
+    pages, trips = _read_journals(journals, sla.delays) if journals else (None, None)
     out: list[KpiResult] = []
     for period in periods:
         for kpi in sla.response:
@@ -341,20 +346,36 @@ class _RoundTrip:
     delay_ms: int
 
 
-def _round_trips(journals: Sequence[Path], probe: str) -> list[_RoundTrip]:
-    """Every probe.observed of "asset/probe" in the journals, journal by journal (a run of
-    failures does not continue across journals: the time between them was not observed)."""
-    asset, _, name = probe.partition("/")
-    out: list[_RoundTrip] = []
+def _read_journals(
+    journals: Sequence[Path], delays: Sequence[DelayKpi]
+) -> tuple[list[_Page], dict[str, list[_RoundTrip]]]:
+    """The pages and every delay KPI's round trips, in one pass over each journal (each journal
+    is verified once here, not once per KPI)."""
+    calls: dict[tuple[str, int], _Page] = {}
+    trips: dict[str, list[_RoundTrip]] = {d.name: [] for d in delays}
+    by_probe: dict[tuple[str | None, str], list[str]] = {}
+    for d in delays:
+        asset, _, name = d.probe.partition("/")
+        by_probe.setdefault((asset, name), []).append(d.name)
     for journal in journals:
-        tracker = DelayTracker()
+        acks: dict[str, int] = {}
+        sent: dict[str, tuple[int, PageSent]] = {}
+        trackers = {d.name: DelayTracker() for d in delays}  # a run of failures ends with its journal
         for event in read_events(journal):
             payload = event.payload
-            if isinstance(payload, ProbeObserved) and event.asset == asset and payload.probe == name:
-                at = ms_of(datetime.fromisoformat(event.utc))
-                delay = tracker.delay_ms(payload.ok, payload.latency_us // 1000, at)
-                out.append(_RoundTrip(at, payload.ok, delay))
-    return out
+            if isinstance(payload, ProbeObserved):
+                kpis = by_probe.get((event.asset, payload.probe))
+                if kpis:
+                    at = ms_of(datetime.fromisoformat(event.utc))
+                    for kpi in kpis:
+                        delay = trackers[kpi].delay_ms(payload.ok, payload.latency_us // 1000, at)
+                        trips[kpi].append(_RoundTrip(at, payload.ok, delay))
+            elif isinstance(payload, PageSent):
+                sent.setdefault(payload.page_id, (ms_of(datetime.fromisoformat(event.utc)), payload))
+            elif isinstance(payload, PageAcked):
+                acks.setdefault(payload.page_id, payload.since_trigger_ms)
+        _add_calls(calls, str(journal), sent, acks)
+    return sorted(calls.values(), key=lambda p: p.sent_ms), trips
 
 
 def _delay(kpi: DelayKpi, period: Period, trips: list[_RoundTrip] | None) -> KpiResult:
@@ -400,28 +421,21 @@ class _Page:
     ack_ms: int | None  # since the trigger
 
 
-def _pages(journals: Sequence[Path]) -> list[_Page]:
+def _add_calls(
+    calls: dict[tuple[str, int], _Page],
+    journal: str,
+    sent: dict[str, tuple[int, PageSent]],
+    acks: dict[str, int],
+) -> None:
     """Pages grouped by (journal, trigger): an escalation is the same call, answered once."""
-    calls: dict[tuple[str, int], _Page] = {}
-    for journal in journals:
-        acks: dict[str, int] = {}
-        sent: dict[str, tuple[int, PageSent]] = {}
-        for event in read_events(journal):
-            payload = event.payload
-            if isinstance(payload, PageSent):
-                at = ms_of(datetime.fromisoformat(event.utc))
-                sent.setdefault(payload.page_id, (at, payload))
-            elif isinstance(payload, PageAcked):
-                acks.setdefault(payload.page_id, payload.since_trigger_ms)
-        for page_id, (at, page) in sent.items():
-            key = (str(journal), page.trigger_mono_ns or at)
-            ack = acks.get(page_id)
-            before = calls.get(key)
-            if before is None:
-                calls[key] = _Page(page.chain, page.chains, at, ack)
-            elif ack is not None and (before.ack_ms is None or ack < before.ack_ms):
-                calls[key] = _Page(before.chain, before.chains, before.sent_ms, ack)
-    return sorted(calls.values(), key=lambda p: p.sent_ms)
+    for page_id, (at, page) in sent.items():
+        key = (journal, page.trigger_mono_ns or at)
+        ack = acks.get(page_id)
+        before = calls.get(key)
+        if before is None:
+            calls[key] = _Page(page.chain, page.chains, at, ack)
+        elif ack is not None and (before.ack_ms is None or ack < before.ack_ms):
+            calls[key] = _Page(before.chain, before.chains, before.sent_ms, ack)
 
 
 def _response(kpi: ResponseKpi, period: Period, pages: list[_Page] | None) -> KpiResult:
@@ -480,7 +494,7 @@ def report_data(report: SlaReport) -> dict[str, object]:
         "sla": _sla_data(sla),
         "sources": [{"kind": s.kind, "detail": list(s.detail), "note": s.note} for s in report.sources],
         "periods": [_period_data(p) for p in report.periods],
-        "services": [_service_data(s) for s in report.services],
+        "services": [_service_data(s, report.no_data_measured) for s in report.services],
         "kpis": [_kpi_data(k) for k in report.kpis],
         "years": [_year_data(y) for y in report.years],
         "notes": list(report.notes),
@@ -551,7 +565,7 @@ def _period_data(p: Period) -> dict[str, object]:
     }
 
 
-def _service_data(row: ServicePeriod) -> dict[str, object]:
+def _service_data(row: ServicePeriod, no_data_measured: bool) -> dict[str, object]:
     f = row.figures
     credit = f.credit
     return {
@@ -573,7 +587,7 @@ def _service_data(row: ServicePeriod) -> dict[str, object]:
             for e in f.excluded
         ],
         "eligible_ms": f.eligible_ms,
-        "no_data_ms": f.no_data_ms,
+        "no_data_ms": f.no_data_ms if no_data_measured else None,  # None: not measured
         "no_data_policy": f.no_data_policy,
         "no_data_intervals": [
             {"start_utc": utc_iso_ms(a), "end_utc": utc_iso_ms(b)} for a, b in f.no_data_intervals
@@ -731,10 +745,8 @@ def write_file(target: Path, data: bytes) -> None:
 
 
 def _write(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        write_atomically(target, data)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror}") from None
 
