@@ -2,16 +2,22 @@
 playbook's contact chains (drill.notify.escalation, the drill's own paging), once per episode.
 
 What is kept is bounded: per SLA service, its probes' latest result and the health spans of the
-last `horizon_ms` (the longest burn window; 1 h when the SLA has none), built from the watch's own
-observations. The rule: a service is down when the latest observation of any of its probes
+last `horizon_ms` (the longest burn window; 1 h when the SLA has none) or back to the start of the
+current contract period when that is earlier, built from the watch's own observations. The rule: a service is down when the latest observation of any of its probes
 failed; up when every one of its probes has been observed and the latest of each succeeded; until
 then it has no span (no data, counted per the SLA's no_data policy).
 
 Nothing is judged on time the watch did not see: a burn pair is evaluated only once the watch has
-observed for its whole long window (before that: not measured, no alert), and a threshold is
-judged on the availability since the first observation, at most the last `horizon_ms`, NOT the
-whole contract period (the watch keeps no more; the period's figure is `drill sla report`'s).
-The evaluation runs every min(short windows)/2, at least 1 s.
+observed for its whole long window (before that: not measured, no alert). A threshold is judged
+on the contract period that contains now (the calendar month, quarter or year in the contract's
+zone; for a rolling window, the window ending now): the downtime this watch saw in it, against
+the whole period's eligible time. That figure is the highest availability the period can still
+end at, whatever the unobserved time turns out to be (no data counted down only adds downtime,
+excluded only shrinks the denominator), so a threshold fires only when the period is certain to
+end below it: a 10-minute outage never pages a 90 % ("legal") chain in a month that is at
+99.98 %. Earlier warning is the burn pairs' job. The spans kept reach back to the period's start
+(one per change of health, not one per observation). The evaluation runs every
+min(short windows)/2, at least 1 s.
 
 On a rising edge, `sla.alert` (state firing) is journalled and the alert's chain paged; when it
 clears, `sla.alert` (state resolved) is journalled and nothing is paged.
@@ -41,7 +47,7 @@ from drill.notify.base import NotifyContext, RetryPolicy
 from drill.notify.escalation import Affected, PageAbout, check_contacts, escalate
 from drill.playbook.model import Playbook
 from drill.secrets import Secrets
-from drill.sla.calendar import rolling_period, utc_iso_ms
+from drill.sla.calendar import period_of, utc_iso_ms
 from drill.sla.compute import burn_rate, compute_period
 from drill.sla.model import (
     BurnRateAlert,
@@ -73,9 +79,10 @@ def every_ms(sla: Sla) -> int:
 class ServiceTimeline:
     """One service's recent health, bounded to `horizon_ms` behind the latest instant seen."""
 
-    def __init__(self, service: Service, horizon: int) -> None:
+    def __init__(self, service: Service, horizon: int, window: Window | None = None) -> None:
         self.service = service
         self.horizon = horizon
+        self.window = window  # the contract's: spans of its current period are kept too
         self.latest: dict[str, bool] = {}
         self.closed: deque[Span] = deque()
         self.open_start = 0
@@ -104,7 +111,10 @@ class ServiceTimeline:
         self.trim(at_ms)
 
     def trim(self, now_ms: int) -> None:
-        while self.closed and self.closed[0].end_ms <= now_ms - self.horizon:
+        keep_from = now_ms - self.horizon
+        if self.window is not None:
+            keep_from = min(keep_from, period_of(self.window, now_ms).start_ms)
+        while self.closed and self.closed[0].end_ms <= keep_from:
             self.closed.popleft()
 
     def timeline(self, now_ms: int) -> Timeline:
@@ -162,7 +172,10 @@ class AlertEvaluator:
     def __init__(self, sla: Sla) -> None:
         self.sla = sla
         self.horizon = horizon_ms(sla)
-        self.services = {s.name: ServiceTimeline(s, self.horizon) for s in sla.services}
+        window = sla.window if sla.thresholds else None
+        self.services = {s.name: ServiceTimeline(s, self.horizon, window) for s in sla.services}
+        # Unobserved time counted up: the period's availability is then the highest it can end at.
+        self.bound_sla = replace(sla, no_data="up")
         self.firing: set[tuple[str, str, str]] = set()  # (kind, alert name, service)
         self.delays = {kpi.name: DelayTracker() for kpi in sla.delays}
         self.pending: list[Edge] = []  # delay edges found by observe, handed out by evaluate
@@ -214,11 +227,11 @@ class AlertEvaluator:
                     alert.factor_milli, alert.long_ms, alert.short_ms, long, short, None, None, None,
                 )  # fmt: skip
                 edges += self._edge(("burn", alert.name, name), fires, event, alert)
-            window = min(self.horizon, seen_ms)
-            if window <= 0 or not self.sla.thresholds:
+            if not self.sla.thresholds:
                 continue
-            period = rolling_period(Window("rolling", self.sla.window.time_zone, window), now_ms)
-            availability = compute_period(self.sla, timeline, period).availability
+            period = period_of(self.sla.window, now_ms)
+            window = period.end_ms - period.start_ms
+            availability = compute_period(self.bound_sla, timeline, period).availability
             for threshold in self.sla.thresholds:
                 fires = availability is not None and availability < threshold.below
                 event = SlaAlert(
@@ -350,7 +363,8 @@ def describe(event: SlaAlert) -> str:
             f"short one, against {x(event.factor_milli)}"
         )
     return (
-        f"availability {pct(event.availability)} over the last {event.window_ms} ms, below {pct(event.below)}"
+        f"the contract period can end at {pct(event.availability)} availability at most (the downtime "
+        f"seen so far against the whole period), below {pct(event.below)}"
     )
 
 

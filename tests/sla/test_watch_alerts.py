@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from drill.evidence.events import Event, PageSent, ProbeObserved, SlaAlert
 from drill.evidence.journal import read_events
-from drill.sla.alerts import AlertEvaluator, every_ms, horizon_ms
+from drill.sla.alerts import AlertEvaluator, describe, every_ms, horizon_ms
 from drill.sla.load import load_sla
 from drill.sla.segments import utc_ms, verify_watch
 from tests.conftest import SwitchableServer, serving
@@ -198,7 +199,10 @@ def test_a_burn_pages_the_chain_once_and_resolves_when_the_service_is_back(
     assert verify_watch(folder).ok  # sla.alert and page.sent are chained evidence like the rest
 
 
-def test_a_threshold_fires_on_the_availability_since_the_watch_started(
+JANUARY_2027_MS = 31 * 86_400_000  # t0 below lies in it (2027-01-15T08:00:00Z)
+
+
+def test_a_threshold_fires_only_when_the_contract_period_is_certain_to_end_below_it(
     tmp_path: Path, server: SwitchableServer, pager: PagerReceiver
 ) -> None:
     _, path = write_files(tmp_path, server, pager, THRESHOLD)
@@ -207,12 +211,43 @@ def test_a_threshold_fires_on_the_availability_since_the_watch_started(
     evaluator = AlertEvaluator(sla)
     t0 = 1_800_000_000_000
     evaluator.observe("web/health", True, t0)
-    assert evaluator.evaluate(t0 + 10_000) == []  # 100 %: nothing
     evaluator.observe("web/other", False, t0 + 10_000)  # not a probe of the service: ignored
     evaluator.observe("web/health", False, t0 + 10_000)
-    (edge,) = evaluator.evaluate(t0 + 11_000)  # 10 of 11 one-second slices good: 90.909 %
-    assert (edge.event.state, edge.event.availability, edge.event.window_ms) == ("firing", 90_909, 11_000)
-    assert evaluator.evaluate(t0 + 12_000) == []  # still below: no second edge
-    evaluator.observe("web/health", True, t0 + 12_000)
-    (back,) = evaluator.evaluate(t0 + 60_000)  # 58 of 60 good: 96.666 %
-    assert (back.event.state, back.event.availability) == ("resolved", 96_666)
+    # Ten minutes down: 100 % of the last ten minutes, but 99.977 % of January at best: no page.
+    assert evaluator.evaluate(t0 + 610_000) == []
+    # 5 % of January down (37.2 h): the month can still end at exactly 95.000 %, not below.
+    allowed = JANUARY_2027_MS // 20
+    assert evaluator.evaluate(t0 + 10_000 + allowed) == []
+    (edge,) = evaluator.evaluate(t0 + 10_000 + allowed + 1_000)  # one more bad second: 94.999 %
+    assert (edge.event.state, edge.event.availability, edge.event.window_ms) == (
+        "firing",
+        94_999,
+        JANUARY_2027_MS,
+    )
+    assert "can end at 94.999 % availability at most" in describe(edge.event)
+    assert evaluator.evaluate(t0 + 20_000 + allowed) == []  # still below: no second edge
+    evaluator.observe("web/health", True, t0 + 20_000 + allowed)
+    assert evaluator.evaluate(t0 + 60_000 + allowed) == []  # up again, but the downtime stays
+    # February starts: a new period, nothing down in it yet: resolved, paging nobody.
+    february = t0 + (17 * 86_400_000 - 8 * 3_600_000)
+    (back,) = evaluator.evaluate(february + 5_000)
+    assert (back.event.state, back.event.availability) == ("resolved", 100_000)
+
+
+def test_the_period_threshold_keeps_one_span_per_change_and_evaluates_quickly(
+    tmp_path: Path, server: SwitchableServer, pager: PagerReceiver
+) -> None:
+    """A flapping month: the spans kept are one per change of health (back to the period's
+    start), and one evaluation over them stays far below the 1 s between evaluations."""
+    _, path = write_files(tmp_path, server, pager, THRESHOLD)
+    evaluator = AlertEvaluator(load_sla(path))
+    t0 = 1_800_000_000_000
+    changes = 2_000
+    for k in range(changes):
+        evaluator.observe("web/health", k % 2 == 0, t0 + k * 60_000)
+    now = t0 + changes * 60_000
+    started = time.perf_counter()
+    evaluator.evaluate(now)
+    took = time.perf_counter() - started
+    assert len(evaluator.services["web"].closed) == changes - 1
+    assert took < 0.5, f"one evaluation over {changes} spans took {took:.3f} s"
