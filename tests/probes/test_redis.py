@@ -151,17 +151,33 @@ async def test_cut_replication_then_kill_loses_acknowledged_writes(
     await loop
     await finish_probe(redis_probe.KIND, params, ctx)
 
-    acked_in_window = {
-        t.obs.detail["seq"] for t in ticker.ticks if t.obs.ok and t_cut < t.started_ns < t_kill
-    }
+    acked = {int(str(t.obs.detail["seq"])): t.started_ns for t in ticker.ticks if t.obs.ok}
+    acked_in_window = {seq for seq, at in acked.items() if t_cut < at < t_kill}
+    # Ground truth read here from the promoted replica, independently of the probe. Usually exactly
+    # the window is lost; on a loaded machine the replica may also miss writes from just before the
+    # cut (still in its socket buffer when the link was killed): drill must report what happened.
+    lost_truth = set(acked) - await _surviving(redis_cluster.replica_port, canary.state(ctx).run)
     rpo = next(e.payload for e in ctx.events if isinstance(e.payload, RpoMeasured))
     assert len(acked_in_window) >= 3
-    assert rpo.lost_writes >= len(acked_in_window)
-    assert rpo.lost_writes <= len(acked_in_window) + 1  # a write in flight at the cut may be lost too
-    truth_ms = (t_kill - t_cut) / 1e6
-    assert abs(rpo.rpo_ms - truth_ms) <= INTERVAL_S * 1000 + SLACK_NS / 1e6
+    assert acked_in_window <= lost_truth
+    assert rpo.lost_writes == len(lost_truth)
+    assert rpo.last_acked_seq == max(lost_truth)
+    truth_ms = _rpo_truth_ms(acked, lost_truth)
+    assert abs(rpo.rpo_ms - truth_ms) <= SLACK_NS / 1e6
     assert rpo.last_surviving_seq < rpo.last_acked_seq
     print(f"redis cut: lost {rpo.lost_writes} writes, rpo {rpo.rpo_ms} ms (truth {truth_ms:.0f} ms)")
+
+
+def _rpo_truth_ms(acked: dict[int, int], lost: set[int]) -> float:
+    """The widest gap between a lost write and the surviving one before it, from the test's ticks."""
+    order = sorted(acked)
+    widest, base = 0, acked[order[0]]
+    for seq in order:
+        if seq in lost:
+            widest = max(widest, acked[seq] - base)
+        else:
+            base = acked[seq]
+    return widest / 1e6
 
 
 def _stopped(proc: Proc) -> bool:
