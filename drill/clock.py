@@ -50,6 +50,30 @@ def parse_utc(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def ms_of(moment: datetime) -> int:
+    """Exact epoch milliseconds of an aware datetime (no float on the way)."""
+    return (moment - _EPOCH) // _MS
+
+
+def instant(ms: int) -> datetime:
+    """The UTC datetime of epoch milliseconds, exactly."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def utc_iso_ms(ms: int) -> str:
+    """UTC ISO 8601 with milliseconds and an explicit offset, as drill writes every time."""
+    return instant(ms).isoformat(timespec="milliseconds")
+
+
+def utc_ms(text: str) -> int:
+    """Exact epoch milliseconds of an offset-aware ISO 8601 stamp (ValueError otherwise)."""
+    return ms_of(parse_utc(text))
+
+
 @dataclass(slots=True)
 class SystemClock:
     """Real time: monotonic for durations, one anchored wall reading for UTC."""

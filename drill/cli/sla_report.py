@@ -200,7 +200,8 @@ def _period_start(text: str) -> tuple[WindowKind, datetime]:
 
 
 def _instant(text: str, zone: str, option: str) -> int:
-    from drill.sla.calendar import local_to_ms, ms_of
+    from drill.clock import ms_of
+    from drill.sla.calendar import local_to_ms
 
     try:
         day = date.fromisoformat(text)

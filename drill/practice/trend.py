@@ -37,12 +37,12 @@ import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import Literal
 
 import jinja2
 
+from drill.clock import utc_ms
 from drill.errors import UsageError
 from drill.practice.records import AssetRecord, PageRecord, RunRecord
 from drill.units import NOT_MEASURED, human_bp, human_ms
@@ -602,12 +602,9 @@ def _pages_ack_ms(pages: list[PageRecord]) -> int | None:
 
 def _utc_ms(text: str) -> int | None:
     try:
-        when = datetime.fromisoformat(text)
+        return utc_ms(text)
     except ValueError:
         return None
-    if when.tzinfo is None:
-        return None
-    return int(when.timestamp() * 1000)
 
 
 def _chains(

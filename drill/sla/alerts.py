@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from drill.clock import Clock
+from drill.clock import Clock, utc_iso_ms
 from drill.errors import UsageError
 from drill.evidence.events import EventDraft, SlaAlert
 from drill.log import get_logger
@@ -47,7 +47,7 @@ from drill.notify.base import NotifyContext, RetryPolicy
 from drill.notify.escalation import Affected, PageAbout, check_contacts, escalate
 from drill.playbook.model import Playbook
 from drill.secrets import Secrets
-from drill.sla.calendar import period_of, utc_iso_ms
+from drill.sla.calendar import period_of
 from drill.sla.compute import burn_rate, compute_period
 from drill.sla.model import (
     BurnRateAlert,

@@ -24,19 +24,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rruleset, rrulestr
 
+from drill.clock import instant, ms_of, utc_iso_ms
 from drill.durations import format_duration_ms
 from drill.errors import UsageError
 from drill.sla.model import Exclusion, Window
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,21 +93,6 @@ def zone_of(name: str) -> ZoneInfo:
         raise UsageError(
             f"unknown time zone {name!r}", hint="use an IANA name such as Europe/Berlin"
         ) from exc
-
-
-def ms_of(moment: datetime) -> int:
-    """Exact epoch milliseconds of an aware datetime (no float on the way)."""
-    return (moment - _EPOCH) // _MS
-
-
-def instant(ms: int) -> datetime:
-    """The UTC datetime of epoch milliseconds, exactly."""
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def utc_iso_ms(ms: int) -> str:
-    """UTC ISO 8601 with milliseconds and an explicit offset, as drill writes every time."""
-    return instant(ms).isoformat(timespec="milliseconds")
 
 
 def local_iso(ms: int, zone: str) -> str:

@@ -39,8 +39,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from drill.clock import utc_ms
 from drill.errors import DrillError, UsageError
-from drill.sla.segments import utc_ms
 
 DEFAULT_HOST = "127.0.0.1"
 EXAMPLE = "e.g. --metrics 127.0.0.1:9464 (or just 9464)"

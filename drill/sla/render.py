@@ -16,7 +16,7 @@ import textwrap
 from datetime import date
 from html import escape
 
-from drill.sla.calendar import utc_iso_ms
+from drill.clock import utc_iso_ms
 from drill.sla.compute import Incident, PeriodFigures
 from drill.sla.load import _DECIMALS, format_pct
 from drill.sla.model import PctMilli, Sla

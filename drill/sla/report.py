@@ -23,6 +23,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from drill.clock import ms_of, utc_iso_ms
 from drill.errors import UsageError, VerificationFailed
 from drill.evidence.canonical import canonical_bytes, is_canonical
 from drill.evidence.events import PageAcked, PageSent, ProbeObserved
@@ -37,7 +38,7 @@ from drill.report.sign import (
 )
 from drill.report.verify import SignerInfo, load_allowed_signers, verify_signature
 from drill.sla.alerts import DelayTracker, level_reached
-from drill.sla.calendar import Period, ms_of, period_days, period_of, periods_between, utc_iso_ms
+from drill.sla.calendar import Period, period_days, period_of, periods_between
 from drill.sla.compute import (
     BurnEvaluation,
     PeriodFigures,

@@ -260,12 +260,6 @@ def seal_of(path: Path, number: int, scan: SegmentScan, how: SealedHow, sealed_u
     )
 
 
-def utc_ms(text: str) -> int:
-    """Epoch milliseconds of a journal UTC stamp (millisecond precision, with offset)."""
-    moment = parse_utc(text)
-    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
-
-
 # ---------------------------------------------------------------- verifying a folder
 
 

@@ -50,11 +50,11 @@ from typing import Literal
 
 import httpx
 
+from drill.clock import ms_of
 from drill.errors import DrillError, JournalInvalid, UsageError
 from drill.evidence.events import Event, ProbeObserved, RunStarted, WatchSegment
 from drill.evidence.journal import JournalStream
 from drill.evidence.snapshot import Plan
-from drill.sla.calendar import ms_of
 from drill.sla.model import Health, Span, Timeline
 
 __all__ = [

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from drill.clock import SystemClock, utc_iso
+from drill.clock import SystemClock, utc_iso, utc_ms
 from drill.durations import format_duration_ms
 from drill.errors import DrillError, JournalInvalid, UsageError
 from drill.evidence.events import (
@@ -74,7 +74,6 @@ from drill.sla.segments import (
     seal_of,
     segment_name,
     segments_in,
-    utc_ms,
     write_seal,
 )
 from drill.version import __version__

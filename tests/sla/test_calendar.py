@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drill.clock import ms_of, utc_iso_ms
 from drill.errors import UsageError
 from drill.sla.calendar import (
     ExclusionSpan,
@@ -17,11 +18,9 @@ from drill.sla.calendar import (
     local_iso,
     local_to_ms,
     merge_spans,
-    ms_of,
     period_days,
     period_of,
     periods_between,
-    utc_iso_ms,
 )
 from drill.sla.model import Exclusion, Window
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drill.clock import ms_of
 from drill.errors import UsageError
-from drill.sla.calendar import ExclusionSpan, Period, ms_of, period_of
+from drill.sla.calendar import ExclusionSpan, Period, period_of
 from drill.sla.compute import (
     DRILL,
     PeriodFigures,

@@ -335,7 +335,7 @@ def test_exactly_one_source(incidents: Path, tmp_path: Path) -> None:
 
 
 def test_a_real_journal_gives_the_incident_of_its_down_span(journals: Journals, tmp_path: Path) -> None:  # noqa: F811
-    from drill.sla.calendar import utc_iso_ms
+    from drill.clock import utc_iso_ms
 
     states = web_states(journals.demo)
     (_, down_at), _ = states

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from drill.clock import utc_ms
 from drill.evidence.events import Event, PageSent, ProbeObserved, SlaAlert
 from drill.evidence.journal import read_events
 from drill.sla.alerts import AlertEvaluator, describe, every_ms, horizon_ms
 from drill.sla.load import load_sla
-from drill.sla.segments import utc_ms, verify_watch
+from drill.sla.segments import verify_watch
 from tests.conftest import SwitchableServer, serving
 from tests.sla.test_watch import start_watch, wait_for
 

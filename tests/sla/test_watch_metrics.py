@@ -23,10 +23,10 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from drill.clock import utc_ms
 from drill.evidence.events import ProbeObserved
 from drill.evidence.journal import read_events
 from drill.sla.metrics import Listen, MetricsServer, WatchMetrics, parse_listen
-from drill.sla.segments import utc_ms
 from tests.conftest import SwitchableServer, serving
 from tests.sla.test_watch import start_watch, write_playbook
 from tests.support.servers import Proc, Unavailable, free_port, spawn, start_or_skip, wait_until

@@ -18,8 +18,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 
+from drill.clock import utc_ms
 from drill.evidence.events import ProbeObserved, SlaAlert
-from drill.sla.segments import utc_ms, verify_watch
+from drill.sla.segments import verify_watch
 from tests.sla.test_watch import start_watch, wait_for
 from tests.sla.test_watch_alerts import alerts_in, journal, observed_for_ms
 
