@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from drill.probes.canary import Write, compute_rpo
+import tracemalloc
+
+from drill.clock import utc_iso_ms
+from drill.probes.canary import AckLog, Write, compute_rpo
 
 MS = 1_000_000
 
@@ -62,3 +65,36 @@ def test_two_lost_writes_apart_give_the_widest_single_gap() -> None:
         4,
         3,
     )
+
+
+def _log(*seqs: int) -> AckLog:
+    log = AckLog()
+    for s in seqs:
+        log.add(Write(seq=s, mono_ns=s * 100 * MS, utc=utc_iso_ms(1_796_000_000_000 + s)))
+    return log
+
+
+def test_ack_log_is_the_same_mapping_as_a_dict_in_and_out_of_order() -> None:
+    log = _log(1, 2, 5, 3, 9, 4)
+    log.add(Write(seq=3, mono_ns=1, utc=utc_iso_ms(0)))  # a second ack of 3: the first stands
+    assert list(log) == [1, 2, 3, 4, 5, 9]
+    assert log[3] == Write(seq=3, mono_ns=300 * MS, utc=utc_iso_ms(1_796_000_000_003))
+    assert 6 not in log and len(log) == 6
+    same = {s: log[s] for s in log}
+    assert compute_rpo(log, [1, 2, 9]) == compute_rpo(same, [1, 2, 9])
+
+
+def test_ack_log_holds_a_write_in_at_most_32_bytes() -> None:
+    """A month of 1 s canary writes under drill watch must not cost an object per write."""
+    writes = [Write(seq=s, mono_ns=s * MS, utc=utc_iso_ms(1_796_000_000_000 + s)) for s in range(1, 100_001)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        log = AckLog()
+        for write in writes:
+            log.add(write)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(log) == 100_000
+    assert held <= 32 * 100_000, f"{held / 100_000:.1f} bytes per write"
