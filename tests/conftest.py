@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,6 +67,9 @@ class SwitchableHandler(BaseHTTPRequestHandler):
             server.requests.append(self.path)
             server.calls.append((self.command, self.path))
             status = server.statuses.pop(0) if server.statuses else server.status
+            delay_s = server.delay_s
+        if delay_s:
+            time.sleep(delay_s)  # the simulated slow service, in this request's own thread
         body = b"ok\n" if status < 400 else b"failing\n"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -83,6 +87,7 @@ class SwitchableServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), SwitchableHandler)
         self.lock = threading.Lock()
         self.status = 200
+        self.delay_s = 0.0  # how long each answer takes (a slow service)
         self.statuses: list[int] = []  # answered first, one per request
         self.requests: list[str] = []
         self.calls: list[tuple[str, str]] = []  # (method, path) of every request

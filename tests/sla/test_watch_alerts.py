@@ -1,4 +1,4 @@
-"""`drill watch --sla`: burn-rate and threshold alerts page the playbook's contact chain.
+"""`drill watch --sla`: burn-rate, threshold and delay alerts page the playbook's contact chain.
 
 A real watch process probes a real HTTP server on 127.0.0.1 that the test switches to failing and
 back; the chain's one contact is a webhook to a real HTTP receiver on 127.0.0.1 run by the test.
@@ -252,3 +252,73 @@ def test_the_period_threshold_keeps_one_span_per_change_and_evaluates_quickly(
     took = time.perf_counter() - started
     assert len(evaluator.services["web"].closed) == changes - 1
     assert took < 0.5, f"one evaluation over {changes} spans took {took:.3f} s"
+
+
+DELAY_SLA = """\
+apiVersion: drill/v1
+kind: SLA
+metadata: {name: watched-sla, owner: tests}
+spec:
+  playbook: watched.yaml
+  services:
+    - {name: web, probes: [web/health]}
+  target: "90%"
+  window: {calendar: month, time_zone: UTC}
+  counting: {method: timeslices, slice: 1s}
+  kpis:
+    delay:
+      - name: round-trip
+        probe: web/health
+        within: 150ms
+        levels:
+          - {after: 150ms, chain: oncall}
+          - {after: 400ms, chain: oncall}
+"""
+
+
+def delay_alerts(folder: Path) -> list[tuple[str, str]]:
+    return [(a.name, a.state) for a in alerts_in(folder) if a.kind == "delay"]
+
+
+def test_a_slow_service_pages_each_delay_level_once_and_resolves(
+    tmp_path: Path, server: SwitchableServer, pager: PagerReceiver
+) -> None:
+    """The server answers 250 ms late (level 1 only), then not within the 500 ms timeout (a failed
+    round trip, over every level), then promptly: each level pages once and resolves."""
+    playbook, _ = write_files(tmp_path, server, pager, THRESHOLD)
+    sla = tmp_path / "delay-sla.yaml"
+    sla.write_text(DELAY_SLA, encoding="utf-8")
+    folder = tmp_path / "watch"
+    process = start_watch(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla))
+    log = tmp_path / "watch.log"
+    try:
+        wait_for(lambda: process.poll() is None and observed_for_ms(folder) >= 1_000, 20, "1 s of probing")
+        assert pager.count() == 0, log.read_text()
+        server.delay_s = 0.25
+        wait_for(lambda: pager.count() >= 1, 10, "the level-1 page")
+        slow_from = len(journal(folder))
+        server.delay_s = 0.6
+        wait_for(lambda: pager.count() >= 2, 10, "the level-2 page")
+        server.delay_s = 0.0
+        wait_for(lambda: len(delay_alerts(folder)) >= 4, 10, "both levels resolved")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert delay_alerts(folder) == [
+        ("round-trip level 1", "firing"),
+        ("round-trip level 2", "firing"),
+        ("round-trip level 1", "resolved"),
+        ("round-trip level 2", "resolved"),
+    ]
+    assert [str(body["asked"]).count("round-trip level") for _, body in pager.pages] == [1, 1]
+    assert ["level 1" in str(pager.pages[0][1]["asked"]), "level 2" in str(pager.pages[1][1]["asked"])] == [
+        True,
+        True,
+    ]
+    # ground truth set here: while the server slept 250 ms, every answered trip took at least that
+    slow = [e.payload for e in journal(folder)[:slow_from] if isinstance(e.payload, ProbeObserved)]
+    assert any(o.ok and o.latency_us >= 250_000 for o in slow)
+    assert verify_watch(folder).ok
