@@ -15,6 +15,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -86,6 +87,24 @@ def start_watch(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+@contextmanager
+def watching(cwd: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A watch process for the with-block: killed and reaped if still alive when the block ends."""
+    process = start_watch(cwd, *args)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def stop_watch(process: subprocess.Popen[bytes], cwd: Path) -> None:
+    """SIGTERM: the watch seals its segment and exits 0 (else the test fails showing its log)."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0, (cwd / "watch.log").read_text()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -10,7 +10,6 @@ Every wait polls a file, a process or the receiver under a deadline; none sleeps
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from drill.sla.alerts import AlertEvaluator, describe, every_ms, horizon_ms
 from drill.sla.load import load_sla
 from drill.sla.segments import verify_watch
 from tests.conftest import SwitchableServer, serving
-from tests.sla.test_watch import start_watch, wait_for
+from tests.sla.test_watch import stop_watch, wait_for, watching
 
 PLAYBOOK = """\
 apiVersion: drill/v1
@@ -60,16 +59,17 @@ spec:
   target: "90%"
   window: {{calendar: month, time_zone: UTC}}
   counting: {{method: timeslices, slice: 1s}}
-  alerts:
-{alerts}
+{extra}
 """
 
 BURN = """\
+  alerts:
     burn_rates:
       - {name: fast-burn, factor: "2", long: 6s, short: 2s, chain: oncall, severity: page}
 """
 
 THRESHOLD = """\
+  alerts:
     thresholds:
       - {name: early-warning, below: "95%", chain: oncall}
 """
@@ -128,12 +128,12 @@ def pager() -> Iterator[PagerReceiver]:
 
 
 def write_files(
-    folder: Path, server: SwitchableServer, pager: PagerReceiver, alerts: str
+    folder: Path, server: SwitchableServer, pager: PagerReceiver, extra: str
 ) -> tuple[Path, Path]:
     playbook = folder / "watched.yaml"
     playbook.write_text(PLAYBOOK.format(url=server.url, pager=pager.url), encoding="utf-8")
     sla = folder / "sla.yaml"
-    sla.write_text(SLA.format(alerts=alerts.rstrip("\n")), encoding="utf-8")
+    sla.write_text(SLA.format(extra=extra.rstrip("\n")), encoding="utf-8")
     return playbook, sla
 
 
@@ -165,9 +165,8 @@ def test_a_burn_pages_the_chain_once_and_resolves_when_the_service_is_back(
 ) -> None:
     playbook, sla = write_files(tmp_path, server, pager, BURN)
     folder = tmp_path / "watch"
-    process = start_watch(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla))
     log = tmp_path / "watch.log"
-    try:
+    with watching(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla)) as process:
         # healthy for longer than the long window (6 s) plus an evaluation: measured, not firing
         wait_for(lambda: process.poll() is None and observed_for_ms(folder) >= 7_500, 20, "7.5 s of probing")
         assert process.poll() is None, log.read_text()
@@ -181,12 +180,7 @@ def test_a_burn_pages_the_chain_once_and_resolves_when_the_service_is_back(
 
         set_status(server, 200)
         wait_for(lambda: [a.state for a in alerts_in(folder)] == ["firing", "resolved"], 10, "resolved")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_watch(process, tmp_path)
     assert pager.count() == 1  # once per episode: never again while it kept firing, none on resolve
     firing, resolved = alerts_in(folder)
     assert (firing.name, firing.kind, firing.service, firing.chain) == ("fast-burn", "burn", "web", "oncall")
@@ -254,17 +248,7 @@ def test_the_period_threshold_keeps_one_span_per_change_and_evaluates_quickly(
     assert took < 0.5, f"one evaluation over {changes} spans took {took:.3f} s"
 
 
-DELAY_SLA = """\
-apiVersion: drill/v1
-kind: SLA
-metadata: {name: watched-sla, owner: tests}
-spec:
-  playbook: watched.yaml
-  services:
-    - {name: web, probes: [web/health]}
-  target: "90%"
-  window: {calendar: month, time_zone: UTC}
-  counting: {method: timeslices, slice: 1s}
+DELAY = """\
   kpis:
     delay:
       - name: round-trip
@@ -285,13 +269,10 @@ def test_a_slow_service_pages_each_delay_level_once_and_resolves(
 ) -> None:
     """The server answers 250 ms late (level 1 only), then not within the 500 ms timeout (a failed
     round trip, over every level), then promptly: each level pages once and resolves."""
-    playbook, _ = write_files(tmp_path, server, pager, THRESHOLD)
-    sla = tmp_path / "delay-sla.yaml"
-    sla.write_text(DELAY_SLA, encoding="utf-8")
+    playbook, sla = write_files(tmp_path, server, pager, DELAY)
     folder = tmp_path / "watch"
-    process = start_watch(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla))
     log = tmp_path / "watch.log"
-    try:
+    with watching(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla)) as process:
         wait_for(lambda: process.poll() is None and observed_for_ms(folder) >= 1_000, 20, "1 s of probing")
         assert pager.count() == 0, log.read_text()
         server.delay_s = 0.25
@@ -301,12 +282,7 @@ def test_a_slow_service_pages_each_delay_level_once_and_resolves(
         wait_for(lambda: pager.count() >= 2, 10, "the level-2 page")
         server.delay_s = 0.0
         wait_for(lambda: len(delay_alerts(folder)) >= 4, 10, "both levels resolved")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_watch(process, tmp_path)
     assert delay_alerts(folder) == [
         ("round-trip level 1", "firing"),
         ("round-trip level 2", "firing"),

@@ -7,7 +7,6 @@ wait polls the journal or the SMTP server under a deadline; none sleeps to synch
 
 from __future__ import annotations
 
-import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from aiosmtpd.smtp import Envelope, Session
 from drill.clock import utc_ms
 from drill.evidence.events import ProbeObserved, SlaAlert
 from drill.sla.segments import verify_watch
-from tests.sla.test_watch import start_watch, wait_for
+from tests.sla.test_watch import stop_watch, wait_for, watching
 from tests.sla.test_watch_alerts import alerts_in, journal, observed_for_ms
 
 PLAYBOOK = """\
@@ -145,9 +144,8 @@ def test_a_tcp_outage_under_watch_is_mailed_once_and_dated_after_the_instant_the
     sla = tmp_path / "sla.yaml"
     sla.write_text(SLA, encoding="utf-8")
     folder = tmp_path / "watch"
-    process = start_watch(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla))
     log = tmp_path / "watch.log"
-    try:
+    with watching(tmp_path, str(playbook), "--out", str(folder), "--sla", str(sla)) as process:
         wait_for(lambda: process.poll() is not None or observed_for_ms(folder) >= 7_500, 20, "7.5 s")
         assert process.poll() is None, log.read_text()
         assert box.count() == 0 and alerts_in(folder) == []
@@ -155,12 +153,7 @@ def test_a_tcp_outage_under_watch_is_mailed_once_and_dated_after_the_instant_the
         wait_for(lambda: box.count() >= 1, 10, "an e-mail")
         came_back = tcp.up()
         wait_for(lambda: [a.state for a in alerts_in(folder)] == ["firing", "resolved"], 10, "resolved")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_watch(process, tmp_path)
     (rcpts, content) = box.messages[0]
     assert box.count() == 1 and rcpts == ["ana@example.test"]
     assert b"fast-burn" in content
