@@ -30,7 +30,10 @@ from drill.probes import canary
 from drill.probes.base import Observation, ProbeContext, ProbeKind, check_port, check_text, fail, ok
 from drill.units import human_ms
 
-_CANARY_TTL_S = 86_400  # the canary set is evidence for a day, then Redis forgets it
+_CANARY_TTL_S = 86_400  # the canary set is evidence for a day after its last write, then Redis forgets it
+# Renewed hourly while writing: set once, the whole set would vanish a day into a long drill or a
+# watch, and every acknowledged write would then read as lost.
+_CANARY_RENEW_NS = 3_600 * 1_000_000_000
 _DEFAULT_WAIT_TIMEOUT = "100ms"
 
 
@@ -214,6 +217,14 @@ def _at_risk(ctx: ProbeContext, reason: str, *, transient: bool, **detail: int |
     return fail(reason, transient=transient, at_risk=True, **detail)
 
 
+def _expiry_due(ctx: ProbeContext, where: str) -> bool:
+    """The canary set's expiry is (re)set on a new master and at least hourly on the same one."""
+    last = ctx.memory.get("redis_expiry_at")
+    if not isinstance(last, tuple) or last[0] != where:
+        return True
+    return bool(ctx.monotonic_ns() - last[1] >= _CANARY_RENEW_NS)
+
+
 async def _write_canary(
     spec: RedisSpec, ctx: ProbeContext, client: Redis, where: str, unconfirmed: list[int]
 ) -> Observation:
@@ -224,9 +235,9 @@ async def _write_canary(
         unconfirmed.append(seq)
     else:
         canary.record_ack(ctx, seq, utc)
-    if seq == 1 or ctx.memory.get("redis_expiry_at") != where:
+    if _expiry_due(ctx, where):
         await client.expire(spec.canary_key, _CANARY_TTL_S)
-        ctx.memory["redis_expiry_at"] = where
+        ctx.memory["redis_expiry_at"] = (where, ctx.monotonic_ns())
     if not spec.wait_replicas:
         return ok(master=where, seq=seq)
     # WAIT covers every write this connection made before it (the ZADD and the EXPIRE).

@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from redis.asyncio import Redis
 
-from drill.clock import monotonic_ns
+from drill.clock import FakeClock, monotonic_ns
 from drill.errors import UsageError
 from drill.evidence.events import CanaryWritten, RpoMeasured
 from drill.probes import canary
@@ -300,3 +300,29 @@ def test_schema_ties_wait_replicas_to_the_canary() -> None:
     assert not validator.is_valid({"canary": True, "wait_timeout": "100ms"})
     for bad in ("0ms", "0", "100", 100):
         assert not validator.is_valid({"canary": True, "wait_replicas": 1, "wait_timeout": bad}), bad
+
+
+async def test_the_canary_set_expiry_is_renewed_hourly_while_writing(
+    redis_cluster: RedisSentinelCluster,
+) -> None:
+    """Real Redis, the probe's clock a FakeClock: a set whose expiry was set once would vanish a
+    day into a long watch, and every acknowledged write would read as lost."""
+    clock = FakeClock()
+    params: dict[str, object] = {"port": redis_cluster.master_port, "canary": True}
+
+    def ttl_s() -> int:
+        return int(str(redis_command(redis_cluster.master_port, "TTL", "drill:canary")))
+
+    async with FakeContext("cache", "canary", timeout_s=0.5, clock=clock) as context:
+        assert (await _once(params, context)).ok
+        assert 86_000 < ttl_s() <= 86_400
+        redis_command(redis_cluster.master_port, "EXPIRE", "drill:canary", "100")  # as if a day went by
+        clock.advance(3_599 * 1_000_000_000)
+        assert (await _once(params, context)).ok
+        assert ttl_s() <= 100  # within the hour: not renewed at every write
+        clock.advance(1_000_000_000)
+        assert (await _once(params, context)).ok
+        assert 86_000 < ttl_s() <= 86_400  # an hour since the last renewal: renewed
+        await finish_probe(redis_probe.KIND, params, context)
+    rpo = next(e.payload for e in context.events if isinstance(e.payload, RpoMeasured))
+    assert (rpo.lost_writes, rpo.last_acked_seq) == (0, 3)
