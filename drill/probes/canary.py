@@ -35,7 +35,7 @@ class AckLog(Mapping[int, Write]):
     """Every acknowledged write, 24 bytes each (three int64 columns, not one object per write):
     a canary written every second under `drill watch` for a month is 2.6 million writes."""
 
-    __slots__ = ("_seq", "_mono_ns", "_utc_ms")
+    __slots__ = ("_mono_ns", "_seq", "_utc_ms")
 
     def __init__(self) -> None:
         self._seq = array("q")
