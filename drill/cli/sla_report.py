@@ -25,6 +25,7 @@ from drill.errors import EXIT_FAILED, EXIT_OK, DrillError, UsageError
 if TYPE_CHECKING:
     from drill.sla.model import Sla, Timeline, WindowKind
     from drill.sla.report import SourceInfo
+    from drill.sla.sources import JournalDigest
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 _QUARTER = re.compile(r"(\d{4})-Q([1-4])")
@@ -44,6 +45,12 @@ _YEAR = re.compile(r"(\d{4})")
     multiple=True,
     type=click.Path(path_type=Path),
     help="A drill journal, or a folder of them such as a watch folder (its *.jsonl); repeatable.",
+)
+@click.option(
+    "--trust-seals",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An allowed_signers file: a watch segment whose seal a key in it signed is taken from the"
+    " seal's digest (its SHA-256 checked), not re-read line by line.",
 )
 @click.option(
     "--incidents",
@@ -81,6 +88,7 @@ def report(
     from_: str | None,
     to: str | None,
     journals: tuple[Path, ...],
+    trust_seals: Path | None,
     incidents: Path | None,
     prometheus: str | None,
     queries: tuple[str, ...],
@@ -130,8 +138,15 @@ def report(
 
     periods = periods_between(sla.window, start_ms, end_ms)
     lo, hi = periods[0].start_ms, periods[-1].end_ms
+    _one_source(journals, incidents, prometheus, queries)
     journals = _journal_files(journals)
-    timelines, sources = _timelines(sla, lo, hi, journals, incidents, prometheus, queries, step)
+    if trust_seals is not None and not journals:
+        raise UsageError("--trust-seals goes with --journal (the seals of watch segments)")
+    if journals:
+        timelines, sources, digests = _from_journals(sla, journals, trust_seals)
+    else:
+        timelines, sources = _timelines(sla, lo, hi, incidents, prometheus, queries, step)
+        digests = []
     windows, window_notes = _drill_windows(history, sla_file, sla.playbook) if history else ((), ())
     built = build_report(
         sla,
@@ -139,7 +154,7 @@ def report(
         periods,
         sources,
         generated_utc=wall_utc_now().isoformat(timespec="milliseconds"),
-        journals=journals,
+        journals=digests,
         drill_windows=windows,
         prepared_by=preparer,
         notes=window_notes,
@@ -218,25 +233,9 @@ def _instant(text: str, zone: str, option: str) -> int:
     return ms_of(moment)
 
 
-def _timelines(
-    sla: Sla,
-    start_ms: int,
-    end_ms: int,
-    journals: tuple[Path, ...],
-    incidents: Path | None,
-    prometheus: str | None,
-    queries: tuple[str, ...],
-    step: str,
-) -> tuple[list[Timeline], list[SourceInfo]]:
-    """One timeline per service, from exactly one source, and the source as the report names it."""
-    from drill.durations import parse_duration_ms
-    from drill.sla.report import SourceInfo
-    from drill.sla.sources import (
-        timeline_from_incidents_csv,
-        timeline_from_prometheus,
-        timelines_from_journals,
-    )
-
+def _one_source(
+    journals: tuple[Path, ...], incidents: Path | None, prometheus: str | None, queries: tuple[str, ...]
+) -> None:
     chosen = [
         name
         for name, given in (("--journal", journals), ("--incidents", incidents), ("--prometheus", prometheus))
@@ -249,10 +248,50 @@ def _timelines(
         )
     if queries and not prometheus:
         raise UsageError("--query goes with --prometheus")
-    if journals:
-        timelines = timelines_from_journals(list(journals), [(s.name, s.probes) for s in sla.services])
-        note = "drill journals, each verified in full (hash chain) before use; gaps are no data"
-        return timelines, [SourceInfo("journals", tuple(str(j) for j in journals), note)]
+
+
+def _from_journals(
+    sla: Sla, journals: tuple[Path, ...], trust_seals: Path | None
+) -> tuple[list[Timeline], list[SourceInfo], list[JournalDigest]]:
+    """The timelines from drill journals (each verified in full, or its trusted seal's digest), the
+    source as the report names it, and the digests (the KPIs' pages and round trips)."""
+    from drill.report.verify import load_allowed_signers
+    from drill.sla.report import SourceInfo
+    from drill.sla.segments import SealReader
+    from drill.sla.sources import journal_digests, timelines_from_digests
+
+    services = [(s.name, s.probes) for s in sla.services]
+    wanted = tuple(dict.fromkeys(p for s in sla.services for p in s.probes))
+    tracked = tuple(dict.fromkeys(kpi.probe for kpi in sla.delays))
+    seals = SealReader(load_allowed_signers(trust_seals) if trust_seals is not None else None)
+    digests = journal_digests(journals, wanted, tracked, seals)
+    timelines = timelines_from_digests(digests, services)
+    read = sum(d.how == "read" for d in digests)
+    note = f"drill journals: {read} of {len(digests)} verified in full (hash chain) before use"
+    if seals.signed_by:
+        signers = ", ".join(sorted(set(seals.signed_by.values())))
+        note += (
+            f"; {len(digests) - read} taken from their seals' digests, each seal signed by a key"
+            f" {trust_seals} trusts ({signers}) and each file's SHA-256 matching its seal"
+        )
+    note += "; gaps are no data"
+    return timelines, [SourceInfo("journals", tuple(str(j) for j in journals), note)], digests
+
+
+def _timelines(
+    sla: Sla,
+    start_ms: int,
+    end_ms: int,
+    incidents: Path | None,
+    prometheus: str | None,
+    queries: tuple[str, ...],
+    step: str,
+) -> tuple[list[Timeline], list[SourceInfo]]:
+    """One timeline per service, from exactly one source, and the source as the report names it."""
+    from drill.durations import parse_duration_ms
+    from drill.sla.report import SourceInfo
+    from drill.sla.sources import timeline_from_incidents_csv, timeline_from_prometheus
+
     if incidents is not None:
         timelines = [timeline_from_incidents_csv(incidents, s.name, start_ms, end_ms) for s in sla.services]
         note = "an incidents CSV: up outside its incidents; it cannot show a monitoring gap"

@@ -15,7 +15,7 @@ made and checked with drill.report.sign's primitives and verifiable with plain
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,8 +26,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from drill.clock import ms_of, utc_iso_ms
 from drill.errors import UsageError, VerificationFailed
 from drill.evidence.canonical import canonical_bytes, is_canonical
-from drill.evidence.events import PageAcked, PageSent, ProbeObserved
-from drill.evidence.journal import read_events
 from drill.report.build import write_atomically
 from drill.report.sign import (
     Passphrase,
@@ -46,7 +44,9 @@ from drill.sla.compute import (
     burn_rate,
     compute_period,
 )
+from drill.sla.digest import PageRecord
 from drill.sla.model import FULL, DelayKpi, PctMilli, ResponseKpi, Sla, Timeline, Window
+from drill.sla.sources import JournalDigest
 
 NAMESPACE = "drill-sla-report-v1"
 REPORT_FILE = "sla-report.json"
@@ -188,13 +188,13 @@ def build_report(
     sources: Sequence[SourceInfo],
     *,
     generated_utc: str,
-    journals: Sequence[Path] = (),
+    journals: Sequence[JournalDigest] = (),
     drill_windows: Sequence[tuple[int, int]] = (),
     prepared_by: Preparer | None = None,
     notes: Sequence[str] = (),
 ) -> SlaReport:
     """Compute every service in every period. `journals` (when the source is drill journals)
-    are read again for the response KPI's page and acknowledgement events."""
+    give the KPIs their pages, acknowledgements and round trips."""
     if not periods:
         raise UsageError("the report covers no period")
     by_name = {t.service: t for t in timelines}
@@ -326,7 +326,7 @@ def _years(sla: Sla, periods: Sequence[Period], rows: Sequence[ServicePeriod]) -
 # ---------------------------------------------------------------- KPIs
 
 
-def _kpis(sla: Sla, periods: Sequence[Period], journals: Sequence[Path]) -> tuple[KpiResult, ...]:
+def _kpis(sla: Sla, periods: Sequence[Period], journals: Sequence[JournalDigest]) -> tuple[KpiResult, ...]:
     pages, trips = _read_journals(journals, sla.delays) if journals else (None, None)
     out: list[KpiResult] = []
     for period in periods:
@@ -348,34 +348,31 @@ class _RoundTrip:
 
 
 def _read_journals(
-    journals: Sequence[Path], delays: Sequence[DelayKpi]
+    journals: Sequence[JournalDigest], delays: Sequence[DelayKpi]
 ) -> tuple[list[_Page], dict[str, list[_RoundTrip]]]:
-    """The pages and every delay KPI's round trips, in one pass over each journal (each journal
-    is verified once here, not once per KPI)."""
-    calls: dict[tuple[str, int], _Page] = {}
+    """The pages and every delay KPI's round trips from the journals' digests. A watch's segments
+    continued by rotation are one process: a page answered after a rotation is answered, and a run
+    of failed round trips goes on across it."""
+    calls: dict[tuple[str, str], _Page] = {}
     trips: dict[str, list[_RoundTrip]] = {d.name: [] for d in delays}
-    by_probe: dict[tuple[str | None, str], list[str]] = {}
-    for d in delays:
-        asset, _, name = d.probe.partition("/")
-        by_probe.setdefault((asset, name), []).append(d.name)
-    for journal in journals:
-        acks: dict[str, int] = {}
-        sent: dict[str, tuple[int, PageSent]] = {}
-        trackers = {d.name: DelayTracker() for d in delays}  # a run of failures ends with its journal
-        for event in read_events(journal):
-            payload = event.payload
-            if isinstance(payload, ProbeObserved):
-                kpis = by_probe.get((event.asset, payload.probe))
-                if kpis:
-                    at = ms_of(datetime.fromisoformat(event.utc))
-                    for kpi in kpis:
-                        delay = trackers[kpi].delay_ms(payload.ok, payload.latency_us // 1000, at)
-                        trips[kpi].append(_RoundTrip(at, payload.ok, delay))
-            elif isinstance(payload, PageSent):
-                sent.setdefault(payload.page_id, (ms_of(datetime.fromisoformat(event.utc)), payload))
-            elif isinstance(payload, PageAcked):
-                acks.setdefault(payload.page_id, payload.since_trigger_ms)
-        _add_calls(calls, str(journal), sent, acks)
+    run = ""
+    acks: dict[str, int] = {}
+    sent: list[PageRecord] = []
+    trackers: dict[str, DelayTracker] = {}
+    for i, journal in enumerate(journals):
+        digest = journal.digest
+        if not (i and digest.continues == journals[i - 1].path.name):
+            _add_calls(calls, run, sent, acks)
+            run, acks, sent = str(journal.path), {}, []
+            trackers = {d.name: DelayTracker() for d in delays}
+        sent.extend(digest.pages)
+        for page_id, ack in digest.acks.items():
+            acks.setdefault(page_id, ack)
+        for kpi in delays:
+            for trip in digest.trips.get(kpi.probe, ()):
+                delay = trackers[kpi.name].delay_ms(trip.ok, trip.latency_ms, trip.at_ms)
+                trips[kpi.name].append(_RoundTrip(trip.at_ms, trip.ok, delay))
+    _add_calls(calls, run, sent, acks)
     return sorted(calls.values(), key=lambda p: p.sent_ms), trips
 
 
@@ -423,18 +420,19 @@ class _Page:
 
 
 def _add_calls(
-    calls: dict[tuple[str, int], _Page],
-    journal: str,
-    sent: dict[str, tuple[int, PageSent]],
-    acks: dict[str, int],
+    calls: dict[tuple[str, str], _Page], run: str, sent: Sequence[PageRecord], acks: Mapping[str, int]
 ) -> None:
-    """Pages grouped by (journal, trigger): an escalation is the same call, answered once."""
-    for page_id, (at, page) in sent.items():
-        key = (journal, page.trigger_mono_ns or at)
-        ack = acks.get(page_id)
+    """Pages grouped by (process, trigger): an escalation is the same call, answered once."""
+    first: set[str] = set()
+    for page in sent:
+        if page.page_id in first:
+            continue  # a page id is once per process; a later record of it is not a new page
+        first.add(page.page_id)
+        key = (run, page.trigger)
+        ack = acks.get(page.page_id)
         before = calls.get(key)
         if before is None:
-            calls[key] = _Page(page.chain, page.chains, at, ack)
+            calls[key] = _Page(page.chain, page.chains, page.sent_ms, ack)
         elif ack is not None and (before.ack_ms is None or ack < before.ack_ms):
             calls[key] = _Page(before.chain, before.chains, before.sent_ms, ack)
 

@@ -4,7 +4,8 @@ Each segment is an ordinary drill journal (drill.evidence.journal: hash-chained,
 line, fsync on state changes). Its first event, watch.segment, names the previous segment's file
 and chain head, so the folder is one chain made of files. A closed segment gets a seal,
 segment-N.seal: RFC 8785 JSON naming the file, its event count, head, SHA-256 and first/last
-UTC, written atomically (and fsynced) after the segment was closed; with a key, an SSHSIG
+UTC, and (format 2) the segment's digest for SLA reports (drill.sla.digest), written atomically
+(and fsynced) after the segment was closed; with a key, an SSHSIG
 signature of the seal's bytes beside it (segment-N.seal.<principal>.sig, namespace
 drill-watch-segment-v1), which `ssh-keygen -Y verify` checks without drill.
 
@@ -24,7 +25,8 @@ import contextlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -44,10 +46,12 @@ from drill.report.sign import (
     signature_matches,
 )
 from drill.report.verify import AllowedSigner, verify_signature
+from drill.sla.digest import DigestBuilder, SegmentDigest
 
 NAMESPACE = "drill-watch-segment-v1"
 SEAL_KIND = "drill-watch-segment-seal"
-SEAL_FORMAT = 1
+SEAL_FORMAT = 2  # 2: the seal carries the segment's digest (drill.sla.digest); 1 is still read
+_FORMATS = (1, 2)
 _SEGMENT = re.compile(r"segment-(\d{6,})\.jsonl")
 _LINE = re.compile(r"line (\d+): ")
 
@@ -91,12 +95,14 @@ class Seal:
     previous_file: str
     previous_head: str
     torn_bytes: int = 0  # an incomplete last line left in the file (a write cut short)
+    digest: SegmentDigest | None = None  # what the segment says for an SLA report (format 2)
+    format: int = SEAL_FORMAT
 
     def to_bytes(self) -> bytes:
         """The seal's stored bytes: RFC 8785, so a signature covers reproducible bytes."""
         data: dict[str, object] = {
             "kind": SEAL_KIND,
-            "format": SEAL_FORMAT,
+            "format": self.format,
             "file": self.file,
             "segment": self.segment,
             "events": self.events,
@@ -110,6 +116,8 @@ class Seal:
             "previous_head": self.previous_head,
             "torn_bytes": self.torn_bytes,
         }
+        if self.format >= 2:
+            data["digest"] = self.digest.to_data() if self.digest is not None else None
         return canonical_bytes(data)
 
     @classmethod
@@ -118,14 +126,19 @@ class Seal:
         if not is_canonical(data):
             raise ValueError("not RFC 8785 canonical JSON (edited by hand?)")
         raw = json.loads(data)
-        if not isinstance(raw, dict) or raw.get("kind") != SEAL_KIND or raw.get("format") != SEAL_FORMAT:
-            raise ValueError(f"not a {SEAL_KIND} of format {SEAL_FORMAT}")
+        if not isinstance(raw, dict) or raw.get("kind") != SEAL_KIND or raw.get("format") not in _FORMATS:
+            raise ValueError(f"not a {SEAL_KIND} of format {' or '.join(map(str, _FORMATS))}")
         try:
-            seal = cls(
-                **{name: raw[name] for name in _SEAL_FIELDS},
-            )
+            seal = cls(**{name: raw[name] for name in _SEAL_FIELDS}, format=raw["format"])
         except KeyError as exc:
             raise ValueError(f"missing field {exc.args[0]}") from None
+        digest = raw.get("digest")
+        if digest is not None:
+            try:
+                seal = replace(seal, digest=SegmentDigest.from_data(digest))
+            except (KeyError, TypeError, ValueError) as exc:
+                what = f"no {exc.args[0]}" if isinstance(exc, KeyError) else str(exc)
+                raise ValueError(f"a malformed digest ({what})") from None
         if seal.sealed not in ("at rotation", "at stop", "after restart"):
             raise ValueError(f"sealed {seal.sealed!r} is not one of at rotation, at stop, after restart")
         return seal
@@ -211,16 +224,19 @@ class SegmentScan:
     last_utc: str
     opened: WatchSegment | None  # its first event, when that is a watch.segment
     gaps: tuple[WatchGap, ...] = ()
+    digest: SegmentDigest | None = None
 
 
-def scan_segment(path: Path, *, allow_torn_tail: bool) -> SegmentScan:
-    """Check every line (JournalInvalid at the first broken one); keeps O(1) state per segment
-    beyond the gaps it records (one per restart at most)."""
+def scan_segment(path: Path, *, allow_torn_tail: bool, tracked: Sequence[str] = ()) -> SegmentScan:
+    """Check every line (JournalInvalid at the first broken one) and digest the segment (with the
+    round trips of `tracked` probes); state bounded as DigestBuilder's, plus one gap per restart."""
     stream = JournalStream(path, allow_torn_tail=allow_torn_tail)
     first_utc = last_utc = ""
     opened: WatchSegment | None = None
     gaps: list[WatchGap] = []
+    builder = DigestBuilder(tracked=tracked)
     for event in stream:
+        builder.take(event)
         if not first_utc:
             first_utc = event.utc
             if isinstance(event.payload, WatchSegment):
@@ -238,6 +254,7 @@ def scan_segment(path: Path, *, allow_torn_tail: bool) -> SegmentScan:
         last_utc,
         opened,
         tuple(gaps),
+        builder.finish() if summary.count else None,
     )
 
 
@@ -257,6 +274,7 @@ def seal_of(path: Path, number: int, scan: SegmentScan, how: SealedHow, sealed_u
         previous_file=opened.previous_file if opened is not None else "",
         previous_head=opened.previous_head if opened is not None else "",
         torn_bytes=scan.torn_bytes,
+        digest=scan.digest,
     )
 
 
@@ -355,8 +373,9 @@ class _Verifier:
         if seal is None and not last:
             self.problem(name, "not sealed, and a later segment exists")
         allow_torn = (seal is not None and seal.torn_bytes > 0) or (seal is None and last)
+        tracked = seal.digest.tracked if seal is not None and seal.digest is not None else ()
         try:
-            scan = scan_segment(path, allow_torn_tail=allow_torn)
+            scan = scan_segment(path, allow_torn_tail=allow_torn, tracked=tracked)
         except JournalInvalid as exc:
             match = _LINE.match(exc.message)
             self.problem(
@@ -434,6 +453,8 @@ class _Verifier:
     def _match_seal(self, path: Path, number: int, scan: SegmentScan, seal: Seal) -> None:
         expected = seal_of(path, number, scan, seal.sealed, seal.sealed_utc)
         different = [name for name in _SEAL_FIELDS if getattr(expected, name) != getattr(seal, name)]
+        if seal.format >= 2 and expected.digest != seal.digest:
+            different.append("digest")
         if different:
             self.problem(
                 seal_path(path).name,
@@ -441,35 +462,13 @@ class _Verifier:
             )
 
     def _signatures(self, path: Path, seal: Seal) -> tuple[str, ...]:
-        target = seal_path(path)
-        data = seal.to_bytes()
         good = []
-        for sig in sorted(path.parent.glob(f"{target.name}.*.sig")):
-            principal = sig.name.removeprefix(f"{target.name}.").removesuffix(".sig")
-            problem = self._signature_problem(sig, data, principal, seal)
+        for sig, principal, problem in seal_signatures(path, seal, self.allowed):
             if problem:
                 self.problem(sig.name, problem)
             else:
                 good.append(principal)
         return tuple(good)
-
-    def _signature_problem(self, sig: Path, data: bytes, principal: str, seal: Seal) -> str:
-        try:
-            armored = sig.read_bytes()
-            parsed = parse_signature(armored)
-            if parsed.namespace != NAMESPACE:
-                return f"signed for namespace {parsed.namespace!r}, expected {NAMESPACE!r}"
-            if not signature_matches(data, parsed):
-                return f"does not match {seal_path(Path(seal.file)).name} (altered after signing)"
-        except (OSError, SignatureMalformed) as exc:
-            return str(exc)
-        if self.allowed is not None:
-            at: datetime = parse_utc(seal.sealed_utc)
-            try:
-                verify_signature(data, armored, self.allowed, principal, NAMESPACE, at, source=sig.name)
-            except VerificationFailed as exc:
-                return exc.message.removeprefix(f"{sig.name}: ")
-        return ""
 
     def _gaps(self, name: str, scan: SegmentScan) -> None:
         for gap in scan.gaps:
@@ -482,9 +481,108 @@ class _Verifier:
                 )
 
 
+def seal_signatures(
+    path: Path, seal: Seal, allowed: tuple[AllowedSigner, ...] | None
+) -> list[tuple[Path, str, str]]:
+    """(signature file, principal, problem or '') for every signature of the segment's seal;
+    with `allowed`, a signature is good only when that allowed_signers file trusts its key."""
+    target = seal_path(path)
+    data = seal.to_bytes()
+    out = []
+    for sig in sorted(path.parent.glob(f"{target.name}.*.sig")):
+        principal = sig.name.removeprefix(f"{target.name}.").removesuffix(".sig")
+        out.append((sig, principal, _signature_problem(sig, data, principal, seal, allowed)))
+    return out
+
+
+def _signature_problem(
+    sig: Path, data: bytes, principal: str, seal: Seal, allowed: tuple[AllowedSigner, ...] | None
+) -> str:
+    try:
+        armored = sig.read_bytes()
+        parsed = parse_signature(armored)
+        if parsed.namespace != NAMESPACE:
+            return f"signed for namespace {parsed.namespace!r}, expected {NAMESPACE!r}"
+        if not signature_matches(data, parsed):
+            return f"does not match {seal_path(Path(seal.file)).name} (altered after signing)"
+    except (OSError, SignatureMalformed) as exc:
+        return str(exc)
+    if allowed is not None:
+        at: datetime = parse_utc(seal.sealed_utc)
+        try:
+            verify_signature(data, armored, allowed, principal, NAMESPACE, at, source=sig.name)
+        except VerificationFailed as exc:
+            return exc.message.removeprefix(f"{sig.name}: ")
+    return ""
+
+
 def verify_watch(
     folder: Path | str, *, allowed_signers: tuple[AllowedSigner, ...] | None = None
 ) -> WatchVerification:
     """Check a watch folder: every segment's chain, each linked to the previous head, every seal
     matching its segment (and its signatures, trusted by allowed_signers when given), the gaps."""
     return _Verifier(Path(folder), allowed_signers).run()
+
+
+# ---------------------------------------------------------- an SLA report from the seals
+
+
+@dataclass(slots=True)
+class SealReader:
+    """The seals beside the journals an SLA report reads.
+
+    A seal always tells whether its segment ends in a torn line (left by a crash, not used). With
+    `trusted` (an allowed_signers file's entries), a segment whose seal is signed by a trusted key
+    and carries a digest is not re-read line by line: the file's SHA-256 is checked against the
+    seal (a file changed after sealing is refused), the seal's link to the segment before it is
+    checked against that one's seal, and the digest stands for the lines, as the signer sealed
+    them. Without it, every line is read and verified."""
+
+    trusted: tuple[AllowedSigner, ...] | None = None
+    signed_by: dict[str, str] = field(default_factory=dict)  # file -> the trusted principal used
+
+    def torn_bytes(self, path: Path) -> int:
+        """The torn tail the segment's seal records (0: no seal, or none recorded)."""
+        try:
+            seal = read_seal(path)
+        except (ValueError, OSError):
+            return 0
+        return seal.torn_bytes if seal is not None and seal.file == path.name else 0
+
+    def digest(self, path: Path, tracked: Sequence[str]) -> SegmentDigest | None:
+        """The trusted seal's digest (None: read the lines). JournalInvalid when the signed seal
+        and the file (or the seal before it) disagree."""
+        if self.trusted is None:
+            return None
+        try:
+            seal = read_seal(path)
+        except (ValueError, OSError):
+            return None  # not a usable seal: the lines are read, and verified on their own
+        if seal is None or seal.digest is None or seal.file != path.name:
+            return None
+        if not set(tracked) <= set(seal.digest.tracked):
+            return None  # the report watches round trips this watch did not keep
+        good = [p for _, p, problem in seal_signatures(path, seal, self.trusted) if not problem]
+        if not good:
+            return None
+        if file_sha256(path) != seal.sha256:
+            raise JournalInvalid(
+                f"journal {path} refused: it does not match its signed seal (sha256 differs): changed after sealing"
+            )
+        self._check_link(path, seal)
+        self.signed_by[path.name] = good[0]
+        return seal.digest
+
+    @staticmethod
+    def _check_link(path: Path, seal: Seal) -> None:
+        if not seal.previous_file:
+            return
+        try:
+            before = read_seal(path.with_name(seal.previous_file))
+        except (ValueError, OSError):
+            return
+        if before is not None and before.head != seal.previous_head:
+            raise JournalInvalid(
+                f"journal {path} refused: its seal names {seal.previous_file} with head "
+                f"{seal.previous_head[:12]}..., whose own seal says {before.head[:12]}..."
+            )

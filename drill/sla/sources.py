@@ -24,6 +24,14 @@ with neither an observation covers only its own duration. At an instant the serv
   - down when every one failed;
   - partial when some failed and some did not (possible only with several probes).
 
+How a journal is read: drill.sla.digest turns its events, in order, into each probe's pieces (an
+observation's reach, adjacent ones of one answer merged, naming the lines behind them); a span of
+a service of several probes names the lines of every piece covering it, which may begin before it
+and end after it. A watch seals every segment with that digest, so `journal_digests` may take a
+segment from a seal whose signature a given allowed_signers file trusts (drill.sla.segments.
+SealReader: the file's SHA-256 is still checked) instead of re-reading its lines; the figures are
+the same either way.
+
 Incidents CSV (`timeline_from_incidents_csv`): columns service,start,end,impact; outside its
 incidents the service is up, and the up spans say so ("no monitoring data"): this source
 cannot show a monitoring gap. Overlapping incidents merge, down winning over partial.
@@ -41,7 +49,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
@@ -52,15 +60,18 @@ import httpx
 
 from drill.clock import ms_of
 from drill.errors import DrillError, JournalInvalid, UsageError
-from drill.evidence.events import Event, ProbeObserved, RunStarted, WatchSegment
 from drill.evidence.journal import JournalStream
-from drill.evidence.snapshot import Plan
+from drill.sla.digest import DigestBuilder, Piece, SegmentDigest
 from drill.sla.model import Health, Span, Timeline
+from drill.sla.segments import SealReader
 
 __all__ = [
+    "JournalDigest",
+    "journal_digests",
     "timeline_from_incidents_csv",
     "timeline_from_journals",
     "timeline_from_prometheus",
+    "timelines_from_digests",
     "timelines_from_journals",
 ]
 
@@ -68,38 +79,13 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class _Piece:
-    """One observation's reach: [start_ms, end_ms) where `ok` held, from journal line `seq`."""
-
-    start_ms: int
-    end_ms: int
-    ok: bool
-    seq: int
-
-
-@dataclass(slots=True)
-class _Raw:
-    start_ms: int
-    done_ms: int
-    ok: bool
-    seq: int
-    tick: int
-    scheduled_ns: int
-
-
-@dataclass(slots=True)
-class _Segment:
-    """What one verified journal says about the wanted probes."""
+class JournalDigest:
+    """One journal's digest and where it came from: its lines, each verified (`read`), or its
+    seal's digest, the seal signed by a trusted key and the file's SHA-256 checked (`seal`)."""
 
     path: Path
-    first_ms: int = 0
-    last_ms: int = 0
-    count: int = 0
-    intervals: dict[str, int] = field(default_factory=dict)  # "asset/probe" -> ms, from the plan
-    seen: set[str] = field(default_factory=set)  # every "asset/probe" the journal knows
-    raw: dict[str, list[_Raw]] = field(default_factory=dict)
-    utc_ms: _UtcMs = field(default_factory=lambda: _UtcMs())
-    continues: str = ""  # the file name of the segment this one continues (a watch rotation)
+    digest: SegmentDigest
+    how: Literal["read", "seal"] = "read"
 
     @property
     def name(self) -> str:
@@ -121,28 +107,71 @@ def timelines_from_journals(
 ) -> list[Timeline]:
     """As timeline_from_journals, for several (service, probes) at once: each journal is read and
     verified once for all of them, not once per service."""
-    wanted = {service: _probe_names(probes) for service, probes in services}
-    if not wanted:
+    every = tuple(dict.fromkeys(p for _, probes in services for p in _probe_names(probes)))
+    if not services:
         return []
     if not paths:
         raise UsageError(f"service {services[0][0]}: no journal given")
-    every = tuple(dict.fromkeys(p for probes in wanted.values() for p in probes))
-    segments = sorted((_read_segment(Path(p), every) for p in paths), key=lambda s: (s.first_ms, s.last_ms))
-    _check_disjoint(segments)
+    return timelines_from_digests(journal_digests(paths, every), services)
+
+
+def journal_digests(
+    paths: Sequence[Path],
+    wanted: Sequence[str],
+    tracked: Sequence[str] = (),
+    seals: SealReader | None = None,
+) -> list[JournalDigest]:
+    """Each journal's digest (pieces of the `wanted` probes, round trips of the `tracked` ones), in
+    time order, checked not to overlap. A journal is verified in full while it is read, unless
+    `seals` trusts its seal's digest (drill.sla.segments.SealReader); a torn last line is allowed
+    only where the journal's seal records it."""
+    seals = seals if seals is not None else SealReader()
+    digests: list[JournalDigest] = []
+    for path in map(Path, paths):
+        from_seal = seals.digest(path, tracked)
+        if from_seal is not None:
+            digests.append(JournalDigest(path, from_seal, "seal"))
+        else:
+            digests.append(JournalDigest(path, _read_journal(path, wanted, tracked, seals.torn_bytes(path))))
+    digests.sort(key=lambda d: (d.digest.first_ms, d.digest.last_ms))
+    _check_disjoint(digests)
+    return digests
+
+
+def timelines_from_digests(
+    digests: Sequence[JournalDigest], services: Sequence[tuple[str, Sequence[str]]]
+) -> list[Timeline]:
+    wanted = {service: _probe_names(probes) for service, probes in services}
     for service, probes in wanted.items():
-        _check_known(segments, probes, service)
-    return [Timeline(service, _spans(segments, probes)) for service, probes in wanted.items()]
+        _check_known(digests, probes, service)
+    return [Timeline(service, _spans(digests, probes)) for service, probes in wanted.items()]
 
 
-def _spans(segments: list[_Segment], wanted: tuple[str, ...]) -> tuple[Span, ...]:
+def _spans(digests: Sequence[JournalDigest], wanted: tuple[str, ...]) -> tuple[Span, ...]:
     spans: list[Span] = []
-    for i, segment in enumerate(segments):  # each names its own lines; see the docstring on rotation
-        after = segments[i + 1] if i + 1 < len(segments) else None
-        carried = after is not None and after.continues == segment.path.name
-        reach = {probe: _next_start(after, probe) if carried else None for probe in wanted}
-        runs = _runs({probe: _pieces(segment, probe, reach[probe]) for probe in wanted})
-        spans.extend(_span(segment.name, run) for run in _merge_runs(runs))
+    for i, journal in enumerate(digests):  # each names its own lines; see the docstring on rotation
+        after = digests[i + 1] if i + 1 < len(digests) else None
+        carried = after is not None and after.digest.continues == journal.path.name
+        pieces = {
+            probe: _reach(journal.digest, probe, after.digest if carried and after else None)
+            for probe in wanted
+        }
+        spans.extend(_span(journal.name, run) for run in _merge_runs(_runs(pieces)))
     return tuple(_with_gaps(spans))
+
+
+def _reach(digest: SegmentDigest, probe: str, continued: SegmentDigest | None) -> tuple[Piece, ...]:
+    """The probe's pieces: the last observation's reaching to the journal's last event, or, when a
+    rotation continued it, to the probe's first observation in the next segment (module docstring)."""
+    mine = digest.probes.get(probe)
+    if mine is None:
+        return ()
+    bound = digest.last_ms
+    if continued is not None:
+        after = continued.probes.get(probe)
+        if after is not None and after.first_start_ms is not None:
+            bound = after.first_start_ms
+    return mine.reach(bound)
 
 
 def _probe_names(probes: Sequence[str]) -> tuple[str, ...]:
@@ -155,124 +184,44 @@ def _probe_names(probes: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(probes))  # once each, in the order given
 
 
-def _read_segment(path: Path, wanted: tuple[str, ...]) -> _Segment:
-    """Verify the whole journal while reading it: nothing of it is used unless every line holds."""
-    segment = _Segment(path, raw={probe: [] for probe in wanted})
+def _read_journal(
+    path: Path, wanted: Sequence[str], tracked: Sequence[str], torn_bytes: int
+) -> SegmentDigest:
+    """Verify the whole journal while reading it: nothing of it is used unless every line holds
+    (a torn last line, of the length its seal records, is left unread as the seal says)."""
+    builder = DigestBuilder(wanted, tracked)
+    stream = JournalStream(path, allow_torn_tail=torn_bytes > 0)
     try:
-        for event in JournalStream(path):
-            _take(segment, event)
+        for event in stream:
+            builder.take(event)
     except DrillError as exc:  # JournalInvalid, or an unreadable file
         raise JournalInvalid(f"journal {path} refused: {exc.message}") from None
-    if segment.count == 0:
+    if stream.summary.torn_bytes != torn_bytes:
+        raise JournalInvalid(
+            f"journal {path} refused: it ends in {stream.summary.torn_bytes} torn bytes, its seal says {torn_bytes}"
+        )
+    if builder.count == 0:
         raise JournalInvalid(f"journal {path} refused: it holds no event")
-    return segment
+    return builder.finish()
 
 
-class _UtcMs:
-    """A journal's `utc` text as epoch ms, parsing each second once: drill writes
-    "YYYY-MM-DDTHH:MM:SS.mmm+00:00" and events come many per second; any other form is parsed
-    in full."""
-
-    __slots__ = ("_second", "_second_ms")
-
-    def __init__(self) -> None:
-        self._second = ""
-        self._second_ms = 0
-
-    def __call__(self, utc: str) -> int:
-        if len(utc) != 29 or utc[19] != "." or not utc.endswith("+00:00") or not utc[20:23].isdigit():
-            return ms_of(datetime.fromisoformat(utc))
-        second = utc[:19]
-        if second != self._second:
-            self._second, self._second_ms = second, ms_of(datetime.fromisoformat(second + "+00:00"))
-        return self._second_ms + int(utc[20:23])
-
-
-def _take(segment: _Segment, event: Event) -> None:
-    at_ms = segment.utc_ms(event.utc)
-    if segment.count == 0:
-        segment.first_ms = segment.last_ms = at_ms
-    segment.first_ms = min(segment.first_ms, at_ms)
-    segment.last_ms = max(segment.last_ms, at_ms)
-    segment.count += 1
-    payload = event.payload
-    if isinstance(payload, ProbeObserved):
-        name = f"{event.asset}/{payload.probe}"
-        segment.seen.add(name)
-        observed = segment.raw.get(name)
-        if observed is not None:
-            done_ms = at_ms + max(payload.latency_us // 1000, 1)
-            observed.append(
-                _Raw(at_ms, done_ms, payload.ok, event.seq, payload.tick, payload.scheduled_mono_ns)
-            )
-    elif isinstance(payload, RunStarted) and payload.plan is not None:
-        _take_plan(segment, payload.plan)
-    elif isinstance(payload, WatchSegment):
-        _take_plan(segment, payload.plan)
-        if payload.reason == "rotation" and segment.count == 1:
-            segment.continues = payload.previous_file
-
-
-def _take_plan(segment: _Segment, plan: Plan) -> None:
-    for asset in plan.assets:
-        for probe in asset.probes:
-            name = f"{asset.id}/{probe.name}"
-            segment.seen.add(name)
-            segment.intervals[name] = probe.interval_ms
-
-
-def _check_disjoint(segments: list[_Segment]) -> None:
-    for before, after in pairwise(segments):
-        if after.first_ms < before.last_ms:
+def _check_disjoint(digests: list[JournalDigest]) -> None:
+    for before, after in pairwise(digests):
+        if after.digest.first_ms < before.digest.last_ms:
             raise UsageError(
                 f"journals {before.path} and {after.path} overlap in time: "
                 "give each segment once, and journals of one watch or drill at a time"
             )
 
 
-def _check_known(segments: list[_Segment], wanted: tuple[str, ...], service: str) -> None:
-    seen = set().union(*(s.seen for s in segments))
+def _check_known(digests: Sequence[JournalDigest], wanted: tuple[str, ...], service: str) -> None:
+    seen = {name for d in digests for name in d.digest.seen}
     unknown = [p for p in wanted if p not in seen]
     if unknown:
         known = ", ".join(sorted(seen)) or "none"
         raise UsageError(
             f"service {service}: no journal has probe {', '.join(unknown)} (probes there: {known})"
         )
-
-
-def _interval_ms(segment: _Segment, probe: str, raw: list[_Raw]) -> int | None:
-    """The plan's interval, else what consecutive ticks show; None when neither tells."""
-    planned = segment.intervals.get(probe)
-    if planned:
-        return planned
-    by_tick = sorted(raw, key=lambda r: r.tick)
-    for a, b in pairwise(by_tick):
-        if b.tick > a.tick:
-            return max((b.scheduled_ns - a.scheduled_ns) // (b.tick - a.tick) // 1_000_000, 1)
-    return None
-
-
-def _next_start(segment: _Segment | None, probe: str) -> int | None:
-    """When `probe` is first observed in `segment` (None: never)."""
-    starts = [r.start_ms for r in segment.raw[probe]] if segment is not None else []
-    return min(starts) if starts else None
-
-
-def _pieces(segment: _Segment, probe: str, carried_to: int | None = None) -> list[_Piece]:
-    """Each observation's reach (module docstring): to the next start, two intervals after its
-    completion, the journal's last event, whichever comes first; the last one may reach into the
-    segment a rotation continued this one with, up to `carried_to` (that one's first observation)."""
-    raw = sorted(segment.raw[probe], key=lambda r: (r.start_ms, r.seq))
-    interval = _interval_ms(segment, probe, raw)
-    pieces: list[_Piece] = []
-    for i, obs in enumerate(raw):
-        limit = obs.done_ms + 2 * interval if interval is not None else obs.done_ms
-        last = i + 1 == len(raw)
-        bound = carried_to if last and carried_to is not None else segment.last_ms
-        end = min(raw[i + 1].start_ms if not last else bound, limit, bound)
-        if end > obs.start_ms:
-            pieces.append(_Piece(obs.start_ms, end, obs.ok, obs.seq))
-    return pieces
 
 
 @dataclass(slots=True)
@@ -288,16 +237,18 @@ class _Run:
     missing: tuple[str, ...] = ()
 
 
-def _runs(pieces: dict[str, list[_Piece]]) -> Iterator[_Run]:
-    """Sweep the probes' pieces together: one run per stretch where each probe's state holds."""
+def _runs(pieces: dict[str, tuple[Piece, ...]]) -> Iterator[_Run]:
+    """Sweep the probes' pieces together: one run per stretch where each probe's state holds.
+    A run names the lines of every piece covering it: with several probes, a piece is a probe's
+    whole stretch of one answer, so the lines may start before the run and end after it."""
     if len(pieces) == 1:  # the common case, a service of one probe: its pieces are the runs
         for p in next(iter(pieces.values())):
-            yield _Run(p.start_ms, p.end_ms, "up" if p.ok else "down", p.seq, p.seq)
+            yield _Run(p.start_ms, p.end_ms, "up" if p.ok else "down", p.lo, p.hi)
         return
     cuts = sorted({t for ps in pieces.values() for p in ps for t in (p.start_ms, p.end_ms)})
     at = dict.fromkeys(pieces, 0)
     for start, end in pairwise(cuts):
-        covering: list[_Piece] = []
+        covering: list[Piece] = []
         missing: list[str] = []
         for probe, ps in pieces.items():
             i = at[probe]
@@ -310,12 +261,12 @@ def _runs(pieces: dict[str, list[_Piece]]) -> Iterator[_Run]:
                 missing.append(probe)
         if not covering:
             continue  # nothing observed at all: a gap, which _with_gaps names
-        seqs = [p.seq for p in covering]
         ok = sum(p.ok for p in covering)
         health: Health = (
             "no-data" if missing else "up" if ok == len(covering) else "down" if ok == 0 else "partial"
         )
-        yield _Run(start, end, health, min(seqs), max(seqs), tuple(missing))
+        lo, hi = min(p.lo for p in covering), max(p.hi for p in covering)
+        yield _Run(start, end, health, lo, hi, tuple(missing))
 
 
 def _merge_runs(runs: Iterable[_Run]) -> Iterator[_Run]:

@@ -63,6 +63,7 @@ from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run
 from drill.run.session import operator_identity, secrets_for
 from drill.secrets import Secrets
 from drill.sla.alerts import AlertEvaluator, AlertPager, Edge, check_alerts, evaluate_every, journal_and_page
+from drill.sla.digest import DigestBuilder
 from drill.sla.model import Sla
 from drill.sla.segments import (
     SEAL_FORMAT,
@@ -124,6 +125,11 @@ class WatchOutcome:
     journal_error: str = ""  # why the watch stopped early: its journal could not be written
 
 
+def tracked_probes(sla: Sla | None) -> tuple[str, ...]:
+    """The probes whose every round trip a seal's digest keeps: those a delay KPI watches."""
+    return tuple(dict.fromkeys(kpi.probe for kpi in sla.delays)) if sla is not None else ()
+
+
 def check_rotate(rotate_ms: int) -> int:
     if rotate_ms < MIN_ROTATE_MS:
         raise UsageError(
@@ -142,7 +148,9 @@ def watch_probes(playbook: Playbook, secrets: Secrets) -> tuple[ScheduledProbe, 
     return tuple(scheduled)
 
 
-def resume(folder: Path, playbook: Playbook, signer: SegmentSigner | None, now_utc: str) -> Resume:
+def resume(
+    folder: Path, playbook: Playbook, signer: SegmentSigner | None, now_utc: str, tracked: Sequence[str] = ()
+) -> Resume:
     """Read where the folder left off; seal the last segment if a crash left it open.
 
     The last segment's chain is checked in full (an incomplete last line is left as the journal
@@ -154,7 +162,7 @@ def resume(folder: Path, playbook: Playbook, signer: SegmentSigner | None, now_u
     number, path = found[-1]
     try:
         seal = read_seal(path)
-        scan = scan_segment(path, allow_torn_tail=seal is None or seal.torn_bytes > 0)
+        scan = scan_segment(path, allow_torn_tail=seal is None or seal.torn_bytes > 0, tracked=tracked)
     except ValueError as exc:
         raise DrillError(
             f"{path.with_suffix('.seal')}: not a readable seal ({exc}); refusing to resume"
@@ -200,6 +208,7 @@ class _Segment:
     clock: SystemClock
     previous_file: str
     previous_head: str
+    digest: DigestBuilder
     first_utc: str = ""
     last_utc: str = ""
 
@@ -233,6 +242,7 @@ class _Watch:
         self.first_segment = 0
         self.metrics = options.metrics
         self.alerts = AlertEvaluator(options.sla) if options.sla is not None else None
+        self.tracked = tracked_probes(options.sla)
         self.log = get_logger("drill.watch")
 
     def request_stop(self, reason: str) -> None:
@@ -257,7 +267,8 @@ class _Watch:
         clock = SystemClock()  # a fresh anchor per segment: see the module docstring
         path = self.options.out / segment_name(number)
         writer = JournalWriter.create(path, clock, redact=self.secrets.redact_data)
-        self.segment = _Segment(number, path, writer, clock, prev_file, prev_head)
+        digest = DigestBuilder(tracked=self.tracked)
+        self.segment = _Segment(number, path, writer, clock, prev_file, prev_head, digest)
         states: dict[str, str] = {a.id: self.monitor.state(a.id) or "unknown" for a in self.playbook.assets}
         opened = WatchSegment(
             number, prev_file, prev_head, prev_count, reason, self.options.rotate_ms, self.plan, states
@@ -285,6 +296,7 @@ class _Watch:
         if not segment.first_utc:
             segment.first_utc = event.utc
         segment.last_utc = event.utc
+        segment.digest.take(event)
         if sync:
             self.sync_wanted.set()
 
@@ -313,6 +325,7 @@ class _Watch:
             sealed_utc=sealed_utc,
             previous_file=segment.previous_file,
             previous_head=segment.previous_head,
+            digest=segment.digest.finish() if segment.writer.count else None,
         )
         write_seal(segment.path, seal, self.options.signer)
         self.log.info("segment sealed", file=seal.file, events=seal.events, head=seal.head, sealed=how)
@@ -425,7 +438,8 @@ async def run_watch(
     make_folder(options.out)
     with folder_lock(options.out):
         start_clock = SystemClock()
-        resumed = resume(options.out, playbook, options.signer, utc_iso(start_clock.utc_now()))
+        now_utc = utc_iso(start_clock.utc_now())
+        resumed = resume(options.out, playbook, options.signer, now_utc, tracked_probes(options.sla))
         watch = _Watch(playbook, plan, options, secrets, on_sealed)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:

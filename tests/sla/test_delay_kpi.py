@@ -24,6 +24,7 @@ from drill.sla.calendar import period_of
 from drill.sla.load import load_sla
 from drill.sla.model import DelayKpi, Sla, Timeline, Window
 from drill.sla.report import KpiResult, build_report
+from drill.sla.sources import journal_digests
 from tests.sla.test_sources import Journals, journals  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def delay_kpis(sla: Sla, paths: list[Path]) -> list[KpiResult]:
         [period],
         (),
         generated_utc="2026-03-01T00:00:00.000+00:00",
-        journals=paths,
+        journals=journal_digests(paths, (), [kpi.probe for kpi in sla.delays]),
     )
     return [k for k in report.kpis if k.kind == "delay"]
 

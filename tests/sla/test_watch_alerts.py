@@ -116,8 +116,8 @@ def server() -> Iterator[SwitchableServer]:
     yield from serving(SwitchableServer())
 
 
-@pytest.fixture
-def pager() -> Iterator[PagerReceiver]:
+def receiving() -> Iterator[PagerReceiver]:
+    """A PagerReceiver serving in a thread, for a fixture to yield from (stopped after)."""
     receiver = PagerReceiver()
     thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -125,6 +125,11 @@ def pager() -> Iterator[PagerReceiver]:
     receiver.shutdown()
     receiver.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def pager() -> Iterator[PagerReceiver]:
+    yield from receiving()
 
 
 def write_files(
