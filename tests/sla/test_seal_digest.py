@@ -26,11 +26,22 @@ from drill.evidence.canonical import canonical_bytes
 from drill.evidence.journal import read_events
 from drill.report.sign import generate_keypair, public_key_line
 from drill.sla.calendar import period_of
-from drill.sla.digest import DigestBuilder, PageRecord, SegmentDigest
+from drill.sla.digest import DigestBuilder, PageRecord, SegmentDigest, Trip
 from drill.sla.load import load_sla
-from drill.sla.model import ResponseKpi, Timeline
+from drill.sla.model import DelayKpi, ResponseKpi, Timeline
 from drill.sla.report import build_report
-from drill.sla.segments import NAMESPACE, Seal, SealReader, read_seal, seal_path, segment_name, verify_watch
+from drill.sla.segments import (
+    NAMESPACE,
+    Seal,
+    SealReader,
+    read_seal,
+    scan_segment,
+    seal_of,
+    seal_path,
+    segment_name,
+    verify_watch,
+    write_seal,
+)
 from drill.sla.sources import JournalDigest
 from tests.conftest import SwitchableServer, serving
 from tests.sla.test_watch import stop_watch, wait_for, watching
@@ -264,3 +275,62 @@ def test_a_page_answered_after_a_rotation_is_answered() -> None:
 
     assert p1(second("segment-000001.jsonl")) == ("met", 60_000)
     assert p1(second("")) == ("missed", None)
+
+
+def test_a_run_of_failed_round_trips_goes_on_across_a_rotation() -> None:
+    """The delay of a failed round trip counts from the first failure of its run, and a rotation
+    does not end the run (a restart does: the process that saw it begin is gone)."""
+    kpi = DelayKpi("rt", "web/health", 300, ((1_000, "oncall"), (2_500, "oncall")))
+    sla = replace(
+        load_sla(Path(__file__).resolve().parents[2] / "examples" / "sla-lab.yaml"),
+        delays=(kpi,),
+        response=(),
+    )
+    t0 = 1_796_000_000_000
+    first = SegmentDigest(
+        t0, t0 + 2_000, "", (), {}, trips={"web/health": (Trip(t0, False, 500), Trip(t0 + 1_000, False, 500))}
+    )
+
+    def level(continues: str) -> int | None:
+        after = SegmentDigest(
+            t0 + 2_000, t0 + 3_000, continues, (), {}, trips={"web/health": (Trip(t0 + 2_000, False, 600),)}
+        )
+        journals = [
+            JournalDigest(Path("segment-000001.jsonl"), first),
+            JournalDigest(Path("segment-000002.jsonl"), after),
+        ]
+        built = build_report(
+            sla,
+            [Timeline(s.name, ()) for s in sla.services],
+            [period_of(sla.window, t0)],
+            (),
+            generated_utc="2026-12-01T00:00:00.000+00:00",
+            journals=journals,
+        )
+        (result,) = [k for k in built.kpis if k.name == "rt"]
+        assert (result.count, result.over_limit) == (3, 3)
+        return result.level
+
+    assert level("segment-000001.jsonl") == 2  # 2,000 ms since the run began + 600 ms
+    assert level("") == 1  # counted from the restart: 600 ms, a failed trip is at least level 1
+
+
+def test_a_torn_last_line_is_read_where_its_seal_records_it(sealed: Sealed, tmp_path: Path) -> None:
+    """A crash can cut the last write short; the restart seals the segment with its torn bytes,
+    and the report reads the whole lines before them. A torn tail no seal records is refused."""
+    folder, path, seal = copied_seal(sealed, tmp_path, sealed.segments)
+    seal_path(path).unlink()
+    for sig in folder.glob(f"{seal_path(path).name}.*.sig"):
+        sig.unlink()
+    with path.open("ab") as out:
+        out.write(b'{"seq":99999,"type":"probe.obs')
+    result, _ = report(sealed, folder)
+    assert result.exit_code == JournalInvalid.exit_code and "refused" in result.output, result.output
+    scan = scan_segment(path, allow_torn_tail=True, tracked=("web/health",))
+    write_seal(path, seal_of(path, sealed.segments, scan, "after restart", seal.sealed_utc), None)
+    assert scan.torn_bytes == 30
+    result, data = report(sealed, folder)
+    assert result.exit_code in (0, 1), result.output
+    _, before = report(sealed, sealed.folder)
+    assert data["kpis"] == before["kpis"]
+    assert [s["availability"] for s in data["services"]] == [s["availability"] for s in before["services"]]
