@@ -114,8 +114,9 @@ def watch(
 
     With --sla, the SLA's burn-rate pairs and thresholds are evaluated on what this watch
     observes (a service is down when the latest observation of any of its probes failed):
-    a burn pair once the watch has seen its whole long window, a threshold on the availability
-    since the watch started (at most the longest burn window, not the whole contract period).
+    a burn pair once the watch has seen its whole long window, a threshold on the contract
+    period that contains now (what this folder's watches saw of it, earlier segments included,
+    against the whole period: it fires only once the period is certain to end below it).
     A rising edge journals sla.alert (firing) and pages the alert's chain; clearing journals
     sla.alert (resolved).
 

@@ -16,7 +16,8 @@ end at, whatever the unobserved time turns out to be (no data counted down only 
 excluded only shrinks the denominator), so a threshold fires only when the period is certain to
 end below it: a 10-minute outage never pages a 90 % ("legal") chain in a month that is at
 99.98 %. Earlier warning is the burn pairs' job. The spans kept reach back to the period's start
-(one per change of health, not one per observation). The evaluation runs every
+(one per change of health, not one per observation); after a restart, `seed` gives them what the
+folder's earlier segments saw of the period. The evaluation runs every
 min(short windows)/2, at least 1 s.
 
 On a rising edge, `sla.alert` (state firing) is journalled and the alert's chain paged; when it
@@ -179,6 +180,15 @@ class AlertEvaluator:
         self.firing: set[tuple[str, str, str]] = set()  # (kind, alert name, service)
         self.delays = {kpi.name: DelayTracker() for kpi in sla.delays}
         self.pending: list[Edge] = []  # delay edges found by observe, handed out by evaluate
+
+    def seed(self, timelines: Iterable[Timeline]) -> None:
+        """What earlier watches of this folder saw of the current period (a restart): their spans
+        count for the thresholds from now on. They end before this watch's first observation; the
+        burn pairs never reach them (judged only on a long window this watch observed whole)."""
+        for timeline in timelines:
+            state = self.services.get(timeline.service)
+            if state is not None and state.window is not None:
+                state.closed.extendleft(reversed([s for s in timeline.spans if s.health != "no-data"]))
 
     def observe(self, probe: str, ok: bool, at_ms: int, latency_us: int | None = None) -> None:
         """One observation of "asset/probe" (cheap: a dict update, a span closed on a change).

@@ -58,12 +58,12 @@ from typing import Literal
 
 import httpx
 
-from drill.clock import ms_of
+from drill.clock import ms_of, utc_ms
 from drill.errors import DrillError, JournalInvalid, UsageError
 from drill.evidence.journal import JournalStream
 from drill.sla.digest import DigestBuilder, Piece, SegmentDigest
 from drill.sla.model import Health, Span, Timeline
-from drill.sla.segments import SealReader
+from drill.sla.segments import SealReader, read_seal, segments_in
 
 __all__ = [
     "JournalDigest",
@@ -172,6 +172,35 @@ def _reach(digest: SegmentDigest, probe: str, continued: SegmentDigest | None) -
         if after is not None and after.first_start_ms is not None:
             bound = after.first_start_ms
     return mine.reach(bound)
+
+
+def watch_timelines_since(
+    folder: Path, services: Sequence[tuple[str, Sequence[str]]], since_ms: int
+) -> list[Timeline]:
+    """A watch folder's own record from `since_ms` on, for a restarted watch's live view: each
+    closed segment ending after it, newest back, from its seal's digest (from its lines when the
+    seal has none). Not re-verified (the watch refuses to resume a folder whose last segment was
+    altered, and the signed report verifies everything); a service whose probes the segments do
+    not know is left out. Spans are cut at `since_ms`."""
+    journals: list[JournalDigest] = []
+    wanted = tuple(dict.fromkeys(p for _, probes in services for p in probes))
+    for _, path in reversed(segments_in(folder)):
+        seal = read_seal(path)
+        if seal is None or not seal.last_utc:
+            continue
+        if utc_ms(seal.last_utc) < since_ms:
+            break  # segments are in time order: every earlier one ends earlier still
+        digest = seal.digest or _read_journal(path, wanted, (), seal.torn_bytes)
+        journals.insert(0, JournalDigest(path, digest, "seal" if seal.digest else "read"))
+    out = []
+    for service, probes in services:
+        try:
+            (timeline,) = timelines_from_digests(journals, [(service, probes)])
+        except UsageError:
+            continue
+        cut = (Span(max(s.start_ms, since_ms), s.end_ms, s.health, s.source) for s in timeline.spans)
+        out.append(Timeline(service, tuple(s for s in cut if s.end_ms > s.start_ms)))
+    return out
 
 
 def _probe_names(probes: Sequence[str]) -> tuple[str, ...]:

@@ -63,8 +63,9 @@ from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run
 from drill.run.session import operator_identity, secrets_for
 from drill.secrets import Secrets
 from drill.sla.alerts import AlertEvaluator, AlertPager, Edge, check_alerts, evaluate_every, journal_and_page
+from drill.sla.calendar import period_of
 from drill.sla.digest import DigestBuilder
-from drill.sla.model import Sla
+from drill.sla.model import Sla, Timeline
 from drill.sla.segments import (
     SEAL_FORMAT,
     Seal,
@@ -77,6 +78,7 @@ from drill.sla.segments import (
     segments_in,
     write_seal,
 )
+from drill.sla.sources import watch_timelines_since
 from drill.version import __version__
 
 if TYPE_CHECKING:  # prometheus_client is imported only by a watch that serves /metrics
@@ -441,6 +443,8 @@ async def run_watch(
         now_utc = utc_iso(start_clock.utc_now())
         resumed = resume(options.out, playbook, options.signer, now_utc, tracked_probes(options.sla))
         watch = _Watch(playbook, plan, options, secrets, on_sealed)
+        if watch.alerts is not None and resumed.number > 1:
+            watch.alerts.seed(_earlier(options.out, watch.alerts.sla, utc_ms(now_utc)))
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -455,6 +459,14 @@ async def run_watch(
             if install_signal_handlers:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
+
+
+def _earlier(folder: Path, sla: Sla, now_ms: int) -> list[Timeline]:
+    """What the folder already holds of the contract period a threshold judges (none without one)."""
+    if not sla.thresholds:
+        return []
+    since = period_of(sla.window, now_ms).start_ms
+    return watch_timelines_since(folder, [(s.name, s.probes) for s in sla.services], since)
 
 
 LOCK_FILE = ".watch.lock"

@@ -303,3 +303,46 @@ def test_a_slow_service_pages_each_delay_level_once_and_resolves(
     slow = [e.payload for e in journal(folder)[:slow_from] if isinstance(e.payload, ProbeObserved)]
     assert any(o.ok and o.latency_us >= 250_000 for o in slow)
     assert verify_watch(folder).ok
+
+
+def test_after_a_restart_the_threshold_counts_the_downtime_earlier_segments_saw(
+    tmp_path: Path, server: SwitchableServer, pager: PagerReceiver
+) -> None:
+    """A 60 s rolling window with a 90 % threshold (fires past 6 s down). The first watch sees 5 s
+    down and stops; the second sees the service down again: it pages within ~1-2 s, which only
+    the first outage, read back from the folder's seals, can explain (the second outage alone
+    would need 6 s, and the test gives it 4.5 s). Downtime is the test's own record."""
+    playbook, sla = write_files(tmp_path, server, pager, THRESHOLD.replace("95%", "90%"))
+    text = sla.read_text(encoding="utf-8")
+    sla.write_text(text.replace("{calendar: month, time_zone: UTC}", "{rolling: 60s, time_zone: UTC}"))
+    folder = tmp_path / "watch"
+    args = (str(playbook), "--out", str(folder), "--sla", str(sla))
+    with watching(tmp_path, *args) as first:
+        wait_for(lambda: first.poll() is None and observed_for_ms(folder) >= 1_000, 20, "1 s of probing")
+        down_from = time.time()
+        set_status(server, 503)
+        time.sleep(5)  # the outage's length is what is tested: the test's clock sets it
+        set_status(server, 200)
+        first_down = time.time() - down_from
+        back = observed_for_ms(folder)
+        wait_for(lambda: observed_for_ms(folder) >= back + 500, 10, "0.5 s up again")
+        stop_watch(first, tmp_path)
+    assert pager.count() == 0 and alerts_in(folder) == []  # 5 s of 60: 91.7 %, above 90 %
+    with watching(tmp_path, *args) as second:
+        wait_for(
+            lambda: second.poll() is None and observed_for_ms(folder) >= back + 1_500, 20, "probing again"
+        )
+        down_from = time.time()
+        set_status(server, 503)
+        wait_for(lambda: pager.count() >= 1, 4.5, "the threshold's page")
+        second_down = time.time() - down_from
+        set_status(server, 200)
+        stop_watch(second, tmp_path)
+    (firing,) = [a for a in alerts_in(folder) if a.state == "firing"]
+    assert (firing.kind, firing.name, firing.window_ms) == ("threshold", "early-warning", 60_000)
+    assert firing.availability is not None and firing.availability < 90_000
+    # both outages in it: at most what the test's own record of them leaves, give or take a probe
+    # interval and a request per edge (4 edges, 250 ms each: 1,667 thousandths of a percent)
+    recorded = 100_000 - round((first_down + second_down) * 100_000 / 60)
+    assert firing.availability <= recorded + 1_667, (firing.availability, first_down, second_down)
+    assert second_down < 6.0  # the second outage alone could not have crossed 90 %
