@@ -25,18 +25,21 @@ from __future__ import annotations
 import argparse
 import random
 import resource
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from drill.sla.calendar import period_of
 from drill.sla.load import load_sla
 from drill.sla.model import Health, Service, Sla, Span, Timeline
 from drill.sla.render import render_csv, render_html, render_markdown, render_text
 from drill.sla.report import SlaReport, SourceInfo, build_report, report_json_bytes
+
+if TYPE_CHECKING:
+    from benchmarks._timing import timed
+else:  # run as a script (`make bench`): benchmarks/ is first on sys.path
+    from _timing import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -82,12 +85,6 @@ def _timeline(name: str, start_ms: int, seconds: int, rng: random.Random, flap_s
     return Timeline(name, tuple(spans))
 
 
-def _timed(func: Callable[[], T]) -> tuple[float, float, T]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = func()
-    return time.perf_counter() - wall, time.process_time() - cpu, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--services", type=int, default=100)
@@ -129,11 +126,11 @@ def main() -> None:
             best[name] = (wall, cpu)
 
     for _ in range(args.repeats):
-        wall, cpu, _total = _timed(reference)
+        wall, cpu, _total = timed(reference)
         keep("reference", wall, cpu)
-        wall, cpu, report = _timed(lambda: compute(timelines))
+        wall, cpu, report = timed(lambda: compute(timelines))
         keep("compute", wall, cpu)
-        wall, cpu, size = _timed(partial(render, report))
+        wall, cpu, size = timed(partial(render, report))
         keep("render", wall, cpu)
     statuses: dict[str, int] = {}
     for row in report.services:

@@ -482,12 +482,13 @@ class _Verifier:
 
 
 def seal_signatures(
-    path: Path, seal: Seal, allowed: tuple[AllowedSigner, ...] | None
+    path: Path, seal: Seal, allowed: tuple[AllowedSigner, ...] | None, data: bytes | None = None
 ) -> list[tuple[Path, str, str]]:
-    """(signature file, principal, problem or '') for every signature of the segment's seal;
-    with `allowed`, a signature is good only when that allowed_signers file trusts its key."""
+    """(signature file, principal, problem or '') for every signature of the segment's seal
+    (`data`: its stored bytes, when the caller has them); with `allowed`, a signature is good only
+    when that allowed_signers file trusts its key."""
     target = seal_path(path)
-    data = seal.to_bytes()
+    data = seal.to_bytes() if data is None else data
     out = []
     for sig in sorted(path.parent.glob(f"{target.name}.*.sig")):
         principal = sig.name.removeprefix(f"{target.name}.").removesuffix(".sig")
@@ -540,29 +541,37 @@ class SealReader:
 
     trusted: tuple[AllowedSigner, ...] | None = None
     signed_by: dict[str, str] = field(default_factory=dict)  # file -> the trusted principal used
+    _seals: dict[Path, tuple[Seal, bytes] | None] = field(default_factory=dict)  # each read once
+
+    def _seal(self, path: Path) -> tuple[Seal, bytes] | None:
+        """The segment's seal and its stored bytes (None: none, or not a usable seal)."""
+        if path not in self._seals:
+            try:
+                data = seal_path(path).read_bytes()
+                self._seals[path] = (Seal.from_bytes(data), data)
+            except (ValueError, OSError):
+                self._seals[path] = None
+        return self._seals[path]
 
     def torn_bytes(self, path: Path) -> int:
         """The torn tail the segment's seal records (0: no seal, or none recorded)."""
-        try:
-            seal = read_seal(path)
-        except (ValueError, OSError):
-            return 0
-        return seal.torn_bytes if seal is not None and seal.file == path.name else 0
+        found = self._seal(path)
+        return found[0].torn_bytes if found is not None and found[0].file == path.name else 0
 
     def digest(self, path: Path, tracked: Sequence[str]) -> SegmentDigest | None:
         """The trusted seal's digest (None: read the lines). JournalInvalid when the signed seal
         and the file (or the seal before it) disagree."""
         if self.trusted is None:
             return None
-        try:
-            seal = read_seal(path)
-        except (ValueError, OSError):
-            return None  # not a usable seal: the lines are read, and verified on their own
-        if seal is None or seal.digest is None or seal.file != path.name:
+        found = self._seal(path)
+        if found is None:
+            return None  # no seal, or not a usable one: the lines are read, and verified on their own
+        seal, data = found
+        if seal.digest is None or seal.file != path.name:
             return None
         if not set(tracked) <= set(seal.digest.tracked):
             return None  # the report watches round trips this watch did not keep
-        good = [p for _, p, problem in seal_signatures(path, seal, self.trusted) if not problem]
+        good = [p for _, p, problem in seal_signatures(path, seal, self.trusted, data) if not problem]
         if not good:
             return None
         if file_sha256(path) != seal.sha256:
@@ -573,16 +582,12 @@ class SealReader:
         self.signed_by[path.name] = good[0]
         return seal.digest
 
-    @staticmethod
-    def _check_link(path: Path, seal: Seal) -> None:
+    def _check_link(self, path: Path, seal: Seal) -> None:
         if not seal.previous_file:
             return
-        try:
-            before = read_seal(path.with_name(seal.previous_file))
-        except (ValueError, OSError):
-            return
-        if before is not None and before.head != seal.previous_head:
+        before = self._seal(path.with_name(seal.previous_file))
+        if before is not None and before[0].head != seal.previous_head:
             raise JournalInvalid(
                 f"journal {path} refused: its seal names {seal.previous_file} with head "
-                f"{seal.previous_head[:12]}..., whose own seal says {before.head[:12]}..."
+                f"{seal.previous_head[:12]}..., whose own seal says {before[0].head[:12]}..."
             )
