@@ -5,7 +5,7 @@ or drill runs), an incidents CSV (`--incidents`), or a Prometheus range query of
 (`--prometheus URL --query Q`). It writes sla-report.json (RFC 8785 canonical bytes), .md, .csv
 and .html into --out, and with --sign-key/--signer a detached SSHSIG over sla-report.json in
 the namespace drill-sla-report-v1. Exit 1 when a service breached its target in a period (so a
-finance pipeline can gate on it), 2 for bad input.
+finance pipeline can gate on it), 2 for bad input (a journal refused as altered or broken too).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def report(
     if trust_seals is not None and not journals:
         raise UsageError("--trust-seals goes with --journal (the seals of watch segments)")
     if journals:
-        timelines, sources, digests = _from_journals(sla, journals, trust_seals)
+        timelines, sources, digests = _evidence(sla, journals, trust_seals)
     else:
         timelines, sources = _timelines(sla, lo, hi, incidents, prometheus, queries, step)
         digests = []
@@ -248,6 +248,20 @@ def _one_source(
         )
     if queries and not prometheus:
         raise UsageError("--query goes with --prometheus")
+
+
+def _evidence(
+    sla: Sla, journals: tuple[Path, ...], trust_seals: Path | None
+) -> tuple[list[Timeline], list[SourceInfo], list[JournalDigest]]:
+    """As _from_journals; a journal refused (altered, broken) is bad input, exit 2: exit 1 says a
+    service breached its target, and a finance pipeline gating on it must not read a refused
+    journal as a breach."""
+    from drill.errors import JournalInvalid
+
+    try:
+        return _from_journals(sla, journals, trust_seals)
+    except JournalInvalid as exc:
+        raise UsageError(exc.message, hint="check a watch folder with `drill watch-verify DIR`") from None
 
 
 def _from_journals(
