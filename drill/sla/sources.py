@@ -178,20 +178,24 @@ def watch_timelines_since(
     folder: Path, services: Sequence[tuple[str, Sequence[str]]], since_ms: int
 ) -> list[Timeline]:
     """A watch folder's own record from `since_ms` on, for a restarted watch's live view: each
-    closed segment ending after it, newest back, from its seal's digest (from its lines when the
-    seal has none). Not re-verified (the watch refuses to resume a folder whose last segment was
-    altered, and the signed report verifies everything); a service whose probes the segments do
+    closed segment ending after it, newest back, from its seal's digest. Not re-verified (the
+    watch refuses to resume a folder whose last segment was altered, and the signed report
+    verifies everything). A segment whose seal has no digest (format 1) is left out rather than
+    re-read (an hour of 100 probes takes seconds to read, and the probes wait): its downtime is
+    not counted, so a live threshold can only fire later. A service whose probes the segments do
     not know is left out. Spans are cut at `since_ms`."""
     journals: list[JournalDigest] = []
-    wanted = tuple(dict.fromkeys(p for _, probes in services for p in probes))
     for _, path in reversed(segments_in(folder)):
-        seal = read_seal(path)
+        try:
+            seal = read_seal(path)
+        except (ValueError, OSError):
+            continue  # not a usable seal: left out here; `drill watch-verify` names it
         if seal is None or not seal.last_utc:
             continue
         if utc_ms(seal.last_utc) < since_ms:
             break  # segments are in time order: every earlier one ends earlier still
-        digest = seal.digest or _read_journal(path, wanted, (), seal.torn_bytes)
-        journals.insert(0, JournalDigest(path, digest, "seal" if seal.digest else "read"))
+        if seal.digest is not None:
+            journals.insert(0, JournalDigest(path, seal.digest, "seal"))
     out = []
     for service, probes in services:
         try:

@@ -333,3 +333,30 @@ def test_a_torn_last_line_is_read_where_its_seal_records_it(sealed: Sealed, tmp_
     _, before = report(sealed, sealed.folder)
     assert data["kpis"] == before["kpis"]
     assert [s["availability"] for s in data["services"]] == [s["availability"] for s in before["services"]]
+
+
+def test_a_restart_reads_the_period_from_seals_and_leaves_out_what_it_cannot_use(
+    sealed: Sealed, tmp_path: Path
+) -> None:
+    """watch_timelines_since: the folder's downtime from its seals' digests, cut at the instant;
+    a seal without a digest (format 1) or not readable is left out, never re-read or fatal."""
+    from drill.sla.sources import timelines_from_journals, watch_timelines_since
+
+    segments = sorted(sealed.folder.glob("segment-*.jsonl"))
+    (full,) = timelines_from_journals(segments, [("web", ["web/health"])])
+    downs = [s for s in full.spans if s.health == "down"]
+    assert downs
+    since = downs[0].start_ms + 1
+    (seen,) = watch_timelines_since(sealed.folder, [("web", ["web/health"])], since)
+    assert seen.spans[0].start_ms == since  # cut there
+    assert [(s.start_ms, s.end_ms, s.health) for s in seen.spans] == [
+        (max(s.start_ms, since), s.end_ms, s.health) for s in full.spans if s.end_ms > since
+    ]
+    folder, path, seal = copied_seal(sealed, tmp_path, sealed.segments)
+    seal_path(path).write_bytes(replace(seal, digest=None, format=1).to_bytes())
+    seal_path(folder / segment_name(sealed.segments - 1)).write_bytes(b"not a seal")
+    (partial,) = watch_timelines_since(folder, [("web", ["web/health"])], since)
+    last_two = {s.source.split("#")[0] for s in partial.spans} & {
+        f"journal {folder / segment_name(n)}" for n in (sealed.segments, sealed.segments - 1)
+    }
+    assert not last_two, partial.spans
