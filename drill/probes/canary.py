@@ -76,6 +76,7 @@ class CanaryState:
     last_acked: Write | None = None
     failing: bool = False  # the previous write failed: the next ack starts a new streak
     at_risk: int = 0  # writes the server accepted but too few replicas confirmed (never in `acked`)
+    keeps_acks: bool = True  # False where no RPO is measured (drill watch): memory stays flat
 
     def claim(self) -> tuple[int, str]:
         """The next sequence number and the UTC text to store with it."""
@@ -93,11 +94,18 @@ def state(ctx: ProbeContext) -> CanaryState:
     return current
 
 
+def without_rpo(ctx: ProbeContext) -> None:
+    """This probe's canary measures no RPO (a watch: it runs no scenario and never compares
+    survivors), so no acknowledged write is kept; the writes still tell whether it is up."""
+    state(ctx).keeps_acks = False
+
+
 def record_ack(ctx: ProbeContext, seq: int, utc: str) -> None:
     """Remember an acknowledged write (and journal the first write and each first after failures)."""
     st = state(ctx)
     write = Write(seq=seq, mono_ns=ctx.monotonic_ns(), utc=utc)
-    st.acked.add(write)
+    if st.keeps_acks:
+        st.acked.add(write)
     first = st.last_acked is None
     if st.last_acked is None or seq > st.last_acked.seq:
         st.last_acked = write

@@ -56,6 +56,7 @@ from drill.evidence.snapshot import Plan
 from drill.log import get_logger
 from drill.plan import build_plan
 from drill.playbook.model import Playbook
+from drill.probes import canary
 from drill.probes.base import Observation
 from drill.run.monitor import Monitor
 from drill.run.runner import schedule_probes
@@ -533,6 +534,8 @@ async def _watch(
         )
         for p in probes
     }
+    for ctx in contexts.values():  # a watch compares no survivors: its canaries keep no acks
+        canary.without_rpo(ctx)
     helpers = [asyncio.create_task(watch.rotations()), asyncio.create_task(watch.syncer())]
     if options.duration_ms is not None:
         helpers.append(asyncio.create_task(watch.deadline(options.duration_ms)))

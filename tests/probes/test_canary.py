@@ -5,7 +5,10 @@ from __future__ import annotations
 import tracemalloc
 
 from drill.clock import utc_iso_ms
+from drill.evidence.events import CanaryWritten
+from drill.probes import canary
 from drill.probes.canary import AckLog, Write, compute_rpo
+from drill.testing import FakeContext
 
 MS = 1_000_000
 
@@ -98,3 +101,23 @@ def test_ack_log_holds_a_write_in_at_most_32_bytes() -> None:
         tracemalloc.stop()
     assert len(log) == 100_000
     assert held <= 32 * 100_000, f"{held / 100_000:.1f} bytes per write"
+
+
+def test_a_canary_without_rpo_keeps_no_acknowledged_write_but_still_journals_its_streaks() -> None:
+    """drill watch measures no RPO: its canaries' memory must not grow with every write (a 1 s
+    canary is 2.6 million writes a month). A drill's canary keeps every one (the RPO needs them)."""
+    watched, drilled = FakeContext(), FakeContext()
+    canary.without_rpo(watched)
+    for ctx in (watched, drilled):
+        for _ in range(1_000):
+            seq, utc = canary.state(ctx).claim()
+            canary.record_ack(ctx, seq, utc)
+        canary.record_failure(ctx)
+        seq, utc = canary.state(ctx).claim()
+        canary.record_ack(ctx, seq, utc)
+    assert len(canary.state(watched).acked) == 0 and len(canary.state(drilled).acked) == 1_001
+    for ctx in (watched, drilled):
+        last = canary.state(ctx).last_acked
+        assert last is not None and last.seq == 1_001
+        written = [e.payload.seq for e in ctx.events if isinstance(e.payload, CanaryWritten)]
+        assert written == [1, 1_000, 1_001]  # the first, the last before the failure, the first after
