@@ -27,8 +27,8 @@ from drill.report.sign import generate_keypair, public_key_line
 from drill.sla.calendar import period_of
 from drill.sla.digest import DigestBuilder, PageRecord, SegmentDigest, Trip
 from drill.sla.load import load_sla
-from drill.sla.model import DelayKpi, ResponseKpi, Timeline
-from drill.sla.report import build_report
+from drill.sla.model import DelayKpi, ResponseKpi, Sla, Timeline
+from drill.sla.report import SlaReport, build_report
 from drill.sla.segments import (
     NAMESPACE,
     Seal,
@@ -243,13 +243,28 @@ def test_a_malformed_digest_makes_the_seal_unreadable() -> None:
         Seal.from_bytes(canonical_bytes(data))
 
 
+def two_segments_report(sla: Sla, first: SegmentDigest, second: SegmentDigest, at_ms: int) -> SlaReport:
+    """The report of the period holding at_ms from two segments' digests (KPIs only: no spans)."""
+    journals = [
+        JournalDigest(Path("segment-000001.jsonl"), first),
+        JournalDigest(Path("segment-000002.jsonl"), second),
+    ]
+    return build_report(
+        sla,
+        [Timeline(s.name, ()) for s in sla.services],
+        [period_of(sla.window, at_ms)],
+        (),
+        generated_utc="2026-12-01T00:00:00.000+00:00",
+        journals=journals,
+    )
+
+
 def test_a_page_answered_after_a_rotation_is_answered() -> None:
     """A page sent in one segment and acknowledged in the next (same process: a rotation) is met;
     the same two segments after a restart are two processes, and the page was never answered."""
     sla = load_sla(Path(__file__).resolve().parents[2] / "examples" / "sla-lab.yaml")
     sla = replace(sla, response=(ResponseKpi("p1", "P1", "lab-oncall", 900_000),), delays=())
     t0 = 1_796_000_000_000  # 2026-11-29
-    period = period_of(sla.window, t0)
     page = PageRecord(t0 + 1_000, "page-1", "lab-oncall", ("lab-oncall",), "12345")
     first = SegmentDigest(t0, t0 + 2_000, "", (), {}, pages=(page,))
 
@@ -257,18 +272,7 @@ def test_a_page_answered_after_a_rotation_is_answered() -> None:
         return SegmentDigest(t0 + 2_000, t0 + 4_000, continues, (), {}, acks={"page-1": 60_000})
 
     def p1(after: SegmentDigest) -> tuple[str, int | None]:
-        journals = [
-            JournalDigest(Path("segment-000001.jsonl"), first),
-            JournalDigest(Path("segment-000002.jsonl"), after),
-        ]
-        built = build_report(
-            sla,
-            [Timeline(s.name, ()) for s in sla.services],
-            [period],
-            (),
-            generated_utc="2026-12-01T00:00:00.000+00:00",
-            journals=journals,
-        )
+        built = two_segments_report(sla, first, after, t0)
         (kpi,) = [k for k in built.kpis if k.name == "p1"]
         return kpi.verdict, kpi.worst_ms
 
@@ -294,18 +298,7 @@ def test_a_run_of_failed_round_trips_goes_on_across_a_rotation() -> None:
         after = SegmentDigest(
             t0 + 2_000, t0 + 3_000, continues, (), {}, trips={"web/health": (Trip(t0 + 2_000, False, 600),)}
         )
-        journals = [
-            JournalDigest(Path("segment-000001.jsonl"), first),
-            JournalDigest(Path("segment-000002.jsonl"), after),
-        ]
-        built = build_report(
-            sla,
-            [Timeline(s.name, ()) for s in sla.services],
-            [period_of(sla.window, t0)],
-            (),
-            generated_utc="2026-12-01T00:00:00.000+00:00",
-            journals=journals,
-        )
+        built = two_segments_report(sla, first, after, t0)
         (result,) = [k for k in built.kpis if k.name == "rt"]
         assert (result.count, result.over_limit) == (3, 3)
         return result.level
