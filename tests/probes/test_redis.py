@@ -105,14 +105,13 @@ async def test_sentinel_failover_detection_switchover_match_ground_truth(
     t_ok = await ticker.wait_for(True, t_new_master - SLACK_NS, count=3)
     ticker.stop()
     await loop
-    t_fail = ticker.first(False, t_kill)
-    assert t_fail is not None
+    t_fail = ticker.detects_at_first_chance(t_kill)
     await finish_probe(redis_probe.KIND, params, ctx)
 
     detection_ns = t_fail.started_ns - t_kill
-    assert 0 <= detection_ns <= INTERVAL_S * 1e9 + SLACK_NS
     # Writes succeed again within one interval of Sentinel naming the new master.
-    assert -SLACK_NS <= t_ok - t_new_master <= INTERVAL_S * 1e9 + SLACK_NS
+    ok_tick = next(t for t in ticker.ticks if t.started_ns == t_ok)
+    assert -SLACK_NS <= t_ok - t_new_master <= INTERVAL_S * 1e9 + SLACK_NS + ok_tick.lateness_ns
     assert "127.0.0.1:" in t_fail.obs.reason
     # RPO against ground truth read here, independently of the probe.
     acked = {t.obs.detail["seq"] for t in ticker.ticks if t.obs.ok}

@@ -21,6 +21,11 @@ from drill.testing import FakeContext, run_probe
 class Tick:
     started_ns: int
     obs: Observation
+    scheduled_ns: int = 0  # the instant the schedule gave it (started_ns - scheduled_ns: lateness)
+
+    @property
+    def lateness_ns(self) -> int:
+        return max(0, self.started_ns - self.scheduled_ns)
 
 
 @dataclass
@@ -34,10 +39,10 @@ class Ticker:
     ticks: list[Tick] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def _one(self, started_ns: int) -> None:
+    async def _one(self, scheduled_ns: int, started_ns: int) -> None:
         deadline_ms = round(self.ctx.timeout_s * 1000)
         obs = await run_probe(self.kind, self.params, ctx=self.ctx, timeout_ms=deadline_ms)
-        self.ticks.append(Tick(started_ns, obs))
+        self.ticks.append(Tick(started_ns, obs, scheduled_ns))
 
     async def run(self) -> list[Tick]:
         start = monotonic_ns()
@@ -53,13 +58,23 @@ class Ticker:
                         break
                     except TimeoutError:
                         pass
-                group.create_task(self._one(monotonic_ns()))
+                group.create_task(self._one(at, monotonic_ns()))
                 n += 1
         self.ticks.sort(key=lambda t: t.started_ns)
         return self.ticks
 
     def stop(self) -> None:
         self._stop.set()
+
+    def detects_at_first_chance(self, after_ns: int) -> Tick:
+        """The first tick started after `after_ns` (a failure injected then), asserted failed and
+        scheduled within one interval of it: its start is then at most one interval plus its own
+        recorded lateness after the injection, a bound from what this run recorded, not a slack."""
+        first = next(t for t in sorted(self.ticks, key=lambda t: t.started_ns) if t.started_ns >= after_ns)
+        assert not first.obs.ok, first
+        assert first.scheduled_ns - after_ns <= self.interval_s * 1e9, (first, after_ns)
+        assert first.started_ns - after_ns <= self.interval_s * 1e9 + first.lateness_ns
+        return first
 
     def first(self, ok: bool, after_ns: int) -> Tick | None:
         """The first tick started after after_ns whose observation has this ok value."""
