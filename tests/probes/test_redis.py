@@ -195,7 +195,9 @@ async def test_wait_replicas_acknowledges_only_writes_the_replica_confirmed(
         "wait_timeout": "100ms",
     }
     st = canary.state(ctx)
-    attached = [await _once(params, ctx) for _ in range(3)]
+    # Attached, the replica confirms; WAIT as long as the 500 ms deadline allows, since a replica
+    # on a busy host can take longer than 100 ms (the paused phase below needs no margin).
+    attached = [await _once({**params, "wait_timeout": "450ms"}, ctx) for _ in range(3)]
     assert [(o.ok, o.detail.get("replicas")) for o in attached] == [(True, 1)] * 3, attached
     assert (sorted(st.acked), st.at_risk) == ([1, 2, 3], 0)
 
@@ -227,10 +229,10 @@ async def test_wait_replicas_acknowledges_only_writes_the_replica_confirmed(
 
     # Replication resumed: writes are confirmed again (a write still catching up counts as at risk).
     async with asyncio.timeout(10):
-        resumed = [await _once(params, ctx)]
+        resumed = [await _once({**params, "wait_timeout": "450ms"}, ctx)]
         while not resumed[-1].ok:
-            resumed.append(await _once(params, ctx))
-    assert all("confirmed by 0 of 1 replicas" in o.reason for o in resumed[:-1])
+            resumed.append(await _once({**params, "wait_timeout": "450ms"}, ctx))
+    assert all("confirmed by 0 of 1 replicas" in o.reason for o in resumed[:-1]), resumed
     last_seq = resumed[-1].detail["seq"]
     assert sorted(st.acked) == [1, 2, 3, last_seq]
     assert st.at_risk == 3 + len(resumed) - 1
