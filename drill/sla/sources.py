@@ -192,10 +192,13 @@ def watch_timelines_since(
             continue  # not a usable seal: left out here; `drill watch-verify` names it
         if seal is None or not seal.last_utc:
             continue
-        if utc_ms(seal.last_utc) < since_ms:
-            break  # segments are in time order: every earlier one ends earlier still
         if seal.digest is not None:
             journals.insert(0, JournalDigest(path, seal.digest, "seal"))
+        if utc_ms(seal.last_utc) < since_ms:
+            # The first segment that ends before the instant is the last one read: its last
+            # observation may reach past its last event into the next (a rotation's carry-over).
+            # Every earlier one ends earlier still.
+            break
     out = []
     for service, probes in services:
         try:

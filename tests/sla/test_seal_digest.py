@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from drill.cli import cli
+from drill.clock import utc_ms
 from drill.evidence.canonical import canonical_bytes
 from drill.evidence.journal import read_events
 from drill.report.sign import generate_keypair, public_key_line
@@ -339,12 +340,16 @@ def test_a_restart_reads_the_period_from_seals_and_leaves_out_what_it_cannot_use
     (full,) = timelines_from_journals(segments, [("web", ["web/health"])])
     downs = [s for s in full.spans if s.health == "down"]
     assert downs
+    # inside the outage, and just after each segment's last event: there the segment's last
+    # observation still holds (a rotation carries it to the next segment's first observation)
+    ends = [utc_ms(seal.last_utc) + 1 for seal in map(read_seal, segments[:-1]) if seal is not None]
+    for since in [downs[0].start_ms + 1, *ends]:
+        (seen,) = watch_timelines_since(sealed.folder, [("web", ["web/health"])], since)
+        assert seen.spans[0].start_ms == since  # cut there
+        assert [(s.start_ms, s.end_ms, s.health) for s in seen.spans] == [
+            (max(s.start_ms, since), s.end_ms, s.health) for s in full.spans if s.end_ms > since
+        ]
     since = downs[0].start_ms + 1
-    (seen,) = watch_timelines_since(sealed.folder, [("web", ["web/health"])], since)
-    assert seen.spans[0].start_ms == since  # cut there
-    assert [(s.start_ms, s.end_ms, s.health) for s in seen.spans] == [
-        (max(s.start_ms, since), s.end_ms, s.health) for s in full.spans if s.end_ms > since
-    ]
     folder, path, seal = copied_seal(sealed, tmp_path, sealed.segments)
     seal_path(path).write_bytes(replace(seal, digest=None, format=1).to_bytes())
     seal_path(folder / segment_name(sealed.segments - 1)).write_bytes(b"not a seal")
