@@ -20,7 +20,8 @@ Measured, best of `--repeats`, wall and CPU, in this process, the files warm in 
              seal's digest (the seal's signature checked, the file's SHA-256 compared with it):
              `drill sla report --journal ... --trust-seals allowed_signers`
   sha256     the reference: hashlib.sha256 over every segment's bytes (the floor of `fast`)
-  seal scan  scan_segment(path, allow_torn_tail=False) per segment: what sealing costs a restart
+  seal scan  scan_segment(path, allow_torn_tail=False, tracked=...) per segment (lines checked
+             and digested): what sealing costs a restart
              (the live watch builds the digest as it writes, so rotation re-reads nothing)
 
 Checked: `full` and `fast` give identical timelines. The month figures (744 hours, 31 days, of 100

@@ -143,7 +143,7 @@ def report(
     if trust_seals is not None and not journals:
         raise UsageError("--trust-seals goes with --journal (the seals of watch segments)")
     if journals:
-        timelines, sources, digests = _evidence(sla, journals, trust_seals)
+        timelines, sources, digests = _from_journals(sla, journals, trust_seals)
     else:
         timelines, sources = _timelines(sla, lo, hi, incidents, prometheus, queries, step)
         digests = []
@@ -250,36 +250,26 @@ def _one_source(
         raise UsageError("--query goes with --prometheus")
 
 
-def _evidence(
-    sla: Sla, journals: tuple[Path, ...], trust_seals: Path | None
-) -> tuple[list[Timeline], list[SourceInfo], list[JournalDigest]]:
-    """As _from_journals; a journal refused (altered, broken) is bad input, exit 2: exit 1 says a
-    service breached its target, and a finance pipeline gating on it must not read a refused
-    journal as a breach."""
-    from drill.errors import JournalInvalid
-
-    try:
-        return _from_journals(sla, journals, trust_seals)
-    except JournalInvalid as exc:
-        raise UsageError(exc.message, hint="check a watch folder with `drill watch-verify DIR`") from None
-
-
 def _from_journals(
     sla: Sla, journals: tuple[Path, ...], trust_seals: Path | None
 ) -> tuple[list[Timeline], list[SourceInfo], list[JournalDigest]]:
     """The timelines from drill journals (each verified in full, or its trusted seal's digest), the
-    source as the report names it, and the digests (the KPIs' pages and round trips)."""
+    source as the report names it, and the digests (the KPIs' pages and round trips). A journal
+    refused (altered, broken) is bad input, exit 2: exit 1 says a service breached its target, and
+    a finance pipeline gating on it must not read a refused journal as a breach."""
+    from drill.errors import JournalInvalid
     from drill.report.verify import load_allowed_signers
     from drill.sla.report import SourceInfo
     from drill.sla.segments import SealReader
     from drill.sla.sources import journal_digests, timelines_from_digests
 
-    services = [(s.name, s.probes) for s in sla.services]
-    wanted = tuple(dict.fromkeys(p for s in sla.services for p in s.probes))
-    tracked = tuple(dict.fromkeys(kpi.probe for kpi in sla.delays))
+    wanted = tuple(dict.fromkeys(p for _, probes in sla.service_probes for p in probes))
     seals = SealReader(load_allowed_signers(trust_seals) if trust_seals is not None else None)
-    digests = journal_digests(journals, wanted, tracked, seals)
-    timelines = timelines_from_digests(digests, services)
+    try:
+        digests = journal_digests(journals, wanted, sla.delay_probes, seals)
+    except JournalInvalid as exc:
+        raise UsageError(exc.message, hint="check a watch folder with `drill watch-verify DIR`") from None
+    timelines = timelines_from_digests(digests, sla.service_probes)
     read = sum(d.how == "read" for d in digests)
     note = f"drill journals: {read} of {len(digests)} verified in full (hash chain) before use"
     if seals.signed_by:

@@ -62,14 +62,12 @@ class ProbeDigest:
     def reach(self, bound_ms: int) -> tuple[Piece, ...]:
         """Every piece, the last observation's reaching at most to `bound_ms` (the journal's last
         event, or the first observation of the segment a rotation continued this one with)."""
-        last = self.last
-        if last is None:
+        piece = _reach(self.last, self.interval_ms, bound_ms) if self.last is not None else None
+        if piece is None:
             return self.pieces
-        limit = last.done_ms + 2 * self.interval_ms if self.interval_ms is not None else last.done_ms
-        end = min(bound_ms, limit)
-        if end <= last.start_ms:
-            return self.pieces
-        return _merged(self.pieces, Piece(last.start_ms, end, last.ok, last.seq, last.seq))
+        pieces = list(self.pieces)
+        _append(pieces, piece)
+        return tuple(pieces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +186,22 @@ def _str(value: object) -> str:
     return value
 
 
-def _merged(pieces: tuple[Piece, ...], piece: Piece) -> tuple[Piece, ...]:
+def _reach(obs: Obs, interval_ms: int | None, next_ms: int) -> Piece | None:
+    """An observation's piece: to `next_ms` (the next start, or a bound), at most two intervals past
+    its completion (its completion when no interval is known); None when that leaves it no time
+    (an observation that starts earlier than the one before it leaves that one none)."""
+    limit = obs.done_ms + 2 * interval_ms if interval_ms is not None else obs.done_ms
+    end = min(next_ms, limit)
+    return Piece(obs.start_ms, end, obs.ok, obs.seq, obs.seq) if end > obs.start_ms else None
+
+
+def _append(pieces: list[Piece], piece: Piece) -> None:
+    """Add `piece`, merged into the last one when it continues it with the same answer."""
     before = pieces[-1] if pieces else None
     if before is not None and before.end_ms == piece.start_ms and before.ok == piece.ok:
-        return (*pieces[:-1], Piece(before.start_ms, piece.end_ms, piece.ok, before.lo, piece.hi))
-    return (*pieces, piece)
+        pieces[-1] = Piece(before.start_ms, piece.end_ms, piece.ok, before.lo, piece.hi)
+    else:
+        pieces.append(piece)
 
 
 class UtcMs:
@@ -232,23 +241,11 @@ class _ProbeState:
     pending: Obs | None = None  # the latest observation: its reach ends at the next one's start
     waiting: list[_Waiting] | None = None  # observations kept whole: the plan gave no interval
 
-    def add(self, piece: Piece) -> None:
-        before = self.pieces[-1] if self.pieces else None
-        if before is not None and before.end_ms == piece.start_ms and before.ok == piece.ok:
-            self.pieces[-1] = Piece(before.start_ms, piece.end_ms, piece.ok, before.lo, piece.hi)
-        else:
-            self.pieces.append(piece)
-
     def close_pending(self, next_start_ms: int) -> None:
-        """The pending observation reaches the next start, at most two intervals past completion
-        (an observation that starts earlier than the one before it leaves that one no reach)."""
-        obs = self.pending
-        if obs is None:
-            return
-        limit = obs.done_ms + 2 * self.interval_ms if self.interval_ms is not None else obs.done_ms
-        end = min(next_start_ms, limit)
-        if end > obs.start_ms:
-            self.add(Piece(obs.start_ms, end, obs.ok, obs.seq, obs.seq))
+        """The pending observation's piece, reaching the next start (see _reach), merged on."""
+        piece = _reach(self.pending, self.interval_ms, next_start_ms) if self.pending is not None else None
+        if piece is not None:
+            _append(self.pieces, piece)
 
 
 class DigestBuilder:

@@ -142,6 +142,16 @@ class Sla:
     burn_rates: tuple[BurnRateAlert, ...] = ()
     loss_per_minute_minor: int = 0  # the cost model: loss per minute of downtime, minor units
 
+    @property
+    def service_probes(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(service, its "asset/probe" names) for each service, in order."""
+        return tuple((s.name, s.probes) for s in self.services)
+
+    @property
+    def delay_probes(self) -> tuple[str, ...]:
+        """The probes a delay KPI watches, once each (their round trips are kept for the report)."""
+        return tuple(dict.fromkeys(kpi.probe for kpi in self.delays))
+
 
 # ---------------------------------------------------------------- what was measured
 

@@ -202,11 +202,17 @@ def _write_durably(target: Path, data: bytes) -> None:
 
 def read_seal(segment: Path) -> Seal | None:
     """The segment's seal, None when it has none; ValueError when the seal file is not a seal."""
+    found = read_seal_bytes(segment)
+    return found[0] if found is not None else None
+
+
+def read_seal_bytes(segment: Path) -> tuple[Seal, bytes] | None:
+    """As read_seal, with the bytes stored (what a signature covers)."""
     try:
         data = seal_path(segment).read_bytes()
     except FileNotFoundError:
         return None
-    return Seal.from_bytes(data)
+    return Seal.from_bytes(data), data
 
 
 # ---------------------------------------------------------------- reading a segment
@@ -227,16 +233,18 @@ class SegmentScan:
     digest: SegmentDigest | None = None
 
 
-def scan_segment(path: Path, *, allow_torn_tail: bool, tracked: Sequence[str] = ()) -> SegmentScan:
-    """Check every line (JournalInvalid at the first broken one) and digest the segment (with the
-    round trips of `tracked` probes); state bounded as DigestBuilder's, plus one gap per restart."""
+def scan_segment(path: Path, *, allow_torn_tail: bool, tracked: Sequence[str] | None = None) -> SegmentScan:
+    """Check every line (JournalInvalid at the first broken one); with `tracked` (the probes whose
+    round trips to keep), digest the segment too, for a seal. State bounded as DigestBuilder's,
+    plus one gap per restart."""
     stream = JournalStream(path, allow_torn_tail=allow_torn_tail)
     first_utc = last_utc = ""
     opened: WatchSegment | None = None
     gaps: list[WatchGap] = []
-    builder = DigestBuilder(tracked=tracked)
+    builder = DigestBuilder(tracked=tracked) if tracked is not None else None
     for event in stream:
-        builder.take(event)
+        if builder is not None:
+            builder.take(event)
         if not first_utc:
             first_utc = event.utc
             if isinstance(event.payload, WatchSegment):
@@ -254,7 +262,7 @@ def scan_segment(path: Path, *, allow_torn_tail: bool, tracked: Sequence[str] = 
         last_utc,
         opened,
         tuple(gaps),
-        builder.finish() if summary.count else None,
+        builder.finish() if builder is not None and summary.count else None,
     )
 
 
@@ -373,7 +381,9 @@ class _Verifier:
         if seal is None and not last:
             self.problem(name, "not sealed, and a later segment exists")
         allow_torn = (seal is not None and seal.torn_bytes > 0) or (seal is None and last)
-        tracked = seal.digest.tracked if seal is not None and seal.digest is not None else ()
+        tracked = None  # no digest to check: a format-1 seal, or the open segment
+        if seal is not None and seal.format >= 2:
+            tracked = seal.digest.tracked if seal.digest is not None else ()
         try:
             scan = scan_segment(path, allow_torn_tail=allow_torn, tracked=tracked)
         except JournalInvalid as exc:
@@ -547,8 +557,7 @@ class SealReader:
         """The segment's seal and its stored bytes (None: none, or not a usable seal)."""
         if path not in self._seals:
             try:
-                data = seal_path(path).read_bytes()
-                self._seals[path] = (Seal.from_bytes(data), data)
+                self._seals[path] = read_seal_bytes(path)
             except (ValueError, OSError):
                 self._seals[path] = None
         return self._seals[path]

@@ -128,11 +128,6 @@ class WatchOutcome:
     journal_error: str = ""  # why the watch stopped early: its journal could not be written
 
 
-def tracked_probes(sla: Sla | None) -> tuple[str, ...]:
-    """The probes whose every round trip a seal's digest keeps: those a delay KPI watches."""
-    return tuple(dict.fromkeys(kpi.probe for kpi in sla.delays)) if sla is not None else ()
-
-
 def check_rotate(rotate_ms: int) -> int:
     if rotate_ms < MIN_ROTATE_MS:
         raise UsageError(
@@ -165,7 +160,12 @@ def resume(
     number, path = found[-1]
     try:
         seal = read_seal(path)
-        scan = scan_segment(path, allow_torn_tail=seal is None or seal.torn_bytes > 0, tracked=tracked)
+        # digested only when this start has to seal it
+        scan = scan_segment(
+            path,
+            allow_torn_tail=seal is None or seal.torn_bytes > 0,
+            tracked=tracked if seal is None else None,
+        )
     except ValueError as exc:
         raise DrillError(
             f"{path.with_suffix('.seal')}: not a readable seal ({exc}); refusing to resume"
@@ -245,7 +245,7 @@ class _Watch:
         self.first_segment = 0
         self.metrics = options.metrics
         self.alerts = AlertEvaluator(options.sla) if options.sla is not None else None
-        self.tracked = tracked_probes(options.sla)
+        self.tracked = options.sla.delay_probes if options.sla is not None else ()
         self.log = get_logger("drill.watch")
 
     def request_stop(self, reason: str) -> None:
@@ -442,8 +442,8 @@ async def run_watch(
     with folder_lock(options.out):
         start_clock = SystemClock()
         now_utc = utc_iso(start_clock.utc_now())
-        resumed = resume(options.out, playbook, options.signer, now_utc, tracked_probes(options.sla))
         watch = _Watch(playbook, plan, options, secrets, on_sealed)
+        resumed = resume(options.out, playbook, options.signer, now_utc, watch.tracked)
         if watch.alerts is not None and resumed.number > 1:
             watch.alerts.seed(_earlier(options.out, watch.alerts.sla, utc_ms(now_utc)))
         loop = asyncio.get_running_loop()
@@ -467,7 +467,7 @@ def _earlier(folder: Path, sla: Sla, now_ms: int) -> list[Timeline]:
     if not sla.thresholds:
         return []
     since = period_of(sla.window, now_ms).start_ms
-    return watch_timelines_since(folder, [(s.name, s.probes) for s in sla.services], since)
+    return watch_timelines_since(folder, sla.service_probes, since)
 
 
 LOCK_FILE = ".watch.lock"
