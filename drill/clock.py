@@ -59,6 +59,19 @@ def ms_of(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
+_US = timedelta(microseconds=1)
+
+
+def ns_of(moment: datetime) -> int:
+    """Exact epoch nanoseconds of an aware datetime (microsecond resolution, as datetime keeps)."""
+    return (moment - _EPOCH) // _US * 1000
+
+
+def wall_ns() -> int:
+    """The wall clock now, in epoch nanoseconds: what a site's agent reports of its own clock."""
+    return time.time_ns()
+
+
 def instant(ms: int) -> datetime:
     """The UTC datetime of epoch milliseconds, exactly."""
     return _EPOCH + timedelta(milliseconds=ms)

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "watch_verify",
         "Verify a watch folder: chains, seals, signatures, gaps.",
     ),
+    "agent": ("drill.cli.agent", "agent", "Probe from a site: run what drill run assigns it, via NATS."),
     "completion": ("drill.cli.completion", "completion", "Print the shell completion script."),
 }
 

@@ -206,6 +206,13 @@ def read_ack_wait(text: str | None) -> int | None:
     help="History index (drill history): the report links to the last verified drill of this"
     " playbook there and shows the change against it. Default: $DRILL_HISTORY; none without it.",
 )
+@click.option(
+    "--broker",
+    envvar="DRILL_BROKER",
+    default="",
+    help="NATS URL (nats://HOST:PORT) where the agents of the playbook's sites connect; needed"
+    " when probes run at sites. Default: $DRILL_BROKER.",
+)
 @format_option
 @variables_options
 def run_cmd(
@@ -227,6 +234,7 @@ def run_cmd(
     ack_port: int,
     public_url: str,
     history_index: Path | None,
+    broker: str,
     fmt: str,
 ) -> None:
     """Run PLAYBOOK; exit 0 pass, 1 an objective missed or not measured (incomplete), 3 aborted or
@@ -263,6 +271,7 @@ def run_cmd(
         ack_port=ack_port,
         public_url=public_url,
         previous=previous,
+        broker=broker,
     )
     display = LiveDisplay(loaded) if live else None
     prompter = None if auto_confirm else TerminalPrompter(who, display)

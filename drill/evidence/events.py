@@ -110,13 +110,16 @@ class RunFinished:
 @dataclass(frozen=True, slots=True)
 class ProbeObserved:
     TYPE: ClassVar[str] = "probe.observed"
+    # site: absent for the coordinator's own probes, so their lines keep their bytes
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("site",)
     probe: str
     ok: bool
     latency_us: Int
     tick: Int
-    scheduled_mono_ns: Int
+    scheduled_mono_ns: Int  # an agent's tick: its start mapped onto this run's clock, less the jitter
     jitter_us: Int
     reason: str = ""
+    site: str | None = None  # the site whose agent observed it (its clock: see site.seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,55 @@ class AssetState:
     streak: Int
     initial: bool = False
     upper_mono_ns: Int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """One site's view of one probe changed (fall/rise counted on that site's observations
+    alone); `no data` when its agent went silent. The asset's state follows the probe's quorum."""
+
+    TYPE: ClassVar[str] = "site.state"
+    site: str
+    probe: str
+    state: Literal["up", "down", "no data"]
+    at_mono_ns: Int
+    lower_mono_ns: Int
+    upper_mono_ns: Int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSeen:
+    """An agent of a site answered: its clock's offset from this run's, and the bound of that
+    offset's error (half the round trip, plus the agent's own synchronisation error when known)."""
+
+    TYPE: ClassVar[str] = "site.seen"
+    site: str
+    agent: str
+    offset_us: Int
+    error_us: Int
+    clock_source: str  # "chrony" | "broker round trip"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLost:
+    """No agent of a site answered for a while: its probes read `no data` from here on."""
+
+    TYPE: ClassVar[str] = "site.lost"
+    site: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiteDone:
+    """An agent's count of the observations it made for this run, beside how many of them this
+    journal holds: equal when nothing was lost between them."""
+
+    TYPE: ClassVar[str] = "site.done"
+    site: str
+    agent: str
+    observed: Int
+    journalled: Int
+    dropped: Int  # dropped by the agent itself (its backlog was full while the broker was away)
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +507,10 @@ Payload = (
     | ProbeOverrun
     | ProbeAbandoned
     | AssetState
+    | SiteState
+    | SiteSeen
+    | SiteLost
+    | SiteDone
     | StepStarted
     | StepFinished
     | StepAttempt
@@ -493,6 +549,10 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ProbeOverrun,
         ProbeAbandoned,
         AssetState,
+        SiteState,
+        SiteSeen,
+        SiteLost,
+        SiteDone,
         StepStarted,
         StepFinished,
         StepAttempt,
@@ -637,6 +697,10 @@ __all__ = [
     "RunStarted",
     "RunStatus",
     "SignalReceived",
+    "SiteDone",
+    "SiteLost",
+    "SiteSeen",
+    "SiteState",
     "SlaAlert",
     "State",
     "SteadyState",

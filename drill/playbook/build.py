@@ -25,14 +25,24 @@ from drill.playbook.model import (
     Probe,
     Retry,
     Settings,
+    Site,
     Step,
     StopCondition,
     Tier,
     WaitFor,
     WaitForStep,
+    majority,
 )
 
-PROBE_KEYS = ("name", "interval", "timeout", "fall", "rise")  # a probe's other key is its kind
+PROBE_KEYS = (
+    "name",
+    "interval",
+    "timeout",
+    "fall",
+    "rise",
+    "sites",
+    "quorum",
+)  # a probe's other key is its kind
 CONTACT_KEYS = ("name", "via", "ack_within", "role")  # a contact's other keys are its notifier's
 _PROBE_KEYS = frozenset(PROBE_KEYS)
 _PARSED: dict[str, int] = {}  # the same few duration strings repeat thousands of times
@@ -46,6 +56,11 @@ def parse_duration_cached(text: str) -> int:
         if len(_PARSED) < 10_000:
             _PARSED[text] = ms
     return ms
+
+
+def _site_defaults(asset: dict[str, Any]) -> dict[str, Any]:
+    """An asset's `sites` and `quorum`, which its probes inherit unless they say their own."""
+    return {k: asset[k] for k in ("sites", "quorum") if k in asset}
 
 
 def build_playbook(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
@@ -107,6 +122,7 @@ class _Builder:
             chains=chains,
             stop_conditions=tuple(self.stop(s, i) for i, s in enumerate(data.get("stop_conditions") or [])),
             rollback=self.steps(data.get("rollback") or [], ("rollback",)),
+            sites=tuple(Site(x["name"], x.get("description", "")) for x in data.get("sites") or ()),
             source=self.doc.file,
             sha256=self.doc.sha256,
             document=data,  # plain data, never mutated downstream
@@ -192,7 +208,12 @@ class _Builder:
             id=a["id"],
             tier=a["tier"],
             probes=tuple(
-                self.probe(p, (*path, "probes", j), settings, self.doc.item_pos(a["probes"], j))
+                self.probe(
+                    {**_site_defaults(a), **p},
+                    (*path, "probes", j),
+                    settings,
+                    self.doc.item_pos(a["probes"], j),
+                )
                 for j, p in enumerate(a["probes"])
             ),
             owner=a.get("owner", ""),
@@ -206,6 +227,7 @@ class _Builder:
         )
 
     def probe(self, p: dict[str, Any], path: JsonPath, settings: Settings, pos: Pos) -> Probe:
+        sites = p.get("sites") or ()
         kind = ""
         for key in p:
             if key not in _PROBE_KEYS:
@@ -220,6 +242,8 @@ class _Builder:
             fall=int(p.get("fall", settings.fall)),
             rise=int(p.get("rise", settings.rise)),
             pos=pos,
+            sites=tuple(sites),
+            quorum=int(p.get("quorum") or majority(len(sites))) if sites else 0,
         )
 
     def steps(self, items: list[dict[str, Any]], path: JsonPath) -> tuple[Step, ...]:

@@ -86,6 +86,13 @@ class Probe:
     fall: int
     rise: int
     pos: Pos = _pos()
+    sites: tuple[str, ...] = ()  # empty: drill run probes it itself; else these sites' agents do
+    quorum: int = 0  # with sites: down when at least this many of them see it down
+
+    @property
+    def remote(self) -> bool:
+        """Probed by agents at sites, not by the coordinator."""
+        return bool(self.sites)
 
     @property
     def detection_bound_ms(self) -> int:
@@ -96,6 +103,19 @@ class Probe:
     def writes_canary(self) -> bool:
         """Whether this probe writes canaries, so it can measure an RPO (redis, postgres, kv)."""
         return self.params.get("canary") is True
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A vantage point whose agents probe from elsewhere (`drill agent --site NAME`)."""
+
+    name: str
+    description: str = ""
+
+
+def majority(sites: int) -> int:
+    """The default quorum: more than half of a probe's sites."""
+    return sites // 2 + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +278,7 @@ class Playbook:
     chains: tuple[ContactChain, ...] = ()
     stop_conditions: tuple[StopCondition, ...] = ()
     rollback: tuple[Step, ...] = ()
+    sites: tuple[Site, ...] = ()
     source: str = ""  # the file it came from
     sha256: str = ""  # of the file's bytes
     document: Mapping[str, Any] = field(

@@ -413,6 +413,7 @@ class _Checker:
         chains = _as_map(_as_map(self.data.get("contacts")).get("chains"))
         self.settings_refs(tiers)
         self.asset_refs(tiers, assets, chains)
+        self.site_refs()
         graph = self.edges(assets)
         self.dependency_cycles(assets, graph)
         self.dependency_tiers(tiers, assets, graph)
@@ -488,6 +489,38 @@ class _Checker:
                     self.error(where, f"{_where(where)}: asset {dep!r} depends on itself", code="cycle")
                 else:
                     self.ref(("assets", a, "depends_on", d), dep, assets, "asset")
+
+    def site_refs(self) -> None:
+        """Every site named is declared, and no quorum needs more sites than probe it."""
+        declared = {_as_map(x).get("name") for x in _as_list(self.data.get("sites"))}
+        known = {name for name in declared if isinstance(name, str)}
+        for a, asset in enumerate(_as_list(self.data.get("assets"))):
+            asset = _as_map(asset)
+            owners: list[tuple[JsonPath, dict[str, Any]]] = [(("assets", a), asset)]
+            owners += [
+                (("assets", a, "probes", p), _as_map(x)) for p, x in enumerate(_as_list(asset.get("probes")))
+            ]
+            for path, owner in owners:
+                for i, name in enumerate(_as_list(owner.get("sites"))):
+                    if not known:
+                        where = (*path, "sites", i)
+                        self.error(
+                            where,
+                            f"{_where(where)}: site {name!r} named but the playbook declares no sites",
+                            code="reference",
+                        )
+                    else:
+                        self.ref((*path, "sites", i), name, known, "site")
+            for p, probe in enumerate(_as_list(asset.get("probes"))):
+                effective: dict[str, Any] = {k: asset[k] for k in ("sites", "quorum") if k in asset}
+                effective.update(_as_map(probe))
+                sites, quorum = _as_list(effective.get("sites")), effective.get("quorum")
+                if isinstance(quorum, int) and sites and quorum > len(sites):
+                    where = ("assets", a, "probes", p)
+                    self.error(
+                        where,
+                        f"{_where(where)}: quorum {quorum} needs more sites than the {len(sites)} that probe it",
+                    )
 
     def edges(self, assets: dict[str, int]) -> dict[str, list[tuple[str, int]]]:
         """Asset id -> [(dependency id, index in depends_on)], known ids only."""

@@ -38,6 +38,10 @@ from drill.evidence.events import (
     RollbackStarted,
     RunStatus,
     SignalReceived,
+    SiteDone,
+    SiteLost,
+    SiteSeen,
+    SiteState,
     SteadyState,
     StopTripped,
     WaitEnded,
@@ -64,12 +68,14 @@ from drill.run.session import (
     outcome_of,
     secrets_for,
 )
+from drill.run.sites.coordinator import Coordinator, SiteCallbacks
 from drill.run.stop import StopWatch
 from drill.run.waits import first_of
 from drill.secrets import Secrets
 from drill.units import human_ms
 
 BASELINE_GRACE_MS = 1_000  # also the grace of the return-to-normal wait
+SITE_START_GRACE_MS = 2_000  # for agents to read their assignment and start probing
 ROLLBACK_GRACE_MS = 5_000  # beyond the rollback steps' own bounds, for the journal and the last fsync
 
 
@@ -99,6 +105,8 @@ def schedule_probes(playbook: Playbook, secrets: Secrets) -> tuple[ScheduledProb
     scheduled = []
     for asset in playbook.assets:
         for probe in asset.probes:
+            if probe.remote:  # run by the agents of its sites (drill/run/sites)
+                continue
             kind = PROBE_KINDS[probe.kind]
             params = secrets.resolve_params(probe.params, f"assets.{asset.id}.probes.{probe.name}")
             scheduled.append(ScheduledProbe(asset=asset.id, probe=probe, kind=kind, spec=kind.parse(params)))
@@ -172,6 +180,7 @@ class _Run:
     signals: int = 0
     interrupted: asyncio.Event = field(default_factory=asyncio.Event)  # the operator said stop
     emergency: Callable[[RunOutcome], None] | None = None  # a second Ctrl-C: evidence, unsigned
+    sites: Coordinator | None = None  # the playbook's remote probes: their agents, through the broker
     scenario_started: bool = False  # something may have changed the world: roll back
     scenario_over: bool = False  # its verdict is decided: a Ctrl-C now only shortens what is left
     closed: bool = False  # run.finished is journalled: the evidence is being written
@@ -185,11 +194,45 @@ class _Run:
         self, probe: ScheduledProbe, obs: Observation, scheduled_ns: int, started_ns: int, tick: int
     ) -> None:
         drafts = self.monitor.observe(probe.asset, probe.probe.name, obs, started_ns, scheduled_ns, tick)
+        self._journal_changes(drafts, probe.asset)
+
+    def on_site_observation(
+        self,
+        site: str,
+        asset: str,
+        probe: str,
+        obs: Observation,
+        started_ns: int,
+        scheduled_ns: int,
+        tick: int,
+        error_ns: int,
+    ) -> None:
+        if not self.monitor.knows(asset, probe, site):  # not this run's: an agent's stale order
+            return
+        drafts = self.monitor.observe_site(asset, probe, site, obs, started_ns, scheduled_ns, tick, error_ns)
+        self._journal_changes(drafts, asset)
+
+    def on_site_seen(self, site: str, agent: str, offset_ns: int, error_ns: int, source: str) -> None:
+        self.session.emit(SiteSeen(site, agent, offset_ns // 1000, -(-error_ns // 1000), source))
+
+    def on_site_lost(self, site: str, reason: str, last_seen_ns: int) -> None:
+        self.session.emit(SiteLost(site, reason))
+        for draft in self.monitor.site_silent(site, last_seen_ns):
+            self._journal_changes([draft], draft.asset or "")
+
+    def on_site_done(self, site: str, agent: str, observed: int, journalled: int, dropped: int) -> None:
+        self.session.emit(SiteDone(site, agent, observed, journalled, dropped))
+
+    def _journal_changes(self, drafts: list[EventDraft], asset: str) -> None:
         for draft in drafts:
-            self.session.emit_draft(draft, sync=isinstance(draft.payload, AssetState))
+            self.session.emit_draft(draft, sync=isinstance(draft.payload, AssetState | SiteState))
         if len(drafts) > 1 or self.awaiting_fresh:
             self.changes.notify()
-        self._check_stop_conditions(probe.asset)
+        self._check_stop_conditions(asset)
+
+    def inject_refusal(self) -> str:
+        """The dead man's switch: no fault while a quorum of some probe's sites is out of sight."""
+        return self.sites.refusal() if self.sites is not None else ""
 
     def on_overrun(self, probe: ScheduledProbe, missed: int, at_ns: int) -> None:
         self.session.emit_draft(EventDraft(ProbeOverrun(probe.probe.name, missed), at_ns, probe.asset))
@@ -298,6 +341,9 @@ class _Run:
                         on_abandoned=self.on_abandoned,
                     )
                 )
+                if self.sites is not None:
+                    await self.sites.connect()
+                    group.create_task(self.sites.run(stop_probes))
                 if self.prepared.plan.max_duration_ms:
                     group.create_task(self._deadline(self.prepared.plan.max_duration_ms, stop_probes))
                 states = await self._baseline()
@@ -343,7 +389,7 @@ class _Run:
     async def _baseline(self) -> dict[str, str]:
         """Wait until every asset has a known state before the scenario starts, so an outage the
         scenario causes is never mistaken for the starting state (bounded by the slowest probe)."""
-        bound_ms = _settle_ms(self.prepared.probes)
+        bound_ms = self._settle_ms()
         assets = [a.id for a in self.prepared.plan.assets if a.probes]
         await first_of(
             self.changes.wait_until(lambda: all(self.monitor.state(a) is not None for a in assets)),
@@ -365,7 +411,7 @@ class _Run:
             return [a for a in wanted if not self.monitor.back_fresh(a)]
 
         if wanted and not self.interrupted.is_set():
-            bound_ms = _settle_ms(self.prepared.probes)
+            bound_ms = self._settle_ms()
             detail = f"re-probing {len(wanted)} asset(s) after the rollback: {', '.join(wanted)}"
             self.session.emit(WaitStarted("return to normal", bound_ms, detail))
             self.awaiting_fresh = True
@@ -382,6 +428,11 @@ class _Run:
             self.session.emit(WaitEnded("return to normal", ended if missing else "done", ", ".join(missing)))
         missing = not_back()
         self.session.emit(ReturnChecked(not missing, tuple(self._not_back_state(a) for a in missing)))
+
+    def _settle_ms(self) -> int:
+        probes = [p.probe for p in self.prepared.probes]
+        remote = [p for a in self.session.playbook.assets for p in a.probes if p.remote]
+        return _settle_ms([*probes, *remote]) + (SITE_START_GRACE_MS if remote else 0)
 
     def _not_back_state(self, asset: str) -> str:
         state = self.monitor.state(asset)
@@ -415,6 +466,7 @@ class _Run:
             prompter=self.prompter,
             checks=self.checks,
             outputs=self.outputs,
+            inject_refusal=self.inject_refusal,
         )
 
     async def _scenario_until_stopped(self, scenario: ScenarioRunner) -> tuple[RunStatus, str]:
@@ -476,10 +528,9 @@ class _Run:
         self.stop.request(f"max_duration {human_ms(limit_ms)} exceeded")
 
 
-def _settle_ms(probes: Sequence[ScheduledProbe]) -> int:
+def _settle_ms(specs: Sequence[Probe]) -> int:
     """How long a probe may take to give an asset a state (fall or rise streak, then a timeout),
     plus a second: a loaded host must not turn a slow tick into "steady state not met"."""
-    specs = [p.probe for p in probes]
     bound_ms = max((p.interval_ms * (max(p.fall, p.rise) + 1) + p.timeout_ms for p in specs), default=0)
     return bound_ms + (BASELINE_GRACE_MS if specs else 0)
 
@@ -557,6 +608,7 @@ async def _run_drill(
     secrets = secrets_for(playbook, options.env, options.variables)
     prepared = prepare(playbook, secrets)
     check_operator_presence(playbook, options)
+    check_broker(playbook, options)
     who = options.operator or operator_identity()
     with RunSession.open(playbook, prepared.plan, options, clock, secrets) as session:
 
@@ -584,6 +636,7 @@ async def _run_drill(
             StopWatch.for_plan(prepared.plan),
             emergency=emergency,
         )
+        run.sites = _coordinator(playbook, options, session, run)
         status, reason = RunStatus.ABORTED, "the runner failed"
         failure: BaseException | None = None
         session.on_journal_error.append(run.on_journal_error)
@@ -601,6 +654,27 @@ async def _run_drill(
     if failure is not None:
         raise failure
     return replace(outcome, exit_code=EXIT_ABORTED) if run.late_signal else outcome
+
+
+def _coordinator(
+    playbook: Playbook, options: RunOptions, session: RunSession, run: _Run
+) -> Coordinator | None:
+    if not any(p.remote for a in playbook.assets for p in a.probes):
+        return None
+    callbacks = SiteCallbacks(run.on_site_observation, run.on_site_seen, run.on_site_lost, run.on_site_done)
+    return Coordinator(
+        options.broker, session.run_id, playbook, session.clock, callbacks, playbook.settings.max_duration_ms
+    )
+
+
+def check_broker(playbook: Playbook, options: RunOptions) -> None:
+    """A playbook whose probes run at sites needs a broker to reach their agents."""
+    remote = [f"{a.id}/{p.name}" for a in playbook.assets for p in a.probes if p.remote]
+    if remote and not options.broker:
+        raise UsageError(
+            f"probes run at sites ({', '.join(remote[:3])}{', ...' if len(remote) > 3 else ''}) but no broker was given",
+            hint="pass --broker nats://HOST:PORT (or set DRILL_BROKER), where the sites' `drill agent`s connect",
+        )
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

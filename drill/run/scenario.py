@@ -118,6 +118,7 @@ class ScenarioRunner:
     prompter: Prompter
     checks: Mapping[str, tuple[ScheduledProbe, LiveProbeContext]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # step name -> what its capture kept
+    inject_refusal: Callable[[], str] = lambda: ""  # why no fault may be injected now ('' : it may)
 
     async def run_steps(self, steps: Sequence[Step], phase: Phase) -> bool:
         """Run steps in order; True when all succeeded. Raises OperatorAbort on an operator abort."""
@@ -134,7 +135,11 @@ class ScenarioRunner:
         self.emit(EventDraft(StepStarted(step.name, kind, phase), started_ns), True)
         outcome = StepOutcome(StepStatus.ABORTED, "interrupted")
         try:
-            outcome = await self._dispatch(step, phase)
+            refused = self.inject_refusal() if phase == Phase.SCENARIO and injects(step) else ""
+            if refused:
+                outcome = StepOutcome(StepStatus.FAILED, f"not injected: {refused}")
+            else:
+                outcome = await self._dispatch(step, phase)
         finally:
             finished = StepFinished(
                 step.name, kind, outcome.status, phase, outcome.reason, outcome.attempts, outcome.captured

@@ -65,6 +65,7 @@ class RunOptions:
     ack_port: int = 0  # 0: any free port
     public_url: str = ""  # the base URL ack links carry, when people reach the endpoint another way
     previous: PreviousDrill | None = None  # the last verified drill of this playbook (the history's)
+    broker: str = ""  # NATS URL the sites' agents use: needed when probes run at sites
 
 
 @dataclass(frozen=True, slots=True)
