@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from drill.evidence.events import (
     AssetState,
@@ -24,6 +24,7 @@ from drill.evidence.events import (
     PageAcked,
     PageSent,
     ProbeObserved,
+    ProbeSites,
     ReturnChecked,
     RollbackFinished,
     RollbackStarted,
@@ -33,6 +34,10 @@ from drill.evidence.events import (
     RunStarted,
     RunStatus,
     SignalReceived,
+    SiteDone,
+    SiteLost,
+    SiteSeen,
+    SiteState,
     State,
     SteadyState,
     StepFinished,
@@ -107,6 +112,53 @@ class ProbeError:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteChange:
+    """One site's view of one probe changed: state is up, down or "no data" (its agent went silent)."""
+
+    state: str
+    at_utc: str
+    window_ms: int  # the true change lies within this (probe interval plus the site's clock error)
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteView:
+    """What one site saw of one probe of an asset (its own fall/rise), beside the quorum rule."""
+
+    site: str
+    probe: str
+    quorum: int
+    sites: int
+    observations: int
+    failed: int
+    changes: tuple[SiteChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLoss:
+    at_utc: str
+    reason: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteResult:
+    """One site over the run: its agents, their clock, when it was lost, whether all it observed
+    reached the journal (None where the agent never said: killed, or cut off to the end)."""
+
+    site: str
+    agents: tuple[str, ...]
+    clock_offset_us: int | None  # None: no agent of the site ever answered
+    clock_error_us: int | None
+    clock_source: str
+    losses: tuple[SiteLoss, ...]
+    journalled: int
+    observed: int | None
+    dropped: int | None
+    complete: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class AssetResult:
     id: str
     tier: str
@@ -138,6 +190,7 @@ class AssetResult:
     )
     recover_window_ms: int | None = None  # the true recovery lies within this much before t_recover
     objectives: tuple[ObjectiveResult, ...] = ()  # RTO, then RPO when the asset has an RPO target
+    sites: tuple[SiteView, ...] = ()  # each site's view of its probes run at sites (absent: none)
 
     def objective(self, name: Objective) -> ObjectiveResult | None:
         return next((o for o in self.objectives if o.objective == name), None)
@@ -288,6 +341,7 @@ class Results:
     verdict_reason: str = ""  # why the verdict is not pass, in one line
     return_to_normal: ReturnResult | None = None  # None: not checked (nothing ran, or drill 0.1)
     waits: tuple[WaitRecord, ...] = ()
+    sites: tuple[SiteResult, ...] = ()  # the playbook's sites (absent: it has none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +358,18 @@ def results_json(results: Results) -> str:
     """results.json: the results as indented, sorted JSON (not signed; the report covers its digest)."""
     import msgspec
 
-    return json.dumps(msgspec.to_builtins(results), indent=2, sort_keys=True) + "\n"
+    return json.dumps(without_empty_sites(msgspec.to_builtins(results)), indent=2, sort_keys=True) + "\n"
+
+
+def without_empty_sites(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop the `sites` lists of a drill probed from nowhere but here, so its files keep the
+    bytes they had before sites existed."""
+    if not data.get("sites"):
+        data.pop("sites", None)
+    for asset in data.get("assets") or ():
+        if not asset.get("sites"):
+            asset.pop("sites", None)
+    return data
 
 
 # -- the fold -----------------------------------------------------------------------------------
@@ -341,6 +406,27 @@ class _Timeline:
     errors: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (probe, reason) -> [count, seq]
     rpo: RpoResult | None = None
     rpo_unmeasured: str = ""
+    sites: dict[tuple[str, str], _SiteLine] = field(default_factory=dict)  # (probe, site) -> its view
+
+
+@dataclass(slots=True)
+class _SiteLine:
+    quorum: int
+    sites: int
+    observations: int = 0
+    failed: int = 0
+    changes: list[SiteChange] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Site:
+    agents: list[str] = field(default_factory=list)
+    clock: SiteSeen | None = None
+    losses: list[SiteLoss] = field(default_factory=list)
+    journalled: int = 0
+    observed: int | None = None
+    dropped: int | None = None
+    said_done: int = 0  # agents that reported their count
 
 
 @dataclass(slots=True)
@@ -425,6 +511,7 @@ class _Fold:
     steady: SteadyState | None = None
     returned: ReturnChecked | None = None
     waits: list[WaitRecord] = field(default_factory=list)
+    sites: dict[str, _Site] = field(default_factory=dict)
 
     def add(self, e: Event) -> None:
         """One flat dispatch over the event catalogue (the hot loop of every report build)."""
@@ -486,6 +573,33 @@ class _Fold:
             self.waits.append(WaitRecord(p.what, p.bound_ms, e.utc, None, "", p.detail))
         elif isinstance(p, WaitEnded):
             self._wait_ended(e, p)
+        elif isinstance(p, ProbeSites | SiteState | SiteSeen | SiteLost | SiteDone):
+            self._site(e, p)
+
+    def _site(self, e: Event, p: ProbeSites | SiteState | SiteSeen | SiteLost | SiteDone) -> None:
+        line = self.assets.get(e.asset or "")
+        if isinstance(p, ProbeSites):
+            if line is not None:
+                for name in p.sites:
+                    line.sites[(p.probe, name)] = _SiteLine(p.quorum, len(p.sites))
+                    self.sites.setdefault(name, _Site())
+        elif isinstance(p, SiteState):
+            view = line.sites.get((p.probe, p.site)) if line is not None else None
+            if view is not None:
+                window = _ms(p.upper_mono_ns - p.lower_mono_ns)
+                view.changes.append(SiteChange(p.state, e.utc, window, e.seq))
+        else:
+            site = self.sites.setdefault(p.site, _Site())
+            if isinstance(p, SiteSeen):
+                site.clock = p
+                if p.agent not in site.agents:
+                    site.agents.append(p.agent)
+            elif isinstance(p, SiteLost):
+                site.losses.append(SiteLoss(e.utc, p.reason, e.seq))
+            else:
+                site.observed = (site.observed or 0) + p.observed
+                site.dropped = (site.dropped or 0) + p.dropped
+                site.said_done += 1
 
     def _wait_ended(self, e: Event, p: WaitEnded) -> None:
         for i in range(len(self.waits) - 1, -1, -1):
@@ -513,12 +627,23 @@ class _Fold:
         line = self.assets.get(e.asset or "")
         if line is None:
             return
+        if p.site is not None:
+            self._site_observed(line, p, p.site)
         line.total += 1
         if p.ok:
             line.ok += 1
             return
         slot = line.errors.setdefault((p.probe, p.reason), [0, e.seq])
         slot[0] += 1
+
+    def _site_observed(self, line: _Timeline, p: ProbeObserved, site: str) -> None:
+        view = line.sites.get((p.probe, site))
+        if view is not None:
+            view.observations += 1
+            view.failed += not p.ok
+        known = self.sites.get(site)
+        if known is not None:
+            known.journalled += 1
 
     def _rpo(self, e: Event, p: RpoMeasured | RpoUnmeasured) -> None:
         line = self.assets.get(e.asset or "")
@@ -634,6 +759,7 @@ def _asset_result(fold: _Fold, line: _Timeline, chains: dict[str, ChainResult]) 
         detect_window_ms=detect_window,
         recover_window_ms=recover_window,
         objectives=tuple(objectives),
+        sites=_site_views(line),
     )
 
 
@@ -944,6 +1070,32 @@ def _assemble(fold: _Fold, plan: Plan, journal_head: str) -> Results:
         return_to_normal=(
             ReturnResult(fold.returned.confirmed, fold.returned.not_back) if fold.returned else None
         ),
+        sites=tuple(_site_result(name, site) for name, site in fold.sites.items()),
+    )
+
+
+def _site_result(name: str, site: _Site) -> SiteResult:
+    clock = site.clock
+    # complete only when every agent seen said how many it observed, and they all arrived
+    known = site.observed is not None and site.said_done >= len(site.agents)
+    return SiteResult(
+        site=name,
+        agents=tuple(site.agents),
+        clock_offset_us=clock.offset_us if clock else None,
+        clock_error_us=clock.error_us if clock else None,
+        clock_source=clock.clock_source if clock else "",
+        losses=tuple(site.losses),
+        journalled=site.journalled,
+        observed=site.observed if known else None,
+        dropped=site.dropped if known else None,
+        complete=(site.observed == site.journalled) if known else None,
+    )
+
+
+def _site_views(line: _Timeline) -> tuple[SiteView, ...]:
+    return tuple(
+        SiteView(site, probe, v.quorum, v.sites, v.observations, v.failed, tuple(v.changes))
+        for (probe, site), v in line.sites.items()
     )
 
 

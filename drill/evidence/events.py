@@ -158,6 +158,16 @@ class AssetState:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeSites:
+    """A probe run at sites, and its quorum rule: down when at least `quorum` of them see it down."""
+
+    TYPE: ClassVar[str] = "probe.sites"
+    probe: str
+    sites: tuple[str, ...]
+    quorum: Int
+
+
+@dataclass(frozen=True, slots=True)
 class SiteState:
     """One site's view of one probe changed (fall/rise counted on that site's observations
     alone); `no data` when its agent went silent. The asset's state follows the probe's quorum."""
@@ -507,6 +517,7 @@ Payload = (
     | ProbeOverrun
     | ProbeAbandoned
     | AssetState
+    | ProbeSites
     | SiteState
     | SiteSeen
     | SiteLost
@@ -549,6 +560,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ProbeOverrun,
         ProbeAbandoned,
         AssetState,
+        ProbeSites,
         SiteState,
         SiteSeen,
         SiteLost,
@@ -688,6 +700,7 @@ __all__ = [
     "ProbeAbandoned",
     "ProbeObserved",
     "ProbeOverrun",
+    "ProbeSites",
     "RollbackFinished",
     "RollbackStarted",
     "RpoMeasured",

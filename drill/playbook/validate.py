@@ -492,8 +492,13 @@ class _Checker:
 
     def site_refs(self) -> None:
         """Every site named is declared, and no quorum needs more sites than probe it."""
-        declared = {_as_map(x).get("name") for x in _as_list(self.data.get("sites"))}
-        known = {name for name in declared if isinstance(name, str)}
+        known: set[str] = set()
+        for i, site in enumerate(_as_list(self.data.get("sites"))):
+            name = _as_map(site).get("name")
+            if isinstance(name, str) and name in known:
+                self.error(("sites", i, "name"), f"sites[{i}].name: duplicate site {name!r}")
+            elif isinstance(name, str):
+                known.add(name)
         for a, asset in enumerate(_as_list(self.data.get("assets"))):
             asset = _as_map(asset)
             owners: list[tuple[JsonPath, dict[str, Any]]] = [(("assets", a), asset)]
@@ -515,6 +520,14 @@ class _Checker:
                 effective: dict[str, Any] = {k: asset[k] for k in ("sites", "quorum") if k in asset}
                 effective.update(_as_map(probe))
                 sites, quorum = _as_list(effective.get("sites")), effective.get("quorum")
+                canary = any(_as_map(v).get("canary") is True for v in _as_map(probe).values())
+                if sites and canary:
+                    where = ("assets", a, "probes", p)
+                    self.error(
+                        where,
+                        f"{_where(where)}: a canary probe cannot run at sites: its RPO is read back by"
+                        " drill run itself; probe the data store from here, or drop `canary`",
+                    )
                 if isinstance(quorum, int) and sites and quorum > len(sites):
                     where = ("assets", a, "probes", p)
                     self.error(

@@ -13,7 +13,7 @@ from datetime import timedelta
 from drill.clock import parse_utc
 from drill.report.model import Report
 from drill.report.signoff import PREPARER, SignOff
-from drill.results import AssetResult, ObjectiveResult, ObjectiveState, TierResult
+from drill.results import AssetResult, ObjectiveResult, ObjectiveState, SiteChange, SiteResult, TierResult
 from drill.units import human_ms, human_pm
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -273,3 +273,63 @@ def previous_rows(report: Report) -> list[tuple[str, str, str, str, str, str, st
             )
         )
     return rows
+
+
+SITES_HEAD = ("Site", "Agents", "Clock offset", "Lost", "Observations")
+SITE_VIEWS_HEAD = ("Asset", "Probe", "Quorum", "Site", "Observed", "Failed", "Changes (± window)")
+
+
+def _us(us: int) -> str:
+    return f"{us / 1000:+.3f} ms"
+
+
+def site_clock(site: SiteResult) -> str:
+    if site.clock_offset_us is None or site.clock_error_us is None:
+        return "not measured: no agent of this site ever answered"
+    return f"{_us(site.clock_offset_us)} ± {site.clock_error_us / 1000:.3f} ms ({site.clock_source})"
+
+
+def site_count(site: SiteResult) -> str:
+    if site.complete is None:
+        return (
+            f"{site.journalled} journalled; the agent's own count is not known"
+            " (it never reported one: stopped, killed or cut off before the end)"
+        )
+    dropped = f", {site.dropped} dropped by the agent" if site.dropped else ""
+    verdict = "all journalled" if site.complete else "NOT all journalled"
+    return f"{site.journalled} of the {site.observed} the agent made ({verdict}{dropped})"
+
+
+def site_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """One row per site: who probed from it, its clock, when it was lost, what reached the journal."""
+    return [
+        (
+            s.site,
+            ", ".join(s.agents) or "—",
+            site_clock(s),
+            "; ".join(f"{fmt_clock(loss.at_utc)}: {loss.reason}" for loss in s.losses) or "—",
+            site_count(s),
+        )
+        for s in report.sites
+    ]
+
+
+def _change(change: SiteChange) -> str:
+    return f"{change.state} {fmt_clock(change.at_utc)} (± {human_ms(change.window_ms)})"
+
+
+def site_view_rows(report: Report) -> list[tuple[str, str, str, str, str, str, str]]:
+    """One row per asset, probe and site: each site's own view, beside the quorum that decided."""
+    return [
+        (
+            a.id,
+            v.probe,
+            f"{v.quorum} of {v.sites}",
+            v.site,
+            str(v.observations),
+            str(v.failed),
+            ", ".join(_change(c) for c in v.changes) or "no change seen",
+        )
+        for a in report.assets
+        for v in a.sites
+    ]

@@ -143,6 +143,7 @@ def build_report(
         journal=JournalBlock(journal_file, journal.sha256, journal.count, journal.head),
         evidence=tuple(sorted(evidence, key=lambda e: e.file)),
         previous=_previous(started.previous, assets),
+        sites=results.sites,
     )
 
 

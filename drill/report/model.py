@@ -20,11 +20,13 @@ from drill.results import (
     OrderViolation,
     PageResult,
     RollbackResult,
+    SiteResult,
     SteadyStateResult,
     StepResult,
     StopRecord,
     TierResult,
     Verdict,
+    without_empty_sites,
 )
 
 REPORT_FORMAT = "drill-report/v1"
@@ -254,6 +256,7 @@ class Report:
     journal: JournalBlock
     evidence: tuple[EvidenceFile, ...]
     previous: PreviousComparison | None = None  # None: no history, or it knew no earlier drill
+    sites: tuple[SiteResult, ...] = ()  # the playbook's sites (absent from report.json when none)
 
 
 def report_data(report: Report) -> dict[str, object]:
@@ -261,7 +264,7 @@ def report_data(report: Report) -> dict[str, object]:
     data: dict[str, object] = msgspec.to_builtins(report)
     if data.get("previous") is None:  # absent, not null: reports without a history stay as they were
         data.pop("previous", None)
-    return data
+    return without_empty_sites(data)
 
 
 def report_from_data(data: object) -> Report:

@@ -97,6 +97,10 @@ def render_html(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
         previous_head=view.PREVIOUS_HEAD,
         previous_rows=view.previous_rows(report),
         previous_title=view.previous_title(report),
+        sites_head=view.SITES_HEAD,
+        site_rows=view.site_rows(report),
+        site_views_head=view.SITE_VIEWS_HEAD,
+        site_view_rows=view.site_view_rows(report),
         report_sha256=hashlib.sha256(report_bytes(report)).hexdigest(),
     )
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from drill.report._view import (
     PREVIOUS_HEAD,
+    SITE_VIEWS_HEAD,
+    SITES_HEAD,
     TRUST_NOTE,
     SignOffBlock,
     ack_text,
@@ -19,6 +21,8 @@ from drill.report._view import (
     rto_text,
     sign_off_block,
     sign_off_status,
+    site_rows,
+    site_view_rows,
 )
 from drill.report.model import Report
 from drill.report.signoff import SignOff
@@ -46,6 +50,7 @@ def render_markdown(report: Report, sign_offs: Sequence[SignOff] = ()) -> str:
         _summary(report),
         _targets(report),
         _previous(report),
+        _sites(report),
         _order(report),
         _findings(report),
         _people(report),
@@ -168,6 +173,13 @@ def _previous(r: Report) -> str:
         return ""
     head = f"## Change against the previous drill\n\n{_cell(previous_title(r))}\n\n"
     return head + _table(PREVIOUS_HEAD, previous_rows(r))
+
+
+def _sites(r: Report) -> str:
+    if not r.sites:
+        return ""
+    head = "## Sites\n\nProbes run at several sites: an asset is down when at least its quorum of sites see it down.\n\n"
+    return head + _table(SITES_HEAD, site_rows(r)) + "\n" + _table(SITE_VIEWS_HEAD, site_view_rows(r))
 
 
 def _order(r: Report) -> str:

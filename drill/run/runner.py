@@ -33,6 +33,7 @@ from drill.evidence.events import (
     Mark,
     ProbeAbandoned,
     ProbeOverrun,
+    ProbeSites,
     ReturnChecked,
     RollbackFinished,
     RollbackStarted,
@@ -230,6 +231,12 @@ class _Run:
             self.changes.notify()
         self._check_stop_conditions(asset)
 
+    def _journal_quorum_rules(self) -> None:
+        for asset in self.session.playbook.assets:
+            for probe in asset.probes:
+                if probe.remote:
+                    self.session.emit(ProbeSites(probe.name, probe.sites, probe.quorum), asset=asset.id)
+
     def inject_refusal(self) -> str:
         """The dead man's switch: no fault while a quorum of some probe's sites is out of sight."""
         return self.sites.refusal() if self.sites is not None else ""
@@ -342,6 +349,7 @@ class _Run:
                     )
                 )
                 if self.sites is not None:
+                    self._journal_quorum_rules()
                     await self.sites.connect()
                     group.create_task(self.sites.run(stop_probes))
                 if self.prepared.plan.max_duration_ms:

@@ -140,6 +140,13 @@ def watch_probes(playbook: Playbook, secrets: Secrets) -> tuple[ScheduledProbe, 
     """Every asset probe, its secrets resolved and spec parsed now (a typo fails before anything
     runs), as the runner's prepare() builds them; a watch runs no step, so the scenario's action
     secrets are not resolved: they need not exist on the watching host."""
+    remote = [f"{a.id}/{p.name}" for a in playbook.assets for p in a.probes if p.remote]
+    if remote:
+        raise UsageError(
+            f"{playbook.source}: probes run at sites ({', '.join(remote[:3])}): drill watch probes"
+            " only from this host",
+            hint="watch with a playbook whose probes name no sites (one watch per site, for now)",
+        )
     scheduled = schedule_probes(playbook, secrets)
     if not scheduled:
         raise UsageError(f"{playbook.source}: no asset has a probe: nothing to watch")

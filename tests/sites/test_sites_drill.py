@@ -8,12 +8,17 @@ service off and on, and which agents it killed.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from drill.evidence.events import AssetState, SiteDone, SiteSeen, SiteState
 from drill.evidence.journal import verify_journal
+from drill.report.evidence import write_evidence
+from drill.report.verify import verify_report_dir
+from tests.report.signing_helpers import make_key, pub_line, ssh_verify, write_allowed_signers
 from tests.servers import ToggleServer
 from tests.sites.conftest import (
     DETECT_AND_RECOVER,
@@ -69,3 +74,24 @@ async def test_three_sites_one_journal_with_each_sites_view(
     assert outage.t_off <= down.at_mono_ns
     assert outage.t_on <= up.at_mono_ns
     assert "@" in down.probe  # the site whose view completed the quorum
+    _signed_report_has_each_sites_view(journal.parent, tmp_path, per_site)
+
+
+def _signed_report_has_each_sites_view(run_dir: Path, tmp_path: Path, per_site: Counter[str]) -> None:
+    key = make_key(tmp_path, "op")
+    write_evidence(run_dir, sign_key=key, signer="operator")
+    allowed = write_allowed_signers(tmp_path / "allowed_signers", f"operator {pub_line(key)}")
+    verify_report_dir(run_dir, allowed)
+    assert ssh_verify(run_dir, allowed, "operator").returncode == 0
+    report = json.loads((run_dir / "report.json").read_text())
+    sites = {s["site"]: s for s in report["sites"]}
+    assert set(sites) == set(SITES)
+    for site, record in sites.items():
+        assert record["complete"] is True and record["journalled"] == per_site[site]
+        assert record["clock_error_us"] is not None and record["clock_error_us"] >= 0
+    views = {(v["site"], v["probe"]): v for v in report["assets"][0]["sites"]}
+    assert set(views) == {(site, "health") for site in SITES}
+    assert all(v["quorum"] == 2 and v["sites"] == 3 for v in views.values())
+    assert all(any(c["state"] == "down" for c in v["changes"]) for v in views.values())
+    markdown = (run_dir / "report.md").read_text()
+    assert "## Sites" in markdown and "2 of 3" in markdown
