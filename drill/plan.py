@@ -232,6 +232,37 @@ def plan_to_dict(plan: Plan) -> dict[str, object]:
     return data
 
 
+def site_duties(playbook: Playbook) -> list[dict[str, object]]:
+    """Which site probes what, and under which quorum: what `drill plan` adds for a playbook
+    with sites (a site probing nothing is listed with no probes: its agent idles)."""
+    duties: list[dict[str, object]] = []
+    for site in playbook.sites:
+        probes = [
+            f"{asset.id}/{probe.name} (down when {probe.quorum} of {len(probe.sites)} sites see it down)"
+            for asset in playbook.assets
+            for probe in asset.probes
+            if site.name in probe.sites
+        ]
+        duties.append({"site": site.name, "description": site.description, "probes": probes})
+    return duties
+
+
+def site_duties_text(playbook: Playbook) -> str:
+    """The site duties as a person reads them; '' when the playbook has no sites."""
+    if not playbook.sites:
+        return ""
+    lines = ["", "Sites (each runs `drill agent --site NAME --broker URL`; drill run needs --broker)"]
+    for duty in site_duties(playbook):
+        probes = duty["probes"]
+        assert isinstance(probes, list)
+        about = f" ({duty['description']})" if duty["description"] else ""
+        lines.append(f"  {duty['site']}{about}: " + ("; ".join(probes) if probes else "probes nothing"))
+    local = [f"{a.id}/{p.name}" for a in playbook.assets for p in a.probes if not p.remote]
+    if local:
+        lines.append(f"  here (drill run itself): {', '.join(local)}")
+    return "\n".join(lines) + "\n"
+
+
 def _dur(ms: int | None) -> str:
     return "unbounded" if ms is None else human_ms(ms)
 

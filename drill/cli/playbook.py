@@ -109,15 +109,19 @@ def _counts(assets: int, diagnostics: list[Diagnostic]) -> str:
 def plan(file: str, fmt: str) -> None:
     """Show the recovery order, targets, contact chains, scenario steps and worst-case duration."""
     warnings: list[Diagnostic] = []
-    from drill.plan import build_plan, plan_to_dict, plan_to_text
+    from drill.plan import build_plan, plan_to_dict, plan_to_text, site_duties, site_duties_text
 
-    result = build_plan(load_playbook(file, warnings=warnings))
+    playbook = load_playbook(file, warnings=warnings)
+    result = build_plan(playbook)
     for warning in warnings:
         click.echo(str(warning), err=True)
     if fmt == "json":
-        echo_json(plan_to_dict(result))
+        data = plan_to_dict(result)
+        if playbook.sites:  # absent without sites: the plan's JSON stays as it was
+            data["sites"] = site_duties(playbook)
+        echo_json(data)
     else:
-        click.echo(plan_to_text(result), nl=False)
+        click.echo(plan_to_text(result) + site_duties_text(playbook), nl=False)
 
 
 @click.command()

@@ -247,7 +247,7 @@ def run_cmd(
         set_log_options(fmt=log_format)
     configure_logging()
     if dry_run:
-        report = asyncio.run(check_readiness(loaded, variables=variables))
+        report = asyncio.run(check_readiness(loaded, variables=variables, broker=broker))
         if fmt == "json":
             echo_json(readiness_data(report))
         else:

@@ -22,6 +22,7 @@ import shutil
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from drill.probes.registry import PROBE_KINDS
 from drill.probes.tcp import connect_failure_reason
 from drill.run.scheduler import LiveProbeContext, Resources, ScheduledProbe, run_probe_once
 from drill.run.session import secrets_for
+from drill.run.sites.coordinator import agent_answers
 from drill.secrets import Secrets, cut_end
 from drill.units import human_ms
 
@@ -122,6 +124,7 @@ async def check_readiness(
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     variables: Mapping[str, str] | None = None,
+    broker: str = "",
 ) -> Readiness:
     """Every problem found, none raised: the operator fixes them all before the real run."""
     clock = clock or SystemClock()
@@ -131,6 +134,17 @@ async def check_readiness(
     for asset in playbook.assets:
         for probe in asset.probes:
             what = f"probe {asset.id}/{probe.name}"
+            if probe.remote:  # its agents resolve its secrets and reach its target, not this host
+                sites = ", ".join(probe.sites)
+                entries.append(
+                    Check(
+                        what,
+                        True,
+                        f"probed from sites {sites} (quorum {probe.quorum}), not from here",
+                        checked=False,
+                    )
+                )
+                continue
             problem, params = _resolve(secrets, what, probe.params)
             if problem or params is None:
                 entries.extend([problem] if problem else [])
@@ -140,6 +154,7 @@ async def check_readiness(
                 entries.append(ScheduledProbe(asset.id, probe, kind, kind.parse(params)))
             except Exception as exc:  # no traceback for bad input: a line saying what is wrong
                 entries.append(_unusable_params(what, exc))
+    entries.extend(_site_entries(playbook, broker, timeout_ms))
     cwd = str(Path(playbook.source).parent or ".")  # as the runner gives actions (Runner._cwd)
     for step in walk_steps((*playbook.scenario, *playbook.rollback)):
         if isinstance(step, ActionStep):
@@ -151,6 +166,26 @@ async def check_readiness(
             entries.append(problem or _notifier_entry(what, contact.via, params or {}, timeout_ms))
     checks = await _check_all(entries, clock, timeout_ms, secrets.redact_text)
     return Readiness(tuple(_redact(c, secrets) for c in checks))
+
+
+def _site_entries(playbook: Playbook, broker: str, timeout_ms: int) -> list[_Entry]:
+    """One check per site whose agents probe something: an agent answers through the broker."""
+    busy = [
+        s.name for s in playbook.sites if any(s.name in p.sites for a in playbook.assets for p in a.probes)
+    ]
+    if busy and not broker:
+        return [
+            Check(f"site {site}", False, "no --broker given: its agent cannot be reached") for site in busy
+        ]
+    return [
+        _Endpoint(
+            f"site {site}",
+            f"an agent answers through {broker}",
+            broker,
+            partial(agent_answers, broker, site, timeout_ms / 1000),
+        )
+        for site in busy
+    ]
 
 
 def endpoint_timeout_ms(playbook: Playbook) -> int:

@@ -301,3 +301,21 @@ async def _publish_within(
         return await publish(js, subject, body, msg_id, give_up)
     finally:
         timer.cancel()
+
+
+async def agent_answers(broker: str, site: str, timeout_s: float) -> str:
+    """'' when an agent of `site` answers a clock request through `broker`, else why not (for
+    `drill run --dry-run`: the agent is connected and would get its assignment)."""
+    try:
+        nc = await connect(broker, f"drill dry-run ({site})")
+    except UsageError as exc:
+        return exc.message
+    try:
+        await nc.request(clock_subject(site), b"", timeout=timeout_s)
+        return ""
+    except NoRespondersError:
+        return f"no agent of site {site!r} is connected to {broker} (start `drill agent --site {site} --broker {broker}`)"
+    except (*TRANSIENT,):
+        return f"no agent of site {site!r} answered through {broker} within {timeout_s:g} s"
+    finally:
+        await nc.close()
