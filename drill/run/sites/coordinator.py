@@ -46,6 +46,7 @@ from drill.run.sites.wire import (
     orders_subject,
     token,
 )
+from drill.secrets import cut_end
 
 log = get_logger("drill.sites")
 NS_PER_MS = 1_000_000
@@ -54,6 +55,7 @@ PING_TIMEOUT_S = 0.5
 LOST_AFTER_NS = 3_000 * NS_PER_MS
 CLOCK_SAMPLES = 8  # the offset is taken from the best of the last few round trips
 FETCH_BATCH = 512
+REASON_LIMIT = 500  # characters of an agent's failure reason kept
 DRAIN_MAX_S = 5.0  # after the release: read until every present agent is done, or this long
 ASSIGNMENT_GRACE_MS = 10 * 60_000  # an orphaned agent stops this long after the drill's own bound
 UNBOUNDED_DRILL_MS = 24 * 3_600_000  # the bound an orphaned agent assumes when the drill has none
@@ -285,7 +287,8 @@ class Coordinator:
                 await asyncio.wait_for(link.ready.wait(), PING_INTERVAL_S * 4)
         sample = link.best() if link.samples else ClockSample(0, LOST_AFTER_NS)
         started = self._base_mono_ns + (record.started_utc_ns - sample.offset_ns - self._base_wall_ns)
-        obs = Observation(record.ok, record.reason, latency_us=record.latency_us)
+        # what arrives over the broker is bounded here: an agent's reason is a line, not a file
+        obs = Observation(record.ok, cut_end(record.reason, REASON_LIMIT), latency_us=record.latency_us)
         scheduled = started - record.jitter_us * 1000
         self.callbacks.observed(
             record.site, record.asset, record.probe, obs, started, scheduled, record.tick, sample.error_ns
