@@ -14,6 +14,7 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
 
 from drill.errors import UsageError
+from drill.log import get_logger
 from drill.run.sites.wire import (
     DEDUPE_WINDOW_S,
     OBSERVATIONS_STREAM,
@@ -22,6 +23,7 @@ from drill.run.sites.wire import (
     ORDERS_SUBJECTS,
 )
 
+log = get_logger("drill.broker")
 RETRY_WAIT_S = 0.2
 PUBLISH_TIMEOUT_S = 2.0
 # what a publish meets while the broker restarts or the network drops: retried, never fatal
@@ -35,19 +37,34 @@ TRANSIENT = (
 )
 
 
+CONNECT_WITHIN_S = 5.0
+
+
 async def connect(url: str, name: str) -> Client:
-    """Connect to the broker, reconnecting for ever after a loss (the caller decides when to give up)."""
+    """Connect to the broker within CONNECT_WITHIN_S, then reconnect for ever after a loss (the
+    caller decides when to give up). nats-py retries a first connection without end when
+    reconnecting is allowed, so the first one is bounded here."""
     try:
-        return await nats.connect(
-            url,
-            name=name,
-            connect_timeout=2,
-            reconnect_time_wait=0.25,
-            max_reconnect_attempts=-1,
-            allow_reconnect=True,
-        )
-    except (TimeoutError, NoServersError, OSError, NatsTimeout) as exc:
-        raise UsageError(f"cannot reach the broker at {url}: {exc or type(exc).__name__}") from None
+        async with asyncio.timeout(CONNECT_WITHIN_S):
+            return await nats.connect(
+                url,
+                name=name,
+                connect_timeout=2,
+                reconnect_time_wait=0.25,
+                max_reconnect_attempts=-1,
+                allow_reconnect=True,
+                error_cb=_connection_trouble,
+            )
+    except (TimeoutError, NoServersError, OSError, NatsTimeout):
+        raise UsageError(
+            f"cannot reach the broker at {url} within {CONNECT_WITHIN_S:g} s",
+            hint="is nats-server running there with JetStream (-js)?",
+        ) from None
+
+
+async def _connection_trouble(exc: Exception) -> None:
+    """nats-py's own default prints a traceback for every failed reconnect: one line instead."""
+    log.warning("broker.connection", error=f"{type(exc).__name__}: {exc}")
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
