@@ -51,6 +51,11 @@ from drill.secrets import Secrets
 log = get_logger("drill.agent")
 MAX_BACKLOG = 100_000  # observations kept while the broker is away; older ones are dropped, and counted
 CHRONY_TIMEOUT_S = 1.0
+# The orders consumer is an ordered consumer, held in the broker's memory: a restarted broker has
+# lost it, and the client recreates it only after two idle heartbeats missed in a row (checked
+# every two heartbeats). At nats-py's default of 5 s a release (or an assignment) could wait up to
+# 20 s after a restart; at 1 s, about 4 s.
+ORDERS_HEARTBEAT_S = 1.0
 
 
 def agent_id(name: str) -> str:
@@ -124,6 +129,7 @@ class Agent:
                 orders_subject(self.site),
                 ordered_consumer=True,
                 deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                idle_heartbeat=ORDERS_HEARTBEAT_S,
             )
             log.info("agent.ready", site=self.site, agent=self.agent, broker=self.broker)
             async with asyncio.TaskGroup() as group:

@@ -11,7 +11,7 @@ from nats.errors import ConnectionClosedError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from drill.errors import UsageError
 from drill.log import get_logger
@@ -84,8 +84,22 @@ async def ensure_streams(js: JetStreamContext) -> None:
         try:
             await js.add_stream(config)
         except APIError as exc:
-            if exc.err_code != 10058:  # "stream name already in use" (with another config): keep it
-                raise
+            if exc.err_code == 10058:  # "stream name already in use" (with another config): keep it
+                continue
+            # "subjects overlap with an existing stream": also what a client gets when another one
+            # (an agent starting beside it, the coordinator) created this very stream a moment
+            # before; when it is ours, keep it, and an overlap with another stream stays an error
+            if exc.err_code == 10065 and await _stream_exists(js, name):
+                continue
+            raise
+
+
+async def _stream_exists(js: JetStreamContext, name: str) -> bool:
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        return False
+    return True
 
 
 async def publish(

@@ -242,15 +242,17 @@ class Coordinator:
                 msgs = await sub.fetch(FETCH_BATCH, timeout=0.25)
             except (*TRANSIENT,):
                 msgs = []
-            now = self.clock.monotonic_ns()
-            if stop.is_set():
-                stopped_at = stopped_at or now
-                if not msgs and (self._drained() or now - stopped_at > DRAIN_MAX_S * 1e9):
-                    return
             if msgs:
                 await self._take(m.data for m in msgs)
                 with contextlib.suppress(*TRANSIENT):  # unacknowledged: redelivered, then recognised
                     await msgs[-1].ack()
+            if stop.is_set():
+                now = self.clock.monotonic_ns()
+                stopped_at = stopped_at or now
+                # bounded even while an agent that missed the release keeps publishing: what it
+                # sends later is left out, and its site.done is then missing, which says so
+                if (not msgs and self._drained()) or now - stopped_at > DRAIN_MAX_S * 1e9:
+                    return
 
     async def _take(self, bodies: Iterable[bytes]) -> None:
         for body in bodies:
